@@ -1,0 +1,3 @@
+"""injectwise: decision support for musculoskeletal corticosteroid injections."""
+
+__version__ = "0.1.0"

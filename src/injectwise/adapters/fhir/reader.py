@@ -1,0 +1,427 @@
+"""Read a FHIR R4 Bundle (collection, transaction, batch, searchset) into a PatientRecord."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from injectwise.core.dates import parse_fhir_datetime
+from injectwise.core.errors import InputError
+from injectwise.core.record import (
+    Allergy,
+    CarePlanActivity,
+    Coded,
+    Coding,
+    Condition,
+    Document,
+    MedicationAdministration,
+    MedicationUse,
+    Observation,
+    Patient,
+    PatientRecord,
+    Procedure,
+    ServiceRequest,
+)
+
+BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
+Json = dict[str, Any]
+
+
+def read_bundle_file(path: str | Path) -> PatientRecord:
+    """Read one bundle file; every failure is an InputError naming the file."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"{p}: cannot read file ({e.strerror or e})") from None
+    try:
+        return read_bundle(data, source=str(p))
+    except InputError as e:
+        msg = str(e)
+        raise InputError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
+
+
+def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
+    """Parse bytes or an already-parsed dict; resolve references; build the record."""
+    if isinstance(data, dict):
+        doc: Any = data
+    else:
+        if not data or not (data.strip() if isinstance(data, bytes | str) else data):
+            raise InputError("empty input: expected a FHIR Bundle")
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as e:
+            raise InputError(f"not valid JSON ({_short(str(e))})") from None
+    if not isinstance(doc, dict):
+        raise InputError("not a FHIR Bundle: the JSON is not an object")
+    rtype = doc.get("resourceType")
+    if rtype != "Bundle":
+        raise InputError(f"not a FHIR Bundle: resourceType is {rtype!r}")
+    btype = doc.get("type")
+    if btype not in BUNDLE_TYPES:
+        raise InputError(f"unsupported Bundle type {btype!r}; expected one of collection, transaction, "
+                         "batch, searchset")
+    entries = doc.get("entry")
+    if entries is None or entries == []:
+        raise InputError("empty Bundle: no entries")
+    if not isinstance(entries, list):
+        raise InputError("malformed Bundle: entry is not a list")
+    resources: list[Json] = []
+    alias: dict[str, str] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise InputError(f"malformed Bundle: entry {i} is not an object")
+        r = e.get("resource")
+        if r is None:
+            continue  # e.g. a DELETE request entry
+        if not isinstance(r, dict) or not isinstance(r.get("resourceType"), str):
+            raise InputError(f"malformed Bundle: entry {i} has no resourceType")
+        rid = r.get("id")
+        canon = f"{r['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
+        full = e.get("fullUrl")
+        if isinstance(full, str) and full:
+            if canon is None:
+                canon = full
+            alias[full] = canon
+            if "/" in full and not full.startswith("urn:"):
+                tail = "/".join(full.rstrip("/").split("/")[-2:])
+                alias.setdefault(tail, canon)
+        if canon is None:
+            canon = f"{r['resourceType']}/#{i}"
+        alias.setdefault(canon, canon)
+        r["__ref"] = canon
+        resources.append(r)
+    return _Builder(alias, source).build(resources)
+
+
+def _short(msg: str) -> str:
+    return msg.splitlines()[0][:120] if msg else "parse error"
+
+
+class _Builder:
+    """Turns resolved resources into the record; one small method per resource type."""
+
+    def __init__(self, alias: dict[str, str], source: str) -> None:
+        self.alias = alias
+        self.source = source
+        self.patient_refs: set[str] = set()
+
+    # ---- helpers -------------------------------------------------------------------------
+    def ref(self, value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return None
+        r = value.get("reference")
+        if not isinstance(r, str) or not r:
+            return None
+        if r in self.alias:
+            return self.alias[r]
+        if "/" in r and not r.startswith("urn:"):
+            tail = "/".join(r.rstrip("/").split("/")[-2:])
+            return self.alias.get(tail, tail)
+        return r
+
+    def refs(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            return ()
+        out = []
+        for v in value:
+            r = self.ref(v)
+            if r:
+                out.append(r)
+        return tuple(out)
+
+    def check_subject(self, r: Json, key: str = "subject") -> None:
+        subj = r.get(key)
+        if subj is None and key == "subject":
+            subj = r.get("patient")
+        ref = self.ref(subj)
+        if ref is None:
+            raise InputError(f"{r['__ref']} has no {key}: cannot tell whose record it is")
+        if self.patient_refs and ref not in self.patient_refs:
+            raise InputError(f"{r['__ref']} belongs to {ref}, not to the bundle's patient")
+
+    @staticmethod
+    def coded(value: Any) -> Coded:
+        if not isinstance(value, dict):
+            return Coded()
+        codings = []
+        for c in value.get("coding") or ():
+            if isinstance(c, dict) and isinstance(c.get("code"), str | int):
+                codings.append(Coding(str(c.get("system") or ""), str(c["code"]).strip(),
+                                      c.get("display") if isinstance(c.get("display"), str) else ""))
+        text = value.get("text")
+        return Coded(tuple(codings), text if isinstance(text, str) else "")
+
+    @staticmethod
+    def status_code(value: Any) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict):
+            for c in value.get("coding") or ():
+                if isinstance(c, dict) and isinstance(c.get("code"), str):
+                    return c["code"]
+            t = value.get("text")
+            if isinstance(t, str):
+                return t.lower()
+        return None
+
+    @staticmethod
+    def texts(items: Any) -> str:
+        out = []
+        if isinstance(items, list):
+            for it in items:
+                if isinstance(it, dict):
+                    t = it.get("text")
+                    if isinstance(t, str) and t:
+                        out.append(t)
+                    else:
+                        for c in it.get("coding") or ():
+                            if isinstance(c, dict) and isinstance(c.get("display"), str):
+                                out.append(c["display"])
+        return "; ".join(out)
+
+    @staticmethod
+    def dt(r: Json, *keys: str) -> datetime | None:
+        for k in keys:
+            v = r.get(k)
+            if v is not None:
+                d = parse_fhir_datetime(v)
+                if d is not None:
+                    return d
+        return None
+
+    @staticmethod
+    def period(value: Any) -> tuple[datetime | None, datetime | None]:
+        if not isinstance(value, dict):
+            return None, None
+        return parse_fhir_datetime(value.get("start")), parse_fhir_datetime(value.get("end"))
+
+    @staticmethod
+    def quantity(value: Any) -> tuple[float | None, str]:
+        if not isinstance(value, dict):
+            return None, ""
+        v = value.get("value")
+        unit = value.get("code") or value.get("unit") or ""
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None, unit if isinstance(unit, str) else ""
+        return float(v), unit if isinstance(unit, str) else ""
+
+    # ---- build ---------------------------------------------------------------------------
+    def build(self, resources: list[Json]) -> PatientRecord:
+        patients = [r for r in resources if r["resourceType"] == "Patient"]
+        if not patients:
+            raise InputError("no Patient resource in the Bundle: cannot tell whose record it is")
+        if len(patients) > 1:
+            raise InputError(f"the Bundle holds {len(patients)} Patient resources; one patient per bundle")
+        p = patients[0]
+        patient = self.patient(p)
+        self.patient_refs = {patient.ref, *(k for k, v in self.alias.items() if v == patient.ref)}
+        rec = PatientRecord(patient=patient, source=self.source)
+        handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
+            "Condition": self.condition,
+            "Observation": self.observation,
+            "Procedure": self.procedure,
+            "MedicationAdministration": self.administration,
+            "MedicationStatement": self.medication_statement,
+            "MedicationRequest": self.medication_request,
+            "AllergyIntolerance": self.allergy,
+            "CarePlan": self.care_plan,
+            "ServiceRequest": self.service_request,
+            "DocumentReference": self.document,
+        }
+        for r in resources:
+            h = handlers.get(r["resourceType"])
+            if h is not None:
+                try:
+                    h(r, rec)
+                except (TypeError, AttributeError, ValueError) as e:
+                    raise InputError(f"{r['__ref']}: malformed resource ({type(e).__name__})") from None
+        return rec
+
+    def patient(self, r: Json) -> Patient:
+        birth = parse_fhir_datetime(r.get("birthDate"))
+        deceased = False
+        deceased_at = None
+        if r.get("deceasedBoolean") is True:
+            deceased = True
+        d = parse_fhir_datetime(r.get("deceasedDateTime"))
+        if d is not None:
+            deceased, deceased_at = True, d
+        sex = r.get("gender")
+        return Patient(ref=r["__ref"], birth_date=birth.date() if birth else None,
+                       sex=sex if isinstance(sex, str) else None, deceased=deceased, deceased_at=deceased_at)
+
+    def condition(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        cats = r.get("category") or []
+        category = None
+        for c in cats if isinstance(cats, list) else []:
+            category = self.status_code(c) or category
+        rec.conditions.append(Condition(
+            ref=r["__ref"], code=self.coded(r.get("code")),
+            clinical_status=self.status_code(r.get("clinicalStatus")),
+            verification=self.status_code(r.get("verificationStatus")),
+            category=category,
+            onset=self.dt(r, "onsetDateTime") or self.period(r.get("onsetPeriod"))[0],
+            recorded=self.dt(r, "recordedDate", "assertedDate"),
+            abated=self.dt(r, "abatementDateTime") or self.period(r.get("abatementPeriod"))[0],
+            body_site=self.texts(r.get("bodySite")),
+            notes=self.texts(r.get("note")),
+        ))
+
+    def observation(self, r: Json, rec: PatientRecord) -> None:
+        if r.get("status") in ("entered-in-error", "cancelled"):
+            return
+        self.check_subject(r)
+        value, unit = None, ""
+        value_text = ""
+        if "valueQuantity" in r:
+            value, unit = self.quantity(r["valueQuantity"])
+        elif isinstance(r.get("valueInteger"), int) and not isinstance(r.get("valueInteger"), bool):
+            value = float(r["valueInteger"])
+        elif isinstance(r.get("valueDecimal"), int | float) and not isinstance(r.get("valueDecimal"), bool):
+            value = float(r["valueDecimal"])
+        elif isinstance(r.get("valueString"), str):
+            value_text = r["valueString"]
+        elif isinstance(r.get("valueCodeableConcept"), dict):
+            value_text = self.coded(r["valueCodeableConcept"]).label()
+        elif isinstance(r.get("valueBoolean"), bool):
+            value_text = "true" if r["valueBoolean"] else "false"
+        when = self.dt(r, "effectiveDateTime", "effectiveInstant", "issued") or self.period(
+            r.get("effectivePeriod"))[0]
+        rec.observations.append(Observation(
+            ref=r["__ref"], code=self.coded(r.get("code")), when=when, value=value, unit=unit,
+            value_text=value_text, status=r.get("status"), body_site=self.texts([r.get("bodySite")])))
+
+    def procedure(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        start, end = self.period(r.get("performedPeriod"))
+        when = self.dt(r, "performedDateTime")
+        if when is not None:
+            start = end = when
+        rec.procedures.append(Procedure(
+            ref=r["__ref"], code=self.coded(r.get("code")), status=r.get("status"),
+            start=start, end=end, body_site=self.texts(r.get("bodySite")),
+            notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
+            category=self.coded(r.get("category")).label()))
+
+    def _medication(self, r: Json) -> Coded:
+        if "medicationCodeableConcept" in r:
+            return self.coded(r["medicationCodeableConcept"])
+        ref = r.get("medicationReference")
+        if isinstance(ref, dict):
+            return Coded((), ref.get("display") if isinstance(ref.get("display"), str) else "")
+        return Coded()
+
+    def administration(self, r: Json, rec: PatientRecord) -> None:
+        if r.get("status") in ("entered-in-error", "not-done"):
+            return
+        self.check_subject(r)
+        dosage = r.get("dosage") if isinstance(r.get("dosage"), dict) else {}
+        value, unit = self.quantity(dosage.get("dose"))
+        when = self.dt(r, "effectiveDateTime") or self.period(r.get("effectivePeriod"))[0]
+        rec.administrations.append(MedicationAdministration(
+            ref=r["__ref"], medication=self._medication(r), when=when, dose_value=value, dose_unit=unit,
+            part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
+            route=self.coded(dosage.get("route")).label(), status=r.get("status")))
+
+    def medication_statement(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        start, end = self.period(r.get("effectivePeriod"))
+        if start is None:
+            start = self.dt(r, "effectiveDateTime", "dateAsserted")
+        dose_text = ""
+        dosage = r.get("dosage")
+        if isinstance(dosage, list) and dosage and isinstance(dosage[0], dict):
+            dose_text = dosage[0].get("text") if isinstance(dosage[0].get("text"), str) else ""
+        rec.medications.append(MedicationUse(
+            ref=r["__ref"], medication=self._medication(r), status=r.get("status"), intent="statement",
+            start=start, end=end, dose_text=dose_text))
+
+    def medication_request(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        status = r.get("status")
+        start = self.dt(r, "authoredOn")
+        end = None
+        disp = r.get("dispenseRequest")
+        if isinstance(disp, dict):
+            vs, ve = self.period(disp.get("validityPeriod"))
+            start = start or vs
+            end = ve
+        dose_text, value, unit, site = "", None, "", ""
+        instr = r.get("dosageInstruction")
+        if isinstance(instr, list) and instr and isinstance(instr[0], dict):
+            d0 = instr[0]
+            dose_text = d0.get("text") if isinstance(d0.get("text"), str) else ""
+            site = self.coded(d0.get("site")).label()
+            dr = d0.get("doseAndRate")
+            if isinstance(dr, list) and dr and isinstance(dr[0], dict):
+                value, unit = self.quantity(dr[0].get("doseQuantity"))
+        use = MedicationUse(
+            ref=r["__ref"], medication=self._medication(r), status=status, intent=r.get("intent"),
+            start=start, end=end, dose_text=dose_text, dose_value=value, dose_unit=unit, site=site,
+            reason_refs=self.refs(r.get("reasonReference")))
+        if status == "draft":
+            rec.draft_medications.append(use)
+        else:
+            rec.medications.append(use)
+
+    def allergy(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r, "patient")
+        reaction = []
+        for rx in r.get("reaction") or []:
+            if isinstance(rx, dict):
+                reaction.append(self.texts(rx.get("manifestation")))
+        rec.allergies.append(Allergy(
+            ref=r["__ref"], code=self.coded(r.get("code")),
+            clinical_status=self.status_code(r.get("clinicalStatus")),
+            verification=self.status_code(r.get("verificationStatus")),
+            recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x)))
+
+    def care_plan(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        pstart, pend = self.period(r.get("period"))
+        cat = "; ".join(self.coded(c).label() for c in r.get("category") or [] if isinstance(c, dict))
+        for a in r.get("activity") or []:
+            if not isinstance(a, dict):
+                continue
+            d = a.get("detail")
+            if not isinstance(d, dict):
+                continue
+            s, e = self.period(d.get("scheduledPeriod"))
+            rec.care_plan_activities.append(CarePlanActivity(
+                ref=r["__ref"], code=self.coded(d.get("code")), status=d.get("status"),
+                plan_status=r.get("status"), start=s or pstart, end=e or pend, plan_category=cat))
+
+    def service_request(self, r: Json, rec: PatientRecord) -> None:
+        self.check_subject(r)
+        occ = self.dt(r, "occurrenceDateTime") or self.period(r.get("occurrencePeriod"))[0]
+        rec.service_requests.append(ServiceRequest(
+            ref=r["__ref"], code=self.coded(r.get("code")), status=r.get("status"), intent=r.get("intent"),
+            occurrence=occ, authored=self.dt(r, "authoredOn"), body_site=self.texts(r.get("bodySite")),
+            notes=self.texts(r.get("note"))))
+
+    def document(self, r: Json, rec: PatientRecord) -> None:
+        if r.get("status") == "entered-in-error":
+            return
+        self.check_subject(r)
+        texts = []
+        for c in r.get("content") or []:
+            att = c.get("attachment") if isinstance(c, dict) else None
+            if not isinstance(att, dict):
+                continue
+            data = att.get("data")
+            if isinstance(data, str) and data:
+                try:
+                    texts.append(base64.b64decode(data, validate=False).decode("utf-8", errors="replace"))
+                except (binascii.Error, ValueError):
+                    raise InputError(f"{r['__ref']}: attachment data is not valid base64") from None
+        title = self.coded(r.get("type")).label()
+        rec.documents.append(Document(ref=r["__ref"], text="\n".join(texts), when=self.dt(r, "date"),
+                                      title=title))

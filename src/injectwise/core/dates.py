@@ -1,0 +1,62 @@
+"""FHIR date handling: every instant becomes a naive UTC datetime so comparisons never mix zones."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from injectwise.core.errors import InputError
+
+_DATE_RE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.\d+)?)?(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+
+
+def parse_fhir_datetime(value: object) -> datetime | None:
+    """Parse a FHIR date/dateTime/instant; partial dates take their earliest instant. None if unusable."""
+    if not isinstance(value, str):
+        return None
+    m = _DATE_RE.match(value.strip())
+    if not m:
+        return None
+    try:
+        dt = datetime(
+            int(m["y"]), int(m["m"] or 1), int(m["d"] or 1),
+            int(m["H"] or 0), int(m["M"] or 0), int(m["S"] or 0),
+        )
+    except ValueError:
+        return None
+    tz = m["tz"]
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+        dt = dt - sign * offset
+    return dt
+
+
+def parse_as_of(value: str) -> date:
+    """Parse the evaluation date given by a user (YYYY-MM-DD)."""
+    try:
+        return date.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise InputError(f"bad date {value!r}: expected YYYY-MM-DD") from None
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of a day: 'as of' a date sees everything recorded on that date."""
+    return datetime(day.year, day.month, day.day, 23, 59, 59)
+
+
+def today_utc() -> date:
+    """Today's date; only adapters call this (the engine is always told its date)."""
+    return datetime.now(UTC).date()
+
+
+def fmt_date(dt: datetime | None) -> str | None:
+    """ISO date, with the time only when it is not midnight (date-only data stays date-only)."""
+    if dt is None:
+        return None
+    if dt.hour == 0 and dt.minute == 0 and dt.second == 0:
+        return dt.date().isoformat()
+    return dt.strftime("%Y-%m-%dT%H:%M")

@@ -1,0 +1,186 @@
+"""The patient record as the engine sees it: a trimmed, typed copy of what the EHR sent.
+
+Adapters (FHIR today, notes later) fill these classes; the engine never sees raw FHIR.
+Each item keeps its source reference ("Type/id") so every finding can cite it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(slots=True, frozen=True)
+class Coding:
+    system: str
+    code: str
+    display: str = ""
+
+
+@dataclass(slots=True)
+class Coded:
+    """A CodeableConcept: codings plus the human text, which is the fallback when codes are missing."""
+
+    codings: tuple[Coding, ...] = ()
+    text: str = ""
+
+    def label(self) -> str:
+        if self.text:
+            return self.text
+        for c in self.codings:
+            if c.display:
+                return c.display
+        return self.codings[0].code if self.codings else ""
+
+    def all_text(self) -> str:
+        parts = [self.text, *(c.display for c in self.codings)]
+        return " | ".join(p for p in parts if p)
+
+
+@dataclass(slots=True)
+class Patient:
+    ref: str
+    birth_date: date | None = None
+    sex: str | None = None
+    deceased: bool = False
+    deceased_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Condition:
+    ref: str
+    code: Coded
+    clinical_status: str | None = None  # active, recurrence, relapse, inactive, remission, resolved
+    verification: str | None = None  # confirmed, provisional, differential, unconfirmed, refuted, entered-in-error
+    category: str | None = None  # problem-list-item, encounter-diagnosis
+    onset: datetime | None = None
+    recorded: datetime | None = None
+    abated: datetime | None = None
+    body_site: str = ""
+    notes: str = ""
+
+    @property
+    def when(self) -> datetime | None:
+        return self.onset or self.recorded
+
+    @property
+    def present(self) -> bool:
+        """Refuted or entered-in-error means the finding is absent."""
+        return self.verification not in ("refuted", "entered-in-error")
+
+
+@dataclass(slots=True)
+class Observation:
+    ref: str
+    code: Coded
+    when: datetime | None = None
+    value: float | None = None
+    unit: str = ""
+    value_text: str = ""
+    status: str | None = None
+    body_site: str = ""
+
+
+@dataclass(slots=True)
+class Procedure:
+    ref: str
+    code: Coded
+    status: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    body_site: str = ""
+    notes: str = ""
+    part_of: tuple[str, ...] = ()
+    category: str = ""
+
+
+@dataclass(slots=True)
+class MedicationAdministration:
+    ref: str
+    medication: Coded
+    when: datetime | None = None
+    dose_value: float | None = None
+    dose_unit: str = ""
+    part_of: tuple[str, ...] = ()
+    site: str = ""
+    route: str = ""
+    status: str | None = None
+
+
+@dataclass(slots=True)
+class MedicationUse:
+    """A MedicationStatement or MedicationRequest: what the patient takes or is prescribed."""
+
+    ref: str
+    medication: Coded
+    status: str | None = None
+    intent: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    dose_text: str = ""
+    dose_value: float | None = None
+    dose_unit: str = ""
+    site: str = ""
+    reason_refs: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Allergy:
+    ref: str
+    code: Coded
+    clinical_status: str | None = None
+    verification: str | None = None
+    recorded: datetime | None = None
+    reaction: str = ""
+
+    @property
+    def present(self) -> bool:
+        return self.verification not in ("refuted", "entered-in-error") and self.clinical_status not in (
+            "inactive", "resolved")
+
+
+@dataclass(slots=True)
+class CarePlanActivity:
+    ref: str
+    code: Coded
+    status: str | None = None
+    plan_status: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    plan_category: str = ""
+
+
+@dataclass(slots=True)
+class ServiceRequest:
+    ref: str
+    code: Coded
+    status: str | None = None
+    intent: str | None = None
+    occurrence: datetime | None = None
+    authored: datetime | None = None
+    body_site: str = ""
+    notes: str = ""
+
+
+@dataclass(slots=True)
+class Document:
+    ref: str
+    text: str
+    when: datetime | None = None
+    title: str = ""
+
+
+@dataclass(slots=True)
+class PatientRecord:
+    patient: Patient
+    conditions: list[Condition] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    procedures: list[Procedure] = field(default_factory=list)
+    administrations: list[MedicationAdministration] = field(default_factory=list)
+    medications: list[MedicationUse] = field(default_factory=list)
+    draft_medications: list[MedicationUse] = field(default_factory=list)
+    allergies: list[Allergy] = field(default_factory=list)
+    care_plan_activities: list[CarePlanActivity] = field(default_factory=list)
+    service_requests: list[ServiceRequest] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    source: str = ""

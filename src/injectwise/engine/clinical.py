@@ -1,0 +1,535 @@
+"""A clinical view of one record as of a date: injections, therapy, diagnoses, labs and meds,
+each mapped to knowledge-base concepts. Nothing dated after the as-of day is visible."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cached_property
+
+from injectwise.core.dates import end_of_day, fmt_date
+from injectwise.core.errors import InputError
+from injectwise.core.record import (
+    Coded,
+    Condition,
+    MedicationUse,
+    Observation,
+    PatientRecord,
+    Procedure,
+)
+from injectwise.knowledge.model import Drug, Knowledge, Target
+from injectwise.knowledge.terminology import system_kind
+
+GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
+                "77021": "mri"}
+CPT_WITH_ULTRASOUND = {"20604", "20606", "20611"}
+CPT_WITH_IMAGING = {"27096": "fluoroscopy", "G0260": "fluoroscopy", "62321": "fluoroscopy", "62323": "fluoroscopy",
+                    "64479": "fluoroscopy", "64480": "fluoroscopy", "64483": "fluoroscopy", "64484": "fluoroscopy",
+                    "27093": "fluoroscopy", "27095": "fluoroscopy"}
+CPT_WITHOUT_ULTRASOUND = {"20600", "20605", "20610", "20550", "20551", "20552", "20553", "62320", "62322"}
+GUIDANCE_TEXT = (
+    ("landmark", re.compile(r"landmark|\bblind\b|palpation|no imaging|without (imaging|guidance|ultrasound)|unguided",
+                            re.I)),
+    ("ultrasound", re.compile(r"ultrason|sonograph|\bus[- ]guided|under us\b|\busg\b", re.I)),
+    ("fluoroscopy", re.compile(r"fluoro|x-?ray guid|c-arm|image intensifier", re.I)),
+    ("ct", re.compile(r"\bct[- ]guided|computed tomograph", re.I)),
+)
+INJECTION_TEXT = re.compile(r"inject|\bblock(ade)?\b|infiltrat|arthrocentesis|aspiration and injection", re.I)
+SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bboth (hips|knees|sides|shoulders)", re.I)),
+              ("right", re.compile(r"\bright\b|\brt\b", re.I)), ("left", re.compile(r"\bleft\b|\blt\b", re.I)))
+SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
+GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
+
+
+def side_of(text: str) -> str | None:
+    for side, pat in SIDE_WORDS:
+        if pat.search(text):
+            return side
+    hits = [side for side, pat in SIDE_ABBR if pat.search(text)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def sides_compatible(a: str | None, b: str | None) -> bool:
+    """Unknown or bilateral sides are compatible with anything: safety errs towards a match."""
+    return a is None or b is None or a == b or "bilateral" in (a, b)
+
+
+@dataclass(slots=True)
+class Agent:
+    drug: Drug | None
+    label: str
+    dose_mg: float | None
+    tae_mg: float | None
+    ref: str | None
+
+    @property
+    def kind(self) -> str:
+        return self.drug.kind if self.drug else "unknown"
+
+    def describe(self) -> str:
+        dose = f" {self.dose_mg:g} mg" if self.dose_mg is not None else " (dose not recorded)"
+        return f"{self.label}{dose}"
+
+
+@dataclass(slots=True)
+class Injection:
+    ref: str
+    when: datetime | None
+    target: Target | None
+    side: str | None
+    guidance: str
+    guidance_basis: str
+    steroid: Agent | None = None
+    anesthetics: list[Agent] = field(default_factory=list)
+    others: list[Agent] = field(default_factory=list)
+    text: str = ""
+    notes: str = ""
+    refs: list[str] = field(default_factory=list)
+    source: str = "record"
+
+    @property
+    def guided(self) -> bool:
+        return self.guidance in GUIDED
+
+    @property
+    def tae(self) -> float:
+        return self.steroid.tae_mg or 0.0 if self.steroid else 0.0
+
+    @property
+    def region(self) -> str | None:
+        return self.target.region if self.target else None
+
+    def same_site(self, other: Injection) -> bool:
+        return (self.target is not None and other.target is not None and self.target.id == other.target.id
+                and sides_compatible(self.side, other.side))
+
+    def describe(self) -> str:
+        tgt = self.target.label if self.target else "unknown target"
+        side = f"{self.side} " if self.side else ""
+        parts = [f"{side}{tgt}", f"{self.guidance}-guided" if self.guided else self.guidance]
+        if self.steroid:
+            parts.append(self.steroid.describe())
+        parts.extend(a.describe() for a in self.anesthetics)
+        when = fmt_date(self.when)
+        return f"{self.ref} ({when}): " + ", ".join(parts) if when else f"{self.ref}: " + ", ".join(parts)
+
+
+@dataclass(slots=True)
+class Therapy:
+    ref: str
+    label: str
+    start: datetime | None
+    end: datetime | None
+    status: str
+    regions: frozenset[str]
+
+
+@dataclass(slots=True)
+class PainScore:
+    ref: str
+    when: datetime
+    value: float
+
+
+@dataclass(slots=True)
+class Measurement:
+    ref: str
+    label: str
+    when: datetime | None
+    value: float
+    unit: str
+    note: str = ""
+
+
+class ClinicalView:
+    """Everything the rules look at, derived once per evaluation."""
+
+    def __init__(self, record: PatientRecord, kb: Knowledge, as_of: date) -> None:
+        self.record = record
+        self.kb = kb
+        self.as_of = as_of
+        self.now = end_of_day(as_of)
+        self.term = kb.terminology
+        self._concepts: dict[str, frozenset[str]] = {}
+
+    # ---- time -----------------------------------------------------------------------------
+    def visible(self, when: datetime | None) -> bool:
+        return when is None or when <= self.now
+
+    def days_before_now(self, when: datetime) -> float:
+        return (self.now - when).total_seconds() / 86400.0
+
+    # ---- patient --------------------------------------------------------------------------
+    @cached_property
+    def age(self) -> int | None:
+        b = self.record.patient.birth_date
+        if b is None:
+            return None
+        a = self.as_of
+        return a.year - b.year - ((a.month, a.day) < (b.month, b.day))
+
+    # ---- concepts -------------------------------------------------------------------------
+    def concepts(self, ref: str, coded: Coded, extra: str = "") -> frozenset[str]:
+        hit = self._concepts.get(ref)
+        if hit is None:
+            hit = self.term.concepts_of(coded, extra)
+            self._concepts[ref] = hit
+        return hit
+
+    def regions_of_text(self, text: str) -> frozenset[str]:
+        if "injection site" in text.lower():
+            return frozenset({"*"})
+        return frozenset(r.id for r in self.kb.regions.values() if any(p.search(text) for p in r.text))
+
+    @cached_property
+    def conditions(self) -> list[Condition]:
+        """Conditions known by the as-of day: recorded (or, failing that, with onset) on or before it."""
+        out = []
+        for c in self.record.conditions:
+            known = c.recorded or c.onset
+            if known is None or known <= self.now:
+                out.append(c)
+        return out
+
+    def condition_concepts(self, c: Condition) -> frozenset[str]:
+        return self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
+
+    def condition_regions(self, c: Condition) -> frozenset[str]:
+        regs = set(self.regions_of_text(c.code.all_text() + " " + c.body_site))
+        for cid in self.condition_concepts(c):
+            r = self.term.concepts[cid].region
+            if r:
+                regs.add(r)
+        return frozenset(regs)
+
+    def condition_side(self, c: Condition) -> str | None:
+        s = side_of(" ".join((c.code.all_text(), c.body_site)))
+        if s:
+            return s
+        for cd in c.code.codings:
+            if system_kind(cd.system) == "icd10":
+                code = cd.code.replace(".", "").upper()
+                if code[:1] in ("M", "S", "G") and len(code) >= 5 and code[-1] in "12":
+                    return "right" if code[-1] == "1" else "left"
+        return None
+
+    def condition_active(self, c: Condition) -> bool:
+        if not c.present:
+            return False
+        if c.clinical_status in ("inactive", "resolved", "remission"):
+            return False
+        return not (c.abated is not None and c.abated <= self.now)
+
+    # ---- observations ---------------------------------------------------------------------
+    def observation_concepts(self, o: Observation) -> frozenset[str]:
+        hit = self._concepts.get(o.ref)
+        if hit is None:
+            coded = self.term.coded_concepts(o.code)
+            if not coded:
+                coded = self.term.text_concepts(o.code.all_text())
+            hit = frozenset(coded)
+            self._concepts[o.ref] = hit
+        return hit
+
+    @cached_property
+    def observations(self) -> list[Observation]:
+        return [o for o in self.record.observations if o.when is not None and o.when <= self.now]
+
+    def measurements(self, concept: str) -> list[Measurement]:
+        """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
+        cache = self.__dict__.setdefault("_meas", {})
+        if concept in cache:
+            return cache[concept]
+        c = self.term.concepts[concept]
+        out = []
+        for o in self.observations:
+            if concept not in self.observation_concepts(o):
+                continue
+            value = o.value
+            note = ""
+            if value is None and concept == "kl-grade":
+                value = _grade(o.value_text)
+            if value is None:
+                continue
+            unit = o.unit
+            if c.unit and unit and unit != c.unit:
+                table = self.kb.units.get(c.unit, {})
+                conv = table.get(unit) or table.get(unit.strip())
+                if conv is None:
+                    raise InputError(f"{o.ref}: unit {unit!r} cannot be used for {concept} (expected {c.unit})")
+                value = value * conv[0] + conv[1]
+                note = f" (converted from {o.value:g} {unit})"
+            elif c.unit and not unit and concept not in ("pain-nrs", "kl-grade"):
+                note = f" (unit not recorded; read as {c.unit})"
+            assert o.when is not None
+            out.append(Measurement(o.ref, o.code.label(), o.when, float(value), c.unit or unit, note))
+        out.sort(key=lambda m: m.when or datetime.min)
+        cache[concept] = out
+        return out
+
+    def latest(self, concept: str, within_days: float | None = None) -> Measurement | None:
+        ms = self.measurements(concept)
+        if not ms:
+            return None
+        m = ms[-1]
+        if within_days is not None and m.when is not None and self.days_before_now(m.when) > within_days:
+            return None
+        return m
+
+    @cached_property
+    def pain(self) -> list[PainScore]:
+        out = []
+        for m in self.measurements("pain-nrs"):
+            if not 0 <= m.value <= 10:
+                raise InputError(f"{m.ref}: pain score {m.value:g} is outside the 0-10 scale")
+            assert m.when is not None
+            out.append(PainScore(m.ref, m.when, m.value))
+        return out
+
+    # ---- medications ----------------------------------------------------------------------
+    def med_concepts(self, m: MedicationUse) -> frozenset[str]:
+        return self.concepts(m.ref, m.medication, m.dose_text)
+
+    def current_medications(self, concept: str, recent_days: float | None = None) -> list[MedicationUse]:
+        out = []
+        for m in self.record.medications:
+            if concept not in self.med_concepts(m):
+                continue
+            if m.start is not None and m.start > self.now:
+                continue
+            if m.status in ("stopped", "completed", "entered-in-error", "cancelled", "not-taken", "revoked",
+                            "intended", "draft", "unknown"):
+                continue
+            if m.end is not None and m.end < self.now:
+                continue
+            if recent_days is not None and (m.start is None or self.days_before_now(m.start) > recent_days):
+                continue
+            out.append(m)
+        return out
+
+    # ---- drugs ----------------------------------------------------------------------------
+    def identify_drug(self, coded: Coded) -> Drug | None:
+        codes = {c.code for c in coded.codings if system_kind(c.system) == "rxnorm"}
+        for d in self.kb.drugs.values():
+            if codes & d.rxnorm:
+                return d
+        text = coded.all_text()
+        for d in self.kb.drugs.values():
+            if any(p.search(text) for p in d.text):
+                return d
+        return None
+
+    def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None) -> Agent:
+        drug = self.identify_drug(coded)
+        mg = None
+        if value is not None:
+            u = (unit or "mg").strip()
+            if u in ("mg", "MG", "milligram", "milligrams"):
+                mg = value
+            elif u in ("g", "G"):
+                mg = value * 1000
+            elif u in ("ug", "mcg", "µg"):
+                mg = value / 1000
+            else:
+                raise InputError(f"{ref or 'medication'}: dose unit {unit!r} cannot be converted to mg")
+            if mg < 0:
+                raise InputError(f"{ref or 'medication'}: negative dose {value:g}")
+        tae = None
+        if drug is not None and drug.kind == "corticosteroid" and mg is not None and drug.equivalent_mg:
+            tae = mg * self.kb.equivalence_reference_mg / drug.equivalent_mg
+        label = drug.label if drug else (coded.label() or "unknown agent")
+        return Agent(drug, label, mg, tae, ref)
+
+    # ---- targets and guidance -------------------------------------------------------------
+    def identify_target(self, texts: list[str], cpts: set[str]) -> Target | None:
+        for text in texts:
+            if not text:
+                continue
+            for tid in self.kb.target_order:
+                t = self.kb.targets[tid]
+                if any(p.search(text) for p in t.text):
+                    return t
+        candidates = [t for t in self.kb.targets.values() if cpts & t.cpt]
+        return candidates[0] if len(candidates) == 1 else None
+
+    @staticmethod
+    def guidance_from_text(text: str) -> str | None:
+        for name, pat in GUIDANCE_TEXT:
+            if pat.search(text):
+                return name
+        return None
+
+    def guidance_of(self, cpts: set[str], text: str, linked: list[Procedure]) -> tuple[str, str]:
+        for p in linked:
+            for c in p.code.codings:
+                if c.code in GUIDANCE_CPT:
+                    return GUIDANCE_CPT[c.code], f"{p.ref} (CPT {c.code})"
+            g = self.guidance_from_text(p.code.all_text())
+            if g:
+                return g, f"{p.ref} ({p.code.label()})"
+        g = self.guidance_from_text(text)
+        if g:
+            return g, "procedure text"
+        for c in cpts:
+            if c in CPT_WITH_ULTRASOUND:
+                return "ultrasound", f"CPT {c} includes ultrasound guidance"
+            if c in CPT_WITH_IMAGING:
+                return CPT_WITH_IMAGING[c], f"CPT {c} includes imaging guidance"
+        for c in cpts:
+            if c in CPT_WITHOUT_ULTRASOUND:
+                return "landmark", f"CPT {c} without a guidance code"
+        return "unknown", "not recorded"
+
+    # ---- injections -----------------------------------------------------------------------
+    @cached_property
+    def injections(self) -> list[Injection]:
+        """Completed injections up to the as-of date, oldest first."""
+        procs = self.record.procedures
+        children: dict[str, list[Procedure]] = {}
+        for p in procs:
+            for parent in p.part_of:
+                children.setdefault(parent, []).append(p)
+        admins_by_parent: dict[str, list] = {}
+        loose_admins = []
+        for a in self.record.administrations:
+            if a.part_of:
+                for parent in a.part_of:
+                    admins_by_parent.setdefault(parent, []).append(a)
+            else:
+                loose_admins.append(a)
+        out: list[Injection] = []
+        guidance_refs = {p.ref for p in procs if any(c.code in GUIDANCE_CPT for c in p.code.codings)}
+        for p in procs:
+            if p.ref in guidance_refs or p.status in ("not-done", "entered-in-error", "preparation", "stopped"):
+                continue
+            cpts = {c.code for c in p.code.codings if system_kind(c.system) == "cpt"}
+            admins = admins_by_parent.get(p.ref, [])
+            is_target_cpt = any(cpts & t.cpt for t in self.kb.targets.values())
+            text = p.code.all_text()
+            if not (is_target_cpt or admins or INJECTION_TEXT.search(text)):
+                continue
+            target = self.identify_target([text, p.body_site, p.notes], cpts)
+            agents = [self.agent(a.medication, a.dose_value, a.dose_unit, a.ref) for a in admins]
+            if target is None and not any(a.kind in ("corticosteroid", "anesthetic") for a in agents):
+                continue  # e.g. an intramuscular contraceptive or vaccine: not a musculoskeletal injection
+            when = p.start or p.end
+            if when is None:
+                raise InputError(f"{p.ref}: injection has no performed date")
+            if when > self.now:
+                continue
+            guidance, basis = self.guidance_of(cpts, f"{text} {p.body_site} {p.notes}", children.get(p.ref, []))
+            inj = Injection(ref=p.ref, when=when, target=target, side=side_of(f"{text} {p.body_site}"),
+                            guidance=guidance, guidance_basis=basis, text=text, notes=p.notes,
+                            refs=[p.ref, *(c.ref for c in children.get(p.ref, []))])
+            self._attach(inj, agents)
+            out.append(inj)
+        for a in loose_admins:  # a steroid given with no procedure recorded is still an injection
+            agent = self.agent(a.medication, a.dose_value, a.dose_unit, a.ref)
+            if agent.kind != "corticosteroid" or a.when is None or a.when > self.now:
+                continue
+            route = f"{a.route} {a.site}".lower()
+            if any(w in route for w in ("oral", "intravenous", "iv ", "inhal", "topical")):
+                continue
+            target = self.identify_target([a.site, a.medication.all_text()], set())
+            inj = Injection(ref=a.ref, when=a.when, target=target, side=side_of(a.site),
+                            guidance=self.guidance_from_text(a.site) or "unknown", guidance_basis="not recorded",
+                            text=a.site, refs=[a.ref])
+            self._attach(inj, [agent])
+            out.append(inj)
+        out.sort(key=lambda i: i.when or datetime.min)
+        return out
+
+    @staticmethod
+    def _attach(inj: Injection, agents: list[Agent]) -> None:
+        for ag in agents:
+            if ag.kind == "corticosteroid" and inj.steroid is None:
+                inj.steroid = ag
+            elif ag.kind == "corticosteroid" and inj.steroid is not None:
+                prev = inj.steroid
+                inj.steroid = Agent(prev.drug, prev.label, (prev.dose_mg or 0) + (ag.dose_mg or 0),
+                                    (prev.tae_mg or 0) + (ag.tae_mg or 0), prev.ref)
+            elif ag.kind == "anesthetic":
+                inj.anesthetics.append(ag)
+            else:
+                inj.others.append(ag)
+            if ag.ref:
+                inj.refs.append(ag.ref)
+
+    @cached_property
+    def steroid_injections(self) -> list[Injection]:
+        return [i for i in self.injections if i.steroid is not None]
+
+    # ---- planned injection ----------------------------------------------------------------
+    def planned_from_orders(self) -> Injection | None:
+        drafts = [s for s in self.record.service_requests if s.status == "draft"]
+        for sr in drafts:
+            cpts = {c.code for c in sr.code.codings if system_kind(c.system) == "cpt"}
+            text = sr.code.all_text()
+            target = self.identify_target([text, sr.body_site, sr.notes], cpts)
+            if target is None and not INJECTION_TEXT.search(text):
+                continue
+            guidance, basis = self.guidance_of(cpts, f"{text} {sr.body_site} {sr.notes}", [])
+            inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),
+                            guidance=guidance, guidance_basis=basis, text=text, refs=[sr.ref], source="draft-orders")
+            meds = [m for m in self.record.draft_medications if not m.reason_refs or sr.ref in m.reason_refs]
+            self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref) for m in meds])
+            return inj
+        meds = [m for m in self.record.draft_medications]
+        agents = [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref) for m in meds]
+        if any(a.kind == "corticosteroid" for a in agents):
+            site = " ".join(m.site or m.dose_text for m in meds)
+            inj = Injection(ref=meds[0].ref, when=self.now, target=self.identify_target([site], set()),
+                            side=side_of(site), guidance=self.guidance_from_text(site) or "unknown",
+                            guidance_basis="not recorded", text=site, refs=[], source="draft-orders")
+            self._attach(inj, agents)
+            return inj
+        return None
+
+    # ---- conservative care ----------------------------------------------------------------
+    @cached_property
+    def therapies(self) -> list[Therapy]:
+        out = []
+        for p in self.record.procedures:
+            if p.status in ("not-done", "entered-in-error", "preparation", "stopped"):
+                continue
+            if "exercise-therapy" in self.concepts(p.ref, p.code, p.notes) and (p.start is None or p.start <= self.now):
+                out.append(Therapy(p.ref, p.code.label(), p.start, p.end,
+                                   "in-progress" if p.status == "in-progress" or (p.end and p.end > self.now)
+                                   else "completed", self.regions_of_text(p.code.all_text() + " " + p.body_site)))
+        for a in self.record.care_plan_activities:
+            if a.status in ("cancelled", "not-started", "entered-in-error", "scheduled", "stopped"):
+                continue
+            key = f"{a.ref}#{a.code.label()}"
+            if "exercise-therapy" in self.concepts(key, a.code) and (a.start is None or a.start <= self.now):
+                status = "completed" if a.status == "completed" or (a.end and a.end <= self.now) else "in-progress"
+                out.append(Therapy(a.ref, a.code.label() + " (care plan)", a.start,
+                                   a.end if a.end and a.end <= self.now else None, status,
+                                   self.regions_of_text(a.code.all_text() + " " + a.plan_category)))
+        for s in self.record.service_requests:
+            if s.status not in ("completed", "active"):
+                continue
+            start = s.occurrence or s.authored
+            if start is not None and start > self.now:
+                continue
+            if "exercise-therapy" in self.concepts(s.ref, s.code, s.notes):
+                out.append(Therapy(s.ref, s.code.label() + " (referral)", start, None,
+                                   "completed" if s.status == "completed" else "in-progress",
+                                   self.regions_of_text(s.code.all_text() + " " + s.body_site)))
+        out.sort(key=lambda t: t.start or datetime.min)
+        return out
+
+    def within(self, when: datetime | None, days: float) -> bool:
+        return when is not None and when <= self.now and self.days_before_now(when) <= days
+
+    def window(self, start: datetime, days: float) -> datetime:
+        return start + timedelta(days=days)
+
+
+def _grade(text: str) -> float | None:
+    m = re.search(r"\b([0-4])\b", text or "")
+    if m:
+        return float(m.group(1))
+    roman = {"0": 0, "i": 1, "ii": 2, "iii": 3, "iv": 4}
+    m = re.search(r"\b(iv|iii|ii|i)\b", (text or "").lower())
+    return float(roman[m.group(1)]) if m else None

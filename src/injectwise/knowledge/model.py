@@ -1,0 +1,139 @@
+"""Typed, validated view of the knowledge files. Plain data: no rule logic lives here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from injectwise.knowledge.terminology import Terminology
+
+
+@dataclass(slots=True, frozen=True)
+class Citation:
+    id: str
+    label: str
+    reference: str
+    confidence: str
+    doi: str | None = None
+    url: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        out = {"id": self.id, "label": self.label, "confidence": self.confidence}
+        if self.doi:
+            out["doi"] = self.doi
+        if self.url:
+            out["url"] = self.url
+        return out
+
+
+@dataclass(slots=True)
+class PolicyValue:
+    name: str
+    value: float
+    unit: str
+    doc: str
+    basis: str
+    citations: tuple[str, ...]
+    overridden: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class DoseRange:
+    min: float
+    usual: float
+    max: float
+
+
+@dataclass(slots=True)
+class Target:
+    id: str
+    label: str
+    aliases: tuple[str, ...]
+    region: str | None
+    joint: str | None
+    kind: str
+    depth: str
+    guidance: str
+    guidance_note: str
+    landmark_accuracy_percent: float | None
+    accuracy_citations: tuple[str, ...]
+    dose: DoseRange
+    dose_citations: tuple[str, ...]
+    bleeding_risk: str
+    avoid_particulate: bool
+    cpt: frozenset[str]
+    text: tuple[re.Pattern[str], ...]
+    indications: tuple[str, ...]
+    competing: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Drug:
+    id: str
+    kind: str  # corticosteroid, anesthetic, other
+    label: str
+    rxnorm: frozenset[str]
+    text: tuple[re.Pattern[str], ...]
+    citations: tuple[str, ...]
+    equivalent_mg: float | None = None
+    particulate: bool = False
+    duration_hours: tuple[float, float] | None = None
+
+
+@dataclass(slots=True)
+class Region:
+    id: str
+    area: str
+    text: tuple[re.Pattern[str], ...]
+
+
+@dataclass(slots=True)
+class RuleSpec:
+    """A rule as written in its file; the engine compiles `when` and `likelihood`."""
+
+    id: str
+    version: str
+    mode: str
+    stage: int
+    severity: str
+    title: str
+    rationale: str
+    advice: str
+    citations: tuple[str, ...]
+    when: Any
+    likelihood: list[dict[str, Any]]
+    source: str
+    suggestion: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Knowledge:
+    version: str
+    name: str
+    scope: str
+    disclaimer: str
+    citations: dict[str, Citation]
+    policy: dict[str, PolicyValue]
+    terminology: Terminology
+    regions: dict[str, Region]
+    targets: dict[str, Target]
+    target_order: tuple[str, ...]
+    drugs: dict[str, Drug]
+    equivalence_unit: str
+    equivalence_reference_mg: float
+    units: dict[str, dict[str, tuple[float, float]]]
+    vocabulary: dict[str, str]
+    rules: list[RuleSpec] = field(default_factory=list)
+
+    def p(self, name: str) -> float:
+        return self.policy[name].value
+
+    def target(self, key: str) -> Target | None:
+        k = key.strip().lower()
+        if k in self.targets:
+            return self.targets[k]
+        for t in self.targets.values():
+            if k in t.aliases:
+                return t
+        return None
