@@ -107,7 +107,7 @@ class RuleSpec:
     suggestion: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Knowledge:
     version: str
     name: str

@@ -1,0 +1,184 @@
+"""`injectwise` command line: assess a planned injection or review a completed one.
+
+Every input problem is one line on stderr and exit code 2; never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from injectwise.core.dates import parse_as_of, today_utc
+from injectwise.core.errors import InjectwiseError, InputError, KnowledgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Decision support for musculoskeletal corticosteroid injections (hip first).")
+
+
+class Fmt(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Guidance(str, Enum):
+    landmark = "landmark"
+    ultrasound = "ultrasound"
+    fluoroscopy = "fluoroscopy"
+    ct = "ct"
+
+
+class Side(str, Enum):
+    right = "right"
+    left = "left"
+    bilateral = "bilateral"
+
+
+FilesArg = Annotated[list[Path] | None, typer.Argument(help="FHIR R4 Bundle JSON file(s)", show_default=False)]
+OnOpt = Annotated[str | None, typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD); default today")]
+FmtOpt = Annotated[Fmt, typer.Option("--format", help="text (clinician summary) or json")]
+PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="YAML file overriding policy thresholds")]
+NoteOpt = Annotated[Path | None, typer.Option("--note", help="Free-text note input (not supported yet)")]
+
+
+def _kb(policy: Path | None):
+    from injectwise.knowledge import load_knowledge
+    return load_knowledge(policy)
+
+
+def _as_of(on: str | None):
+    return parse_as_of(on) if on else today_utc()
+
+
+def _files(files: list[Path] | None, note: Path | None) -> list[Path]:
+    if note is not None:
+        raise InputError("free-text notes are not supported yet; give a FHIR Bundle file")
+    if not files:
+        raise InputError("no input: give one or more FHIR Bundle files")
+    return files
+
+
+def _emit(results: list, fmt: Fmt) -> None:
+    if fmt is Fmt.json:
+        out = sys.stdout.buffer
+        for r in results:
+            out.write(orjson.dumps(r.as_json()) + b"\n")
+        out.flush()
+        return
+    from injectwise.adapters.cli.render import render
+    for r in results:
+        render(r)
+
+
+@app.command()
+def assess(
+    files: FilesArg = None,
+    on: OnOpt = None,
+    fmt: FmtOpt = Fmt.text,
+    target: Annotated[str | None, typer.Option(help="Planned target, e.g. hip-intra-articular")] = None,
+    side: Annotated[Side | None, typer.Option(help="Side of the planned injection")] = None,
+    guidance: Annotated[Guidance | None, typer.Option(help="Planned guidance")] = None,
+    steroid: Annotated[str | None, typer.Option(help="Planned corticosteroid, e.g. triamcinolone")] = None,
+    dose: Annotated[float | None, typer.Option(help="Planned corticosteroid dose in mg", min=0)] = None,
+    anesthetic: Annotated[str | None, typer.Option(help="Planned local anaesthetic (or none)")] = None,
+    anesthetic_dose: Annotated[float | None, typer.Option(help="Anaesthetic dose in mg", min=0)] = None,
+    policy: PolicyOpt = None,
+    note: NoteOpt = None,
+) -> None:
+    """Before: should the planned injection be given? Verdict and findings."""
+    from injectwise.adapters.fhir import read_bundle_file
+    from injectwise.engine.evaluate import PlanOverrides, assess as run
+
+    paths = _files(files, note)
+    kb = _kb(policy)
+    as_of = _as_of(on)
+    ov = PlanOverrides(target, side.value if side else None, guidance.value if guidance else None, steroid, dose,
+                       anesthetic, anesthetic_dose)
+    if ov.target is not None and kb.target(ov.target) is None:
+        raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
+    _emit([run(read_bundle_file(p), kb, as_of, ov) for p in paths], fmt)
+
+
+@app.command()
+def review(
+    files: FilesArg = None,
+    on: OnOpt = None,
+    fmt: FmtOpt = Fmt.text,
+    injection: Annotated[str | None, typer.Option(help="Review this injection (Procedure id); default the latest")] = None,
+    policy: PolicyOpt = None,
+    note: NoteOpt = None,
+) -> None:
+    """After: did the latest injection work, why not, what harm, what next."""
+    from injectwise.adapters.fhir import read_bundle_file
+    from injectwise.engine.evaluate import review as run
+
+    paths = _files(files, note)
+    kb = _kb(policy)
+    as_of = _as_of(on)
+    _emit([run(read_bundle_file(p), kb, as_of, injection) for p in paths], fmt)
+
+
+@app.command()
+def demo(fmt: FmtOpt = Fmt.text) -> None:
+    """Run an assessment and a review on the built-in demo patients (no setup needed)."""
+    from injectwise.demo import demo_cases
+    from injectwise.engine.evaluate import assess as run_assess, review as run_review
+
+    kb = _kb(None)
+    results = []
+    for mode, record, as_of in demo_cases():
+        results.append(run_assess(record, kb, as_of) if mode == "assess" else run_review(record, kb, as_of))
+    _emit(results, fmt)
+
+
+@app.command()
+def knowledge(fmt: FmtOpt = Fmt.text) -> None:
+    """Show the knowledge base: version, rules with their versions and citations, policy values."""
+    kb = _kb(None)
+    if fmt is Fmt.json:
+        doc = {"version": kb.version, "rules": [{"id": r.id, "version": r.version, "mode": r.mode,
+                                                 "severity": r.severity, "title": r.title,
+                                                 "citations": list(r.citations)} for r in kb.rules],
+               "policy": {k: {"value": v.value, "unit": v.unit, "basis": v.basis} for k, v in kb.policy.items()}}
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    c = Console()
+    c.print(f"[bold]{kb.name}[/] version {kb.version} - {len(kb.rules)} rules")
+    t = Table("rule", "version", "mode", "severity", "citations")
+    for r in kb.rules:
+        t.add_row(r.id, r.version, r.mode, r.severity, ", ".join(r.citations))
+    c.print(t)
+
+
+def main() -> None:
+    """Entry point: run Typer without its own error handling so every error is one clean line."""
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except (InputError, KnowledgeError, InjectwiseError) as e:
+        print(f"injectwise: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:
+        code = getattr(e, "exit_code", None)
+        if type(e).__name__ == "Exit":
+            sys.exit(code or 0)
+        if type(e).__name__ == "Abort":
+            sys.exit(130)
+        if hasattr(e, "format_message"):  # a usage error from the command-line parser
+            print(f"injectwise: error: {e.format_message()}", file=sys.stderr)
+            sys.exit(2)
+        if os.environ.get("INJECTWISE_DEBUG"):
+            raise
+        print(f"injectwise: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+if __name__ == "__main__":
+    main()

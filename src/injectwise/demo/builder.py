@@ -1,0 +1,181 @@
+"""Build small synthetic FHIR R4 bundles in code: the demo patients and the test fixtures.
+
+Deterministic ids (a prefix and a counter) so outputs are reproducible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LOINC = "http://loinc.org"
+CPT = "http://www.ama-assn.org/go/cpt"
+UCUM = "http://unitsofmeasure.org"
+
+SITES = {  # target -> (CPT without ultrasound, CPT with ultrasound or None, site text)
+    "hip-intra-articular": ("20610", "20611", "hip joint"),
+    "greater-trochanteric-bursa": ("20610", "20611", "greater trochanteric bursa"),
+    "iliopsoas-bursa": ("20610", "20611", "iliopsoas bursa"),
+    "knee-intra-articular": ("20610", "20611", "knee joint"),
+    "subacromial-bursa": ("20610", "20611", "subacromial bursa"),
+    "lateral-epicondyle": ("20551", None, "common extensor origin, lateral epicondyle"),
+    "sacroiliac-joint": ("27096", None, "sacroiliac joint"),
+    "lumbar-epidural": ("62323", None, "lumbar epidural space"),
+    "lumbar-transforaminal": ("64483", None, "lumbar nerve root, transforaminal"),
+    "trigger-point": ("20552", None, "gluteal muscle trigger points"),
+    "peripheral-nerve": ("64450", None, "superior gluteal nerve"),
+}
+DRUGS = {"triamcinolone": "10759", "methylprednisolone": "6902", "dexamethasone": "3264", "betamethasone": "1514",
+         "lidocaine": "6387", "bupivacaine": "1815", "ropivacaine": "35780"}
+GUIDANCE_TEXT = {"landmark": "landmark-guided, no imaging", "ultrasound": "under ultrasound guidance",
+                 "fluoroscopy": "under fluoroscopic guidance"}
+
+
+def _cc(system: str | None, code: str | None, text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": text}
+    if code and system:
+        out["coding"] = [{"system": system, "code": code, "display": text}]
+    return out
+
+
+def _when(d: str, default_time: str = "09:00:00") -> str:
+    return d if "T" in d else f"{d}T{default_time}Z"
+
+
+class BundleBuilder:
+    def __init__(self, prefix: str, sex: str = "female", birth: str = "1960-01-01",
+                 deceased: str | None = None) -> None:
+        self.prefix = prefix
+        self.n = 0
+        self.resources: list[dict[str, Any]] = []
+        pid = self._id()
+        p: dict[str, Any] = {"resourceType": "Patient", "id": pid, "gender": sex, "birthDate": birth}
+        if deceased:
+            p["deceasedDateTime"] = deceased
+        self.patient = p
+        self.resources.append(p)
+        self.subject = {"reference": f"Patient/{pid}"}
+
+    def _id(self) -> str:
+        self.n += 1
+        return f"{self.prefix}-{self.n}"
+
+    def add(self, r: dict[str, Any]) -> dict[str, Any]:
+        r.setdefault("id", self._id())
+        self.resources.append(r)
+        return r
+
+    def condition(self, icd10: str | None, text: str, onset: str, category: str = "problem-list-item",
+                  verification: str = "confirmed", status: str = "active", snomed: str | None = None,
+                  body_site: str | None = None) -> dict[str, Any]:
+        code = _cc(ICD10, icd10, text) if icd10 else _cc(SNOMED, snomed, text)
+        r: dict[str, Any] = {
+            "resourceType": "Condition", "subject": self.subject,
+            "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-clinical", status, status),
+            "verificationStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification,
+                                      verification),
+            "category": [_cc("http://terminology.hl7.org/CodeSystem/condition-category", category, category)],
+            "code": code, "onsetDateTime": onset, "recordedDate": onset}
+        if body_site:
+            r["bodySite"] = [{"text": body_site}]
+        return self.add(r)
+
+    def medication(self, rxnorm: str | None, text: str, start: str, status: str = "active") -> dict[str, Any]:
+        return self.add({"resourceType": "MedicationStatement", "subject": self.subject, "status": status,
+                         "medicationCodeableConcept": _cc(RXNORM, rxnorm, text), "effectivePeriod": {"start": start}})
+
+    def allergy(self, rxnorm: str | None, text: str, verification: str = "confirmed") -> dict[str, Any]:
+        return self.add({
+            "resourceType": "AllergyIntolerance", "patient": self.subject,
+            "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active",
+                                  "Active"),
+            "verificationStatus": _cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                                      verification, verification),
+            "code": _cc(RXNORM, rxnorm, text)})
+
+    def lab(self, loinc: str | None, text: str, value: float, unit: str | None, date: str) -> dict[str, Any]:
+        q: dict[str, Any] = {"value": value}
+        if unit:
+            q.update({"unit": unit, "system": UCUM, "code": unit})
+        return self.add({"resourceType": "Observation", "status": "final", "subject": self.subject,
+                         "code": _cc(LOINC, loinc, text), "effectiveDateTime": _when(date), "valueQuantity": q})
+
+    def text_obs(self, text: str, value: float | str, date: str) -> dict[str, Any]:
+        r: dict[str, Any] = {"resourceType": "Observation", "status": "final", "subject": self.subject,
+                             "code": {"text": text}, "effectiveDateTime": _when(date)}
+        if isinstance(value, int | float):
+            r["valueQuantity"] = {"value": value}
+        else:
+            r["valueString"] = value
+        return self.add(r)
+
+    def pain(self, date: str, value: float) -> dict[str, Any]:
+        return self.add({"resourceType": "Observation", "status": "final", "subject": self.subject,
+                         "code": _cc(LOINC, "72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported"),
+                         "effectiveDateTime": _when(date), "valueInteger" if float(value).is_integer() else
+                         "valueDecimal": int(value) if float(value).is_integer() else value})
+
+    def therapy(self, start: str, end: str, text: str = "Physical therapy", status: str = "completed") -> dict[str, Any]:
+        return self.add({"resourceType": "Procedure", "subject": self.subject, "status": status,
+                         "code": _cc(SNOMED, "91251008", text), "performedPeriod": {"start": start, "end": end}})
+
+    def procedure(self, text: str, date: str, snomed: str | None = None, status: str = "completed") -> dict[str, Any]:
+        return self.add({"resourceType": "Procedure", "subject": self.subject, "status": status,
+                         "code": _cc(SNOMED, snomed, text), "performedDateTime": date})
+
+    def future_order(self, text: str, date: str, snomed: str | None = None) -> dict[str, Any]:
+        return self.add({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                         "subject": self.subject, "code": _cc(SNOMED, snomed, text), "occurrenceDateTime": date})
+
+    def injection(self, date: str, target: str, side: str | None, guidance: str, steroid: str | None,
+                  mg: float | None, anesthetic: str | None = None, amg: float | None = None,
+                  note: str | None = None) -> dict[str, Any]:
+        cpt0, cpt_us, site_text = SITES[target]
+        site = f"{side} {site_text}" if side else site_text
+        code = cpt_us if guidance == "ultrasound" and cpt_us else cpt0
+        text = f"Corticosteroid injection, {site}, {GUIDANCE_TEXT[guidance]}"
+        when = _when(date, "10:00:00")
+        proc = self.add({"resourceType": "Procedure", "subject": self.subject, "status": "completed",
+                         "code": _cc(CPT, code, text), "performedDateTime": when, "bodySite": [{"text": site}]})
+        if note:
+            proc["note"] = [{"text": note}]
+        if guidance == "fluoroscopy" or (guidance == "ultrasound" and not cpt_us):
+            g = ("77002", "Fluoroscopic guidance") if guidance == "fluoroscopy" else ("76942", "Ultrasonic guidance")
+            self.add({"resourceType": "Procedure", "subject": self.subject, "status": "completed",
+                      "code": _cc(CPT, g[0], g[1]), "performedDateTime": when,
+                      "partOf": [{"reference": f"Procedure/{proc['id']}"}]})
+        for drug, dose in ((steroid, mg), (anesthetic, amg)):
+            if not drug:
+                continue
+            ma: dict[str, Any] = {
+                "resourceType": "MedicationAdministration", "status": "completed", "subject": self.subject,
+                "effectiveDateTime": when, "medicationCodeableConcept": _cc(RXNORM, DRUGS.get(drug), drug),
+                "partOf": [{"reference": f"Procedure/{proc['id']}"}], "dosage": {"site": {"text": site}}}
+            if dose is not None:
+                ma["dosage"]["dose"] = {"value": dose, "unit": "mg", "system": UCUM, "code": "mg"}
+            self.add(ma)
+        return proc
+
+    def planned(self, target: str, side: str | None, guidance: str, steroid: str | None, mg: float | None,
+                anesthetic: str | None = None, amg: float | None = None) -> dict[str, Any]:
+        cpt0, cpt_us, site_text = SITES[target]
+        site = f"{side} {site_text}" if side else site_text
+        code = cpt_us if guidance == "ultrasound" and cpt_us else cpt0
+        sr = self.add({"resourceType": "ServiceRequest", "status": "draft", "intent": "proposal",
+                       "subject": self.subject,
+                       "code": _cc(CPT, code, f"Corticosteroid injection, {site}, {GUIDANCE_TEXT[guidance]}"),
+                       "bodySite": [{"text": site}]})
+        for drug, dose in ((steroid, mg), (anesthetic, amg)):
+            if drug:
+                self.add({"resourceType": "MedicationRequest", "status": "draft", "intent": "proposal",
+                          "subject": self.subject, "medicationCodeableConcept": _cc(RXNORM, DRUGS.get(drug), drug),
+                          "reasonReference": [{"reference": f"ServiceRequest/{sr['id']}"}],
+                          "dosageInstruction": [{"text": f"{dose} mg into {site}", "site": {"text": site},
+                                                 "doseAndRate": [{"doseQuantity": {"value": dose, "unit": "mg",
+                                                                                   "system": UCUM, "code": "mg"}}]}]})
+        return sr
+
+    def bundle(self, btype: str = "collection") -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": btype,
+                "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r} for r in self.resources]}

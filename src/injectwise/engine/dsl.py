@@ -1,0 +1,374 @@
+"""The rule language: rules are YAML trees of `all`/`any`/`not` over a few predicate kinds.
+Compiled once at load into closures returning (matched, evidence). Unknown predicate, fact,
+concept or policy names are load errors naming the rule file."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from injectwise.core.errors import KnowledgeError
+from injectwise.engine.clinical import sides_compatible
+from injectwise.engine.facts import FACTS, Context
+from injectwise.engine.result import Evidence
+from injectwise.knowledge.model import Knowledge
+
+Pred = Callable[[Context], tuple[bool, list[Evidence]]]
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
+    "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
+}
+
+
+class Compiler:
+    def __init__(self, kb: Knowledge, where: str) -> None:
+        self.kb = kb
+        self.where = where
+
+    def err(self, msg: str) -> KnowledgeError:
+        return KnowledgeError(f"{self.where}: {msg}")
+
+    def number(self, v: Any) -> Callable[[Context], float]:
+        if isinstance(v, bool):
+            raise self.err(f"expected a number or policy name, got {v!r}")
+        if isinstance(v, int | float):
+            return lambda ctx, x=float(v): x
+        if isinstance(v, str) and v in self.kb.policy:
+            return lambda ctx, name=v: ctx.p(name)
+        raise self.err(f"unknown policy name {v!r}")
+
+    def concepts(self, v: Any) -> frozenset[str]:
+        items = v if isinstance(v, list) else [v]
+        for c in items:
+            if c not in self.kb.terminology.concepts:
+                raise self.err(f"unknown concept {c!r}")
+        return frozenset(items)
+
+    def compile(self, node: Any) -> Pred:
+        if not isinstance(node, dict) or len(node) != 1:
+            raise self.err(f"each condition is a mapping with one key, got {node!r}")
+        (key, arg), = node.items()
+        fn = getattr(self, f"p_{key.replace('-', '_')}", None)
+        if fn is None:
+            raise self.err(f"unknown predicate {key!r}")
+        return fn(arg)
+
+    # ---- logic ----------------------------------------------------------------------------
+    def p_all(self, arg: Any) -> Pred:
+        parts = [self.compile(x) for x in self._list(arg)]
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            ev: list[Evidence] = []
+            for p in parts:
+                ok, e = p(ctx)
+                if not ok:
+                    return False, []
+                ev += e
+            return True, ev
+        return run
+
+    def p_any(self, arg: Any) -> Pred:
+        parts = [self.compile(x) for x in self._list(arg)]
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            hit, ev = False, []
+            for p in parts:
+                ok, e = p(ctx)
+                if ok:
+                    hit = True
+                    ev += e
+            return hit, ev
+        return run
+
+    def p_not(self, arg: Any) -> Pred:
+        inner = self.compile(arg)
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            ok, _ = inner(ctx)
+            return (not ok), []
+        return run
+
+    def _list(self, arg: Any) -> list[Any]:
+        if not isinstance(arg, list) or not arg:
+            raise self.err("all/any take a non-empty list")
+        return arg
+
+    # ---- facts and findings ---------------------------------------------------------------
+    def p_fact(self, arg: Any) -> Pred:
+        if isinstance(arg, str):
+            name, op, value = arg, None, None
+        elif isinstance(arg, dict):
+            name, op = arg.get("name"), arg.get("op", ">=")
+            if op not in OPS:
+                raise self.err(f"unknown operator {op!r}")
+            value = arg.get("value")
+            if op in ("in", "not in"):
+                if not isinstance(value, list):
+                    raise self.err("'in' takes a list")
+                const = value
+                value = (lambda ctx, c=const: c)
+            else:
+                value = self.number(value) if not isinstance(value, str) or value in self.kb.policy else (
+                    lambda ctx, c=value: c)
+        else:
+            raise self.err(f"bad fact predicate {arg!r}")
+        if name not in FACTS:
+            raise self.err(f"unknown fact {name!r}")
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            f = ctx.fact(name)
+            if op is None:
+                return bool(f), list(f.evidence)
+            if f.value is None:
+                return False, []
+            ok = OPS[op](f.value, value(ctx))
+            return ok, list(f.evidence) if ok else []
+        return run
+
+    def p_finding(self, arg: Any) -> Pred:
+        prefixes = arg if isinstance(arg, list) else [arg]
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            return any(ctx.has_finding(p) for p in prefixes), []
+        return run
+
+    def p_response(self, arg: Any) -> Pred:
+        values = set(arg if isinstance(arg, list) else [arg])
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            f = ctx.fact("response")
+            return f.value in values, []
+        return run
+
+    # ---- the injection and its target ----------------------------------------------------
+    def p_target(self, arg: Any) -> Pred:
+        if not isinstance(arg, dict):
+            raise self.err("target takes a mapping of attribute to allowed values")
+        allowed = {"id", "guidance", "kind", "region", "joint", "depth", "bleeding_risk", "avoid_particulate"}
+        for k in arg:
+            if k not in allowed:
+                raise self.err(f"unknown target attribute {k!r}")
+        checks = {k: (set(v) if isinstance(v, list) else {v}) for k, v in arg.items()}
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            t = ctx.injection.target
+            if t is None:
+                return False, []
+            for k, vals in checks.items():
+                if getattr(t, k) not in vals:
+                    return False, []
+            return True, []
+        return run
+
+    def p_injection(self, arg: Any) -> Pred:
+        if not isinstance(arg, dict):
+            raise self.err("injection takes a mapping")
+        guidance = set(arg.get("guidance", [])) if "guidance" in arg else None
+        steroid = arg.get("steroid")
+        anesthetic = arg.get("anesthetic")
+        side = arg.get("side")
+        for k in arg:
+            if k not in ("guidance", "steroid", "anesthetic", "side"):
+                raise self.err(f"unknown injection attribute {k!r}")
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            inj = ctx.injection
+            if guidance is not None and inj.guidance not in guidance:
+                return False, []
+            if steroid is not None and (inj.steroid is not None) != bool(steroid):
+                return False, []
+            if anesthetic is not None and bool(inj.anesthetics) != bool(anesthetic):
+                return False, []
+            if side == "known" and inj.side is None:
+                return False, []
+            when = inj.when if ctx.mode == "review" else None
+            ev = [Evidence(inj.ref, "guidance", f"{inj.guidance} ({inj.guidance_basis})", when)] if guidance else []
+            return True, ev
+        return run
+
+    def p_patient(self, arg: Any) -> Pred:
+        sex = arg.get("sex")
+        age_lt = self.number(arg["age_lt"]) if "age_lt" in arg else None
+        age_ge = self.number(arg["age_ge"]) if "age_ge" in arg else None
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            p = ctx.view.record.patient
+            if sex and p.sex != sex:
+                return False, []
+            age = ctx.view.age
+            if age_lt is not None and (age is None or age >= age_lt(ctx)):
+                return False, []
+            if age_ge is not None and (age is None or age < age_ge(ctx)):
+                return False, []
+            return True, [Evidence(p.ref, "patient", f"{age} years, {p.sex}")]
+        return run
+
+    # ---- record predicates ----------------------------------------------------------------
+    def p_condition(self, arg: Any) -> Pred:
+        if not isinstance(arg, dict) or "concept" not in arg:
+            raise self.err("condition needs a concept")
+        allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept"}
+        for k in arg:
+            if k not in allowed:
+                raise self.err(f"unknown condition attribute {k!r}")
+        concepts = self.concepts(arg["concept"])
+        unless = self.concepts(arg["unless_concept"]) if "unless_concept" in arg else frozenset()
+        active = arg.get("active", True)
+        recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
+        region = arg.get("region", "any")
+        if region not in ("any", "target", "target-area"):
+            raise self.err(f"region must be any, target or target-area, got {region!r}")
+        side = arg.get("side", "any")
+        after = arg.get("after")
+        if after not in (None, "injection", "series"):
+            raise self.err(f"after must be injection or series, got {after!r}")
+        within = self.number(arg["within_days"]) if "within_days" in arg else None
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            v = ctx.view
+            ev = []
+            for c in v.conditions:
+                cc = v.condition_concepts(c)
+                if not (concepts & cc) or (unless & cc):
+                    continue
+                if not c.present:
+                    continue
+                if active and not v.condition_active(c):
+                    continue
+                when = c.when
+                if recent is not None and (when is None or v.days_before_now(when) > recent(ctx)):
+                    continue
+                if region != "any" and not _region_ok(ctx, v.condition_regions(c), region):
+                    continue
+                if side == "target" and not sides_compatible(ctx.injection.side, v.condition_side(c)):
+                    continue
+                if after is not None:
+                    if when is None or not _after(ctx, when, after, within):
+                        continue
+                ev.append(Evidence(c.ref, c.code.label(), _status(c), when))
+            return bool(ev), ev
+        return run
+
+    def p_observation(self, arg: Any) -> Pred:
+        if not isinstance(arg, dict) or "concept" not in arg:
+            raise self.err("observation needs a concept")
+        for k in arg:
+            if k not in ("concept", "op", "value", "recent_days", "after", "within_days"):
+                raise self.err(f"unknown observation attribute {k!r}")
+        (concept,) = tuple(self.concepts(arg["concept"]))
+        op = arg.get("op", ">=")
+        if op not in OPS:
+            raise self.err(f"unknown operator {op!r}")
+        value = self.number(arg["value"])
+        recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
+        after = arg.get("after")
+        within = self.number(arg["within_days"]) if "within_days" in arg else None
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            v = ctx.view
+            ev = []
+            for m in v.measurements(concept):
+                if recent is not None and (m.when is None or v.days_before_now(m.when) > recent(ctx)):
+                    continue
+                if after is not None and (m.when is None or not _after(ctx, m.when, after, within)):
+                    continue
+                if OPS[op](m.value, value(ctx)):
+                    ev.append(Evidence(m.ref, m.label, f"{m.value:g} {m.unit}{m.note}".strip(), m.when))
+            return bool(ev), ev[-3:]
+        return run
+
+    def p_medication(self, arg: Any) -> Pred:
+        if not isinstance(arg, dict) or "concept" not in arg:
+            raise self.err("medication needs a concept")
+        concepts = self.concepts(arg["concept"])
+        recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            ev = []
+            for c in concepts:
+                for m in ctx.view.current_medications(c, recent(ctx) if recent else None):
+                    ev.append(Evidence(m.ref, m.medication.label(), m.status, m.start))
+            return bool(ev), ev
+        return run
+
+    def p_allergy(self, arg: Any) -> Pred:
+        if arg not in ("planned-agents", "imaging-agents"):
+            raise self.err("allergy takes planned-agents or imaging-agents")
+
+        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+            return _allergies(ctx, arg)
+        return run
+
+
+def _status(c: Any) -> str | None:
+    return c.clinical_status if c.clinical_status else None
+
+
+def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
+    if "*" in regions:
+        return True
+    inj = ctx.injection
+    target_region = inj.target.region if inj.target and inj.target.region else None
+    wanted = {target_region} if target_region else set(ctx.view.regions_of_text(f"{inj.text} {inj.notes}")) - {"*"}
+    if not wanted:
+        return True
+    if mode == "target":
+        return bool(wanted & regions)
+    areas = {ctx.kb.regions[r].area for r in wanted}
+    return any(ctx.kb.regions[r].area in areas for r in regions if r in ctx.kb.regions)
+
+
+def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float] | None) -> bool:
+    limit = within(ctx) if within else None
+    starts = []
+    if mode == "injection":
+        starts = [ctx.injection.when] if ctx.injection.when else []
+    else:
+        area = ctx.area(ctx.injection)
+        starts = [i.when for i in ctx.view.steroid_injections
+                  if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
+        if ctx.mode == "review" and ctx.injection.when:
+            starts.append(ctx.injection.when)
+    for s in starts:
+        if when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit)):
+            return True
+    return False
+
+
+def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
+    v = ctx.view
+    inj = ctx.injection
+    term = ctx.kb.terminology
+    ev = []
+    agents = [a for a in ([inj.steroid] if inj.steroid else []) + inj.anesthetics + inj.others]
+    for al in v.record.allergies:
+        if not al.present or (al.recorded is not None and al.recorded > v.now):
+            continue
+        concepts = v.concepts(al.ref, al.code, al.reaction)
+        text = al.code.all_text().lower()
+        codes = {c.code for c in al.code.codings}
+        hit = None
+        if which == "planned-agents":
+            for a in agents:
+                d = a.drug
+                if d is None:
+                    continue
+                if codes & d.rxnorm or any(p.search(text) for p in d.text):
+                    hit = a.label
+                elif d.kind == "corticosteroid" and "allergy-corticosteroid" in concepts:
+                    hit = f"{a.label} (corticosteroid class)"
+                elif d.kind == "anesthetic" and "allergy-local-anesthetic" in concepts:
+                    hit = f"{a.label} (local anaesthetic class)"
+                if hit:
+                    break
+        else:
+            if inj.guidance == "fluoroscopy" and "allergy-contrast" in concepts:
+                hit = "contrast used with fluoroscopy"
+            elif "allergy-antiseptic" in concepts:
+                hit = "skin antiseptic"
+        if hit:
+            ev.append(Evidence(al.ref, al.code.label(), f"allergy; planned: {hit}", al.recorded))
+    _ = term
+    return bool(ev), ev

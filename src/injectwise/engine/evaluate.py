@@ -1,0 +1,327 @@
+"""Run the rules: `assess` a planned injection or `review` a completed one, as of a given date."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+from injectwise.core.dates import fmt_date
+from injectwise.core.errors import InputError, KnowledgeError
+from injectwise.core.record import PatientRecord
+from injectwise.engine.clinical import Agent, ClinicalView, Injection
+from injectwise.engine.dsl import Compiler, Pred
+from injectwise.engine.facts import FACTS, Context
+from injectwise.engine.result import LIKELIHOOD_ORDER, SEVERITY_ORDER, Evidence, Finding, Result
+from injectwise.knowledge.model import Knowledge, RuleSpec
+
+VERDICTS = ("do-not-inject", "defer", "proceed-with-caution", "proceed")
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([a-z_0-9]+)\}")
+TARGET_ATTRS = {"label", "guidance_note", "landmark_accuracy", "dose_max", "dose_usual", "bleeding_risk", "kind"}
+INJECTION_ATTRS = {"describe", "date", "guidance", "side", "target", "steroid", "reassess_date", "age_days"}
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    spec: RuleSpec
+    when: Pred
+    likelihood: list[tuple[Pred | None, str]]
+
+
+@dataclass(slots=True)
+class PlanOverrides:
+    target: str | None = None
+    side: str | None = None
+    guidance: str | None = None
+    steroid: str | None = None
+    dose: float | None = None
+    anesthetic: str | None = None
+    anesthetic_dose: float | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.target, self.side, self.guidance, self.steroid, self.dose,
+                                           self.anesthetic, self.anesthetic_dose))
+
+
+@lru_cache(maxsize=8)
+def compiled_rules(kb: Knowledge) -> tuple[CompiledRule, ...]:
+    """Compile every rule once per knowledge base; validates names used in templates too."""
+    out = []
+    for spec in kb.rules:
+        c = Compiler(kb, f"rules/{spec.source}")
+        lik = []
+        for entry in spec.likelihood:
+            if not isinstance(entry, dict) or entry.get("level") not in LIKELIHOOD_ORDER:
+                raise c.err("likelihood entries need level high, moderate or low")
+            lik.append((c.compile(entry["when"]) if "when" in entry else None, entry["level"]))
+        if spec.id.startswith("failure.") and not lik:
+            raise c.err("a failure rule needs a likelihood")
+        for text in (spec.rationale, spec.advice, spec.title):
+            for kind, name in PLACEHOLDER.findall(text):
+                ok = ((kind == "fact" and name in FACTS) or (kind == "policy" and name in kb.policy)
+                      or (kind == "target" and name in TARGET_ATTRS) or (kind == "injection" and name in INJECTION_ATTRS))
+                if not ok:
+                    raise KnowledgeError(f"rules/{spec.source}: unknown placeholder {{{kind}.{name}}}")
+        out.append(CompiledRule(spec, c.compile(spec.when), lik))
+    return tuple(out)
+
+
+def _check_patient(view: ClinicalView) -> None:
+    p = view.record.patient
+    if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
+        when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
+        raise InputError(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
+    if p.birth_date is not None and p.birth_date > view.as_of:
+        raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
+
+
+def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOverrides | None = None) -> Result:
+    view = ClinicalView(record, kb, as_of)
+    _check_patient(view)
+    planned = _planned(view, kb, overrides or PlanOverrides())
+    ctx = Context(view, kb, "assess", planned)
+    findings = _run(ctx, "assess")
+    verdict = _verdict(findings)
+    return Result("assess", as_of.isoformat(), kb.version, _patient(view), _subject(planned, kb), verdict,
+                  findings, _unknowns(ctx))
+
+
+def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str | None = None) -> Result:
+    view = ClinicalView(record, kb, as_of)
+    _check_patient(view)
+    injs = view.injections
+    if injection_id:
+        want = injection_id.strip()
+        chosen = [i for i in injs if i.ref == want or i.ref.split("/", 1)[-1] == want]
+        if not chosen:
+            raise InputError(f"no completed injection {want!r} on or before {as_of}")
+        inj = chosen[-1]
+    else:
+        if not injs:
+            raise InputError(f"no completed injection on or before {as_of} to review")
+        inj = injs[-1]
+    ctx = Context(view, kb, "review", inj)
+    findings = _run(ctx, "review")
+    response = ctx.fact("response").value
+    subject = _subject(inj, kb)
+    subject["days_since"] = int(ctx.fact("days_since_injection").value)
+    o = ctx.outcome(inj)
+    detail: dict[str, Any] = {"anesthetic_phase": o.anesthetic_phase}
+    if o.baseline:
+        detail["baseline_pain"] = {"value": o.baseline.value, "date": fmt_date(o.baseline.when),
+                                   "resource": o.baseline.ref}
+    if o.latest:
+        detail["latest_pain"] = {"value": o.latest.value, "date": fmt_date(o.latest.when), "resource": o.latest.ref}
+    return Result("review", as_of.isoformat(), kb.version, _patient(view), subject, response, findings,
+                  _unknowns(ctx), detail)
+
+
+def _run(ctx: Context, mode: str) -> list[Finding]:
+    kb = ctx.kb
+    for rule in compiled_rules(kb):
+        spec = rule.spec
+        if spec.mode != mode:
+            continue
+        ok, ev = rule.when(ctx)
+        if not ok:
+            continue
+        level = None
+        if rule.likelihood:
+            level = "low"
+            for pred, lv in rule.likelihood:
+                if pred is None:
+                    level = lv
+                    break
+                hit, more = pred(ctx)
+                if hit:
+                    level = lv
+                    ev = ev + more
+                    break
+        ctx.findings.append(_finding(ctx, spec, ev, level))
+    order = {f.id: i for i, f in enumerate(ctx.findings)}
+    return sorted(ctx.findings, key=lambda f: (
+        SEVERITY_ORDER[f.severity], _family_rank(f.id),
+        LIKELIHOOD_ORDER.get(f.likelihood or "", 3), order[f.id]))
+
+
+FAMILY_RANK = ("urgent", "contraindication", "defer", "failure", "adverse", "guidance", "dose", "caution", "next",
+               "monitor", "education")
+
+
+def _family_rank(fid: str) -> int:
+    head = fid.split(".", 1)[0]
+    return FAMILY_RANK.index(head) if head in FAMILY_RANK else len(FAMILY_RANK)
+
+
+def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None) -> Finding:
+    seen: set[tuple[str, str]] = set()
+    evidence = []
+    for e in ev:
+        k = (e.resource, e.what)
+        if k not in seen:
+            seen.add(k)
+            evidence.append(e)
+    rationale = _render(ctx, spec.rationale)
+    if evidence:
+        rationale += " Patient data: " + "; ".join(e.sentence() for e in evidence[:8])
+        if len(evidence) > 8:
+            rationale += f"; and {len(evidence) - 8} more"
+        rationale += "."
+    cites = [ctx.kb.citations[c].as_json() for c in spec.citations]
+    return Finding(spec.id, spec.severity, _render(ctx, spec.title), rationale, _render(ctx, spec.advice), evidence,
+                   cites, {"id": spec.id, "version": spec.version, "file": spec.source}, level, spec.suggestion)
+
+
+def _render(ctx: Context, text: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        kind, name = m.group(1), m.group(2)
+        if kind == "fact":
+            f = ctx.fact(name)
+            return f.text or ("unknown" if f.value is None else _num(f.value))
+        if kind == "policy":
+            return _num(ctx.p(name))
+        inj = ctx.injection
+        t = inj.target
+        if kind == "target":
+            if t is None:
+                return "unknown target"
+            return {
+                "label": t.label, "guidance_note": t.guidance_note,
+                "landmark_accuracy": "not known" if t.landmark_accuracy_percent is None else f"{t.landmark_accuracy_percent:g}%",
+                "dose_max": _num(t.dose.max), "dose_usual": _num(t.dose.usual), "bleeding_risk": t.bleeding_risk,
+                "kind": t.kind}[name]
+        if name == "describe":
+            return inj.describe()
+        if name == "date":
+            return fmt_date(inj.when) or "date unknown"
+        if name == "guidance":
+            return inj.guidance
+        if name == "side":
+            return inj.side or "side not recorded"
+        if name == "target":
+            return t.label if t else "unknown target"
+        if name == "steroid":
+            return inj.steroid.describe() if inj.steroid else "no corticosteroid"
+        if name == "reassess_date":
+            base = inj.when or ctx.view.now
+            return (base + timedelta(days=ctx.p("judge_after_days"))).date().isoformat()
+        if name == "age_days":
+            return str(int(ctx.fact("days_since_injection").value))
+        return m.group(0)
+    return PLACEHOLDER.sub(sub, text)
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _verdict(findings: list[Finding]) -> str:
+    ids = [f.id for f in findings]
+    if any(i.startswith("contraindication.") for i in ids):
+        return "do-not-inject"
+    if any(i.startswith("defer.") for i in ids):
+        return "defer"
+    if any(i.split(".", 1)[0] in ("caution", "guidance", "dose") for i in ids):
+        return "proceed-with-caution"
+    return "proceed"
+
+
+def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides) -> Injection:
+    base = view.planned_from_orders()
+    if base is None and ov.target is None:
+        raise InputError("no planned injection: the bundle has no draft injection order; give --target "
+                         "(and --steroid, --dose, --guidance)")
+    if base is None:
+        base = Injection(ref="cli:planned", when=view.now, target=None, side=None, guidance="unknown",
+                         guidance_basis="not given", source="cli")
+    if ov.target is not None:
+        t = kb.target(ov.target)
+        if t is None:
+            raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
+        base.target = t
+    if ov.side is not None:
+        base.side = None if ov.side == "unknown" else ov.side
+    if ov.guidance is not None:
+        base.guidance, base.guidance_basis = ov.guidance, "given on the command line"
+    if ov.steroid is not None or ov.dose is not None:
+        name = ov.steroid or (base.steroid.drug.id if base.steroid and base.steroid.drug else None)
+        if name is None:
+            raise InputError("--dose needs --steroid when the bundle has no planned corticosteroid")
+        drug = kb.drugs.get(name.lower())
+        if drug is None or drug.kind != "corticosteroid":
+            known = ", ".join(d.id for d in kb.drugs.values() if d.kind == "corticosteroid")
+            raise InputError(f"unknown corticosteroid {name!r}; known: {known}")
+        dose = ov.dose if ov.dose is not None else (base.steroid.dose_mg if base.steroid else None)
+        tae = dose * kb.equivalence_reference_mg / drug.equivalent_mg if dose is not None and drug.equivalent_mg else None
+        base.steroid = Agent(drug, drug.label, dose, tae, "cli:steroid")
+    if ov.anesthetic is not None:
+        drug = kb.drugs.get(ov.anesthetic.lower())
+        if ov.anesthetic.lower() == "none":
+            base.anesthetics = []
+        elif drug is None or drug.kind != "anesthetic":
+            known = ", ".join(d.id for d in kb.drugs.values() if d.kind == "anesthetic")
+            raise InputError(f"unknown anaesthetic {ov.anesthetic!r}; known: {known}, none")
+        else:
+            base.anesthetics = [Agent(drug, drug.label, ov.anesthetic_dose, None, "cli:anesthetic")]
+    if base.target is None:
+        raise InputError("the planned injection's target is not recognised; give --target")
+    return base
+
+
+def _patient(view: ClinicalView) -> dict[str, Any]:
+    p = view.record.patient
+    out: dict[str, Any] = {"id": p.ref}
+    if view.age is not None:
+        out["age"] = view.age
+    if p.sex:
+        out["sex"] = p.sex
+    return out
+
+
+def _subject(inj: Injection, kb: Knowledge) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": inj.ref, "source": inj.source}
+    if inj.source == "record":
+        out["date"] = fmt_date(inj.when)
+    out["target"] = inj.target.id if inj.target else None
+    if inj.target:
+        out["target_label"] = inj.target.label
+    out["side"] = inj.side
+    out["guidance"] = inj.guidance
+    if inj.steroid:
+        s: dict[str, Any] = {"drug": inj.steroid.drug.id if inj.steroid.drug else inj.steroid.label,
+                             "dose_mg": inj.steroid.dose_mg}
+        if inj.steroid.tae_mg is not None:
+            s["equivalent_mg"] = round(inj.steroid.tae_mg, 2)
+            s["equivalent_unit"] = kb.equivalence_unit
+        out["steroid"] = s
+    else:
+        out["steroid"] = None
+    out["anesthetics"] = [{"drug": a.drug.id if a.drug else a.label, "dose_mg": a.dose_mg} for a in inj.anesthetics]
+    return {k: v for k, v in out.items() if v is not None or k in ("steroid",)}
+
+
+def _unknowns(ctx: Context) -> list[str]:
+    """What the record does not say that the rules would have used: said as unknown, not guessed."""
+    out = []
+    inj = ctx.injection
+    if inj.side is None:
+        out.append("side of the injection not recorded")
+    if inj.guidance == "unknown":
+        out.append("guidance of the injection not recorded")
+    if inj.steroid is not None and inj.steroid.dose_mg is None:
+        out.append("corticosteroid dose not recorded")
+    if ctx.view.age is None:
+        out.append("patient age unknown (no birth date)")
+    if ctx.fact("diabetic") and ctx.fact("hba1c").value is None:
+        out.append(ctx.fact("hba1c").text)
+    if ctx.fact("vka") and ctx.fact("inr").value is None:
+        out.append(ctx.fact("inr").text)
+    if ctx.mode == "review" and ctx.fact("response").value == "unknown":
+        out.append("no pain score before and at least two weeks after the injection: response cannot be judged")
+    if ctx.mode == "review" and inj.anesthetics and ctx.fact("anesthetic_phase").value == "unknown":
+        out.append("no pain score in the hours after the injection: the anaesthetic test cannot be read")
+    return out

@@ -1,0 +1,596 @@
+"""Computed facts: generic clinical measures over the record (counts, intervals, exposure,
+response) that rules combine declaratively. Each fact carries the patient data it rests on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from injectwise.core.dates import fmt_date
+from injectwise.engine.clinical import ClinicalView, Injection, PainScore, sides_compatible
+from injectwise.engine.result import Evidence
+from injectwise.knowledge.model import Knowledge
+
+NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
+                            r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective",
+                            re.I)
+SHORTENING_TEXT = re.compile(r"(shorter|diminishing|decreasing|less) (relief|benefit|duration)|"
+                             r"relief (is )?(getting |becoming )?shorter|each (injection|time) (helps|lasts) less", re.I)
+
+
+@dataclass(slots=True)
+class Fact:
+    value: Any
+    evidence: list[Evidence] = field(default_factory=list)
+    text: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one injection worked, from pain scores before and after it."""
+
+    injection: Injection
+    response: str  # responder, partial, non-responder, unknown, too-early
+    durable: bool | None
+    baseline: PainScore | None
+    latest: PainScore | None
+    best: PainScore | None
+    anesthetic_phase: str  # relief, no-relief, unknown, none-given
+    anesthetic_score: PainScore | None
+    relief_days: float | None
+    evidence: list[Evidence]
+
+
+class Context:
+    """Evaluation state: the view, the injection under consideration and the facts computed so far."""
+
+    def __init__(self, view: ClinicalView, kb: Knowledge, mode: str, injection: Injection) -> None:
+        self.view = view
+        self.kb = kb
+        self.mode = mode
+        self.injection = injection
+        self.findings: list[Any] = []
+        self._facts: dict[str, Fact] = {}
+        self._outcomes: dict[str, Outcome] = {}
+
+    def p(self, name: str) -> float:
+        return self.kb.p(name)
+
+    def fact(self, name: str) -> Fact:
+        f = self._facts.get(name)
+        if f is None:
+            f = FACTS[name](self)
+            self._facts[name] = f
+        return f
+
+    def has_finding(self, prefix: str) -> bool:
+        return any(f.id == prefix or f.id.startswith(prefix + ".") for f in self.findings)
+
+    # ---- injection history ----------------------------------------------------------------
+    @property
+    def ref_time(self) -> datetime:
+        return self.injection.when or self.view.now
+
+    def earlier_injections(self) -> list[Injection]:
+        """Steroid injections before the one under consideration."""
+        t = self.ref_time
+        return [i for i in self.view.steroid_injections
+                if i.ref != self.injection.ref and i.when is not None and i.when < t]
+
+    def same_site_earlier(self) -> list[Injection]:
+        return [i for i in self.earlier_injections() if i.same_site(self.injection)]
+
+    def area(self, inj: Injection) -> str | None:
+        if inj.target is None or inj.target.region is None:
+            regs = self.view.regions_of_text(f"{inj.text} {inj.notes}") - {"*"}
+            reg = next(iter(sorted(regs)), None)
+        else:
+            reg = inj.target.region
+        return self.kb.regions[reg].area if reg else None
+
+    def outcome(self, inj: Injection) -> Outcome:
+        o = self._outcomes.get(inj.ref)
+        if o is None:
+            o = self._classify(inj)
+            self._outcomes[inj.ref] = o
+        return o
+
+    def _classify(self, inj: Injection) -> Outcome:
+        v = self.view
+        assert inj.when is not None
+        t0 = inj.when
+        later = [i.when for i in v.steroid_injections if i.when is not None and i.when > t0 and i.ref != inj.ref]
+        stop = min([t0 + timedelta(days=self.p("followup_max_days")), v.now, *later])
+        base = [s for s in v.pain if s.when <= t0 and (t0 - s.when).days <= self.p("baseline_max_days")]
+        baseline = base[-1] if base else None
+        an_end = t0 + timedelta(hours=self.p("anesthetic_phase_hours"))
+        an_scores = [s for s in v.pain if t0 < s.when <= an_end]
+        judge_from = t0 + timedelta(days=self.p("judge_after_days"))
+        follow = [s for s in v.pain if judge_from <= s.when <= stop]
+        ev: list[Evidence] = []
+        if baseline:
+            ev.append(Evidence(baseline.ref, "pain before injection", f"{baseline.value:g}/10", baseline.when))
+        anesthetic = "none-given" if not inj.anesthetics else "unknown"
+        an_score = None
+        if inj.anesthetics and baseline and an_scores:
+            an_score = min(an_scores, key=lambda s: s.value)
+            anesthetic = "relief" if self._important(baseline.value, an_score.value) else "no-relief"
+            ev.append(Evidence(an_score.ref, "pain in the anaesthetic phase", f"{an_score.value:g}/10", an_score.when))
+        days = (v.now - t0).total_seconds() / 86400
+        if inj is self.injection and days < self.p("judge_after_days"):
+            return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)
+        if not baseline or not follow:
+            text_fail = NO_RELIEF_TEXT.search(inj.notes or "")
+            resp = "non-responder" if text_fail else "unknown"
+            return Outcome(inj, resp, False if text_fail else None, baseline, None, None, anesthetic, an_score,
+                           None, ev)
+        latest = follow[-1]
+        best = min(follow, key=lambda s: s.value)
+        for s in follow:
+            ev.append(Evidence(s.ref, f"pain {(s.when - t0).days} days after injection", f"{s.value:g}/10", s.when))
+        b = baseline.value
+        if self._responder(b, latest.value):
+            resp = "responder"
+        elif self._important(b, latest.value) or self._important(b, best.value):
+            resp = "partial"
+        else:
+            resp = "non-responder"
+        relief = [s for s in follow if self._important(b, s.value)]
+        relief_days = max(((s.when - t0).total_seconds() / 86400 for s in relief), default=0.0)
+        durable = relief_days >= self.p("durable_relief_days")
+        return Outcome(inj, resp, durable, baseline, latest, best, anesthetic, an_score, relief_days, ev)
+
+    def _responder(self, base: float, score: float) -> bool:
+        return base > 0 and (base - score) / base * 100 >= self.p("responder_relief_percent")
+
+    def _important(self, base: float, score: float) -> bool:
+        if base <= 0:
+            return False
+        drop = base - score
+        return drop >= self.p("important_relief_points") or drop / base * 100 >= self.p("important_relief_percent")
+
+
+FACTS: dict[str, Callable[[Context], Fact]] = {}
+
+
+def fact(fn: Callable[[Context], Fact]) -> Callable[[Context], Fact]:
+    FACTS[fn.__name__] = fn
+    return fn
+
+
+def _inj_ev(inj: Injection, what: str = "corticosteroid injection") -> Evidence:
+    tgt = inj.target.label if inj.target else "unknown target"
+    side = f"{inj.side} " if inj.side else ""
+    dose = inj.steroid.describe() if inj.steroid else "no corticosteroid recorded"
+    return Evidence(inj.ref, what, f"{side}{tgt}, {inj.guidance}, {dose}", inj.when)
+
+
+# ---- history, interval and exposure -------------------------------------------------------
+@fact
+def prior_site_injections(ctx: Context) -> Fact:
+    prior = ctx.same_site_earlier()
+    return Fact(len(prior), [_inj_ev(i) for i in prior], f"{len(prior)}")
+
+
+@fact
+def days_since_prior_site_injection(ctx: Context) -> Fact:
+    prior = ctx.same_site_earlier()
+    if not prior:
+        return Fact(None, [], "no earlier injection at this site")
+    last = prior[-1]
+    assert last.when is not None
+    days = (ctx.ref_time - last.when).total_seconds() / 86400
+    return Fact(days, [_inj_ev(last, "last corticosteroid injection at this site")], f"{days:.0f}")
+
+
+def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
+    start = ctx.ref_time - timedelta(days=365)
+    return [i for i in items if i.when is not None and i.when >= start]
+
+
+def _plus_current(ctx: Context) -> int:
+    return 1 if ctx.mode == "assess" or ctx.injection.steroid is not None else 0
+
+
+@fact
+def site_count_year(ctx: Context) -> Fact:
+    items = _year(ctx, ctx.same_site_earlier())
+    n = len(items) + _plus_current(ctx)
+    return Fact(n, [_inj_ev(i) for i in items], f"{n}")
+
+
+@fact
+def region_count_year(ctx: Context) -> Fact:
+    area = ctx.area(ctx.injection)
+    items = _year(ctx, [i for i in ctx.earlier_injections() if area and ctx.area(i) == area])
+    n = len(items) + _plus_current(ctx)
+    return Fact(n, [_inj_ev(i) for i in items], f"{n}")
+
+
+@fact
+def cumulative_tae_year(ctx: Context) -> Fact:
+    items = _year(ctx, ctx.earlier_injections())
+    total = sum(i.tae for i in items) + ctx.injection.tae
+    unknown = [i for i in items if i.steroid is not None and i.steroid.tae_mg is None]
+    text = f"{total:g} mg {ctx.kb.equivalence_unit.replace('mg ', '')}"
+    if unknown:
+        text += f" (plus {len(unknown)} injection(s) with no recorded dose)"
+    return Fact(total, [_inj_ev(i) for i in items], text)
+
+
+@fact
+def planned_tae(ctx: Context) -> Fact:
+    s = ctx.injection.steroid
+    if s is None or s.tae_mg is None:
+        return Fact(None, [], "unknown")
+    ev = [Evidence(s.ref or ctx.injection.ref, "corticosteroid dose", s.describe(), None)]
+    return Fact(s.tae_mg, ev, f"{s.tae_mg:g}")
+
+
+@fact
+def dose_above_max(ctx: Context) -> Fact:
+    t = ctx.injection.target
+    tae = planned_tae(ctx)
+    if t is None or tae.value is None:
+        return Fact(False)
+    return Fact(tae.value > t.dose.max, tae.evidence, f"{tae.value:g} > {t.dose.max:g}")
+
+
+@fact
+def dose_below_min(ctx: Context) -> Fact:
+    t = ctx.injection.target
+    tae = planned_tae(ctx)
+    if t is None or tae.value is None:
+        return Fact(False)
+    return Fact(tae.value < t.dose.min, tae.evidence, f"{tae.value:g} < {t.dose.min:g}")
+
+
+@fact
+def no_steroid(ctx: Context) -> Fact:
+    inj = ctx.injection
+    has_other = bool(inj.anesthetics or inj.others)
+    return Fact(inj.steroid is None and has_other, [_inj_ev(inj, "injection")], "")
+
+
+@fact
+def particulate_steroid(ctx: Context) -> Fact:
+    s = ctx.injection.steroid
+    ok = s is not None and s.drug is not None and s.drug.particulate
+    return Fact(ok, [Evidence(s.ref or ctx.injection.ref, "planned corticosteroid", s.describe())] if ok and s else [])
+
+
+# ---- response to earlier injections at the site -------------------------------------------
+def _prior_outcomes(ctx: Context) -> list[Outcome]:
+    return [ctx.outcome(i) for i in ctx.same_site_earlier()]
+
+
+@fact
+def prior_nondurable(ctx: Context) -> Fact:
+    outs = [o for o in _prior_outcomes(ctx) if o.durable is False or o.response == "non-responder"]
+    ev = [e for o in outs for e in ([_inj_ev(o.injection)] + o.evidence)]
+    return Fact(len(outs), ev, f"{len(outs)}")
+
+
+@fact
+def prior_durable(ctx: Context) -> Fact:
+    outs = [o for o in _prior_outcomes(ctx) if o.durable]
+    ev = [e for o in outs for e in ([_inj_ev(o.injection)] + o.evidence)]
+    return Fact(len(outs), ev, f"{len(outs)}")
+
+
+@fact
+def repeated_nonresponse(ctx: Context) -> Fact:
+    """Enough earlier injections at this site, at least one measured failure and no durable success."""
+    n = prior_site_injections(ctx)
+    fails = ctx.fact("prior_nondurable")
+    wins = ctx.fact("prior_durable")
+    current = ctx.outcome(ctx.injection) if ctx.mode == "review" else None
+    failures = fails.value + (1 if current and current.response in ("non-responder",) else 0)
+    total = n.value + (1 if ctx.mode == "review" else 0)
+    ok = total >= ctx.p("repeated_nonresponse_min_injections") and failures >= 1 and wins.value == 0
+    if ctx.mode == "review" and current and current.response in ("responder",):
+        ok = False
+    return Fact(ok, n.evidence + fails.evidence, f"{total} injections at this site, {failures} without benefit")
+
+
+@fact
+def prior_landmark_failure(ctx: Context) -> Fact:
+    outs = [o for o in _prior_outcomes(ctx) if not o.injection.guided and o.response != "responder" and not o.durable]
+    return Fact(len(outs) > 0, [_inj_ev(o.injection) for o in outs], f"{len(outs)}")
+
+
+@fact
+def relief_shortening(ctx: Context) -> Fact:
+    seq = [o for o in _prior_outcomes(ctx) + ([ctx.outcome(ctx.injection)] if ctx.mode == "review" else [])
+           if o.relief_days is not None]
+    texts = [ctx.injection.notes, *(i.notes for i in ctx.same_site_earlier())]
+    for c in ctx.view.conditions:
+        texts.append(c.code.all_text() + " " + c.notes)
+    text_ev = [t for t in texts if t and SHORTENING_TEXT.search(t)]
+    shortening = len(seq) >= 2 and seq[-1].relief_days is not None and seq[0].relief_days is not None and (
+        seq[-1].relief_days < seq[0].relief_days) and all(
+        a.relief_days >= b.relief_days for a, b in zip(seq, seq[1:], strict=False))  # type: ignore[operator]
+    ev = [Evidence(o.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", o.injection.when)
+          for o in seq]
+    return Fact(shortening or bool(text_ev), ev, ", ".join(f"{o.relief_days:.0f}" for o in seq))
+
+
+# ---- the injection under review -----------------------------------------------------------
+@fact
+def response(ctx: Context) -> Fact:
+    o = ctx.outcome(ctx.injection)
+    return Fact(o.response, o.evidence, o.response)
+
+
+@fact
+def days_since_injection(ctx: Context) -> Fact:
+    inj = ctx.injection
+    assert inj.when is not None
+    d = (ctx.view.now - inj.when).total_seconds() / 86400
+    return Fact(d, [_inj_ev(inj, "reviewed injection")], f"{int(d)}")
+
+
+@fact
+def anesthetic_phase(ctx: Context) -> Fact:
+    o = ctx.outcome(ctx.injection)
+    ev = [e for e in o.evidence if e.what in ("pain before injection", "pain in the anaesthetic phase")]
+    return Fact(o.anesthetic_phase, ev, o.anesthetic_phase)
+
+
+@fact
+def anesthetic_relief(ctx: Context) -> Fact:
+    f = ctx.fact("anesthetic_phase")
+    return Fact(f.value == "relief", f.evidence)
+
+
+@fact
+def anesthetic_no_relief(ctx: Context) -> Fact:
+    f = ctx.fact("anesthetic_phase")
+    return Fact(f.value == "no-relief", f.evidence)
+
+
+@fact
+def guided(ctx: Context) -> Fact:
+    inj = ctx.injection
+    return Fact(inj.guided, [Evidence(inj.ref, "guidance", f"{inj.guidance} ({inj.guidance_basis})", inj.when)])
+
+
+@fact
+def landmark_miss_likely(ctx: Context) -> Fact:
+    inj = ctx.injection
+    t = inj.target
+    if inj.guided or t is None:
+        return Fact(False)
+    acc = t.landmark_accuracy_percent
+    miss = None if acc is None else 100 - acc
+    likely = (miss is not None and miss >= ctx.p("large_landmark_miss_percent")) or (acc is None and t.guidance == "required")
+    text = f"about {miss:g}%" if miss is not None else "not known (guidance is standard)"
+    return Fact(likely, [Evidence(inj.ref, "guidance", f"{inj.guidance} ({inj.guidance_basis})", inj.when)], text)
+
+
+@fact
+def pt_after_injection(ctx: Context) -> Fact:
+    t = ctx.ref_time
+    items = [th for th in ctx.view.therapies if th.start is not None and th.start >= t - timedelta(days=1)]
+    return Fact(bool(items), [Evidence(th.ref, th.label, th.status, th.start) for th in items])
+
+
+# ---- conservative care --------------------------------------------------------------------
+@fact
+def conservative_care(ctx: Context) -> Fact:
+    """'tried', 'too-short' (a course under way for less than the minimum) or 'none'."""
+    v = ctx.view
+    region = ctx.injection.target.region if ctx.injection.target else None
+    look = ctx.p("conservative_care_lookback_days")
+    items = []
+    for th in v.therapies:
+        if region and th.regions and region not in th.regions and "*" not in th.regions:
+            if not (ctx.kb.regions[region].area in {ctx.kb.regions[r].area for r in th.regions if r in ctx.kb.regions}):
+                continue
+        when = th.end or th.start
+        if when is not None and v.days_before_now(when) > look:
+            continue
+        items.append(th)
+    if not items:
+        return Fact("none", [], f"none found in the last {look:g} days")
+    ev = [Evidence(th.ref, th.label, th.status, th.start) for th in items]
+    for th in items:
+        if th.status == "completed":
+            return Fact("tried", ev, "completed")
+        if th.start is not None and v.days_before_now(th.start) >= ctx.p("min_conservative_trial_days"):
+            return Fact("tried", ev, "under way long enough")
+    return Fact("too-short", ev, "started recently")
+
+
+# ---- patient state ------------------------------------------------------------------------
+def _cond_ev(ctx: Context, concept: str, active: bool = True, recent_days: float | None = None) -> list[Evidence]:
+    v = ctx.view
+    out = []
+    for c in v.conditions:
+        if concept not in v.condition_concepts(c):
+            continue
+        if active and not v.condition_active(c):
+            continue
+        if recent_days is not None and not (c.when and v.days_before_now(c.when) <= recent_days):
+            continue
+        out.append(Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when))
+    return out
+
+
+def _med_ev(ctx: Context, concept: str) -> list[Evidence]:
+    return [Evidence(m.ref, m.medication.label(), m.status, m.start) for m in ctx.view.current_medications(concept)]
+
+
+@fact
+def diabetic(ctx: Context) -> Fact:
+    ev = _cond_ev(ctx, "diabetes") + _med_ev(ctx, "diabetes-medication")
+    return Fact(bool(ev), ev)
+
+
+@fact
+def insulin(ctx: Context) -> Fact:
+    ev = _med_ev(ctx, "insulin")
+    return Fact(bool(ev), ev)
+
+
+@fact
+def hba1c(ctx: Context) -> Fact:
+    m = ctx.view.latest("hba1c", ctx.p("hba1c_lookback_days"))
+    if m is None:
+        return Fact(None, [], f"no HbA1c in the last {ctx.p('hba1c_lookback_days'):g} days")
+    return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g} %{m.note}", m.when)], f"{m.value:g} %")
+
+
+@fact
+def anticoagulated(ctx: Context) -> Fact:
+    ev = _med_ev(ctx, "anticoagulant") + _med_ev(ctx, "antiplatelet")
+    return Fact(bool(ev), ev)
+
+
+@fact
+def vka(ctx: Context) -> Fact:
+    ev = _med_ev(ctx, "vitamin-k-antagonist")
+    return Fact(bool(ev), ev)
+
+
+@fact
+def inr(ctx: Context) -> Fact:
+    m = ctx.view.latest("inr", ctx.p("inr_lookback_days"))
+    if m is None:
+        return Fact(None, [], f"no INR in the last {ctx.p('inr_lookback_days'):g} days")
+    return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g}{m.note}", m.when)], f"{m.value:g}")
+
+
+@fact
+def scheduled_arthroplasty(ctx: Context) -> Fact:
+    v = ctx.view
+    t = ctx.injection.target
+    if t is None or t.joint is None:
+        return Fact(False)
+    concept = f"{t.joint}-arthroplasty-procedure"
+    if concept not in ctx.kb.terminology.concepts:
+        return Fact(False)
+    window = ctx.p("pre_arthroplasty_window_days")
+    ev = []
+    for s in v.record.service_requests:
+        if s.status not in ("active", "on-hold", "draft") or s.intent in ("proposal",) and s.status == "draft":
+            continue
+        if concept not in v.concepts(s.ref, s.code, s.notes):
+            continue
+        if not sides_compatible(ctx.injection.side, _side(s.code.all_text() + " " + s.body_site)):
+            continue
+        if s.occurrence is not None:
+            days_ahead = (s.occurrence - v.now).total_seconds() / 86400
+            if days_ahead < -1 or days_ahead > window:
+                continue
+            ev.append(Evidence(s.ref, s.code.label(), f"scheduled in {max(days_ahead, 0):.0f} days", s.occurrence))
+        else:
+            ev.append(Evidence(s.ref, s.code.label(), "scheduled, date not recorded", s.authored))
+    return Fact(bool(ev), ev)
+
+
+def _side(text: str) -> str | None:
+    from injectwise.engine.clinical import side_of
+    return side_of(text)
+
+
+@fact
+def prosthesis_at_target(ctx: Context) -> Fact:
+    v = ctx.view
+    t = ctx.injection.target
+    if t is None or t.joint is None:
+        return Fact(False)
+    ev = []
+    for concept in (f"prosthetic-{t.joint}", f"{t.joint}-arthroplasty-procedure"):
+        if concept not in ctx.kb.terminology.concepts:
+            continue
+        for c in v.conditions:
+            if concept in v.condition_concepts(c) and c.present and sides_compatible(ctx.injection.side, v.condition_side(c)):
+                ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+        for p in v.record.procedures:
+            if p.status == "completed" and (p.start is None or p.start <= v.now) and concept in v.concepts(
+                    p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, _side(p.code.all_text() + " " + p.body_site)):
+                ev.append(Evidence(p.ref, p.code.label(), "completed", p.start))
+    return Fact(bool(ev), ev)
+
+
+@fact
+def indication_present(ctx: Context) -> Fact:
+    v = ctx.view
+    t = ctx.injection.target
+    if t is None:
+        return Fact(False)
+    ev = []
+    for c in v.conditions:
+        if v.condition_active(c) and set(t.indications) & v.condition_concepts(c) and sides_compatible(
+                ctx.injection.side, v.condition_side(c)):
+            ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+    return Fact(bool(ev), ev)
+
+
+@fact
+def competing_generator(ctx: Context) -> Fact:
+    v = ctx.view
+    t = ctx.injection.target
+    if t is None:
+        return Fact(False)
+    competing = set(t.competing) - set(t.indications)
+    ev = []
+    for c in v.conditions:
+        if not v.condition_active(c):
+            continue
+        hit = competing & v.condition_concepts(c)
+        if hit and not (set(t.indications) & v.condition_concepts(c) and not hit - {"hip-pain"}):
+            ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+    return Fact(bool(ev), ev)
+
+
+@fact
+def advanced_disease(ctx: Context) -> Fact:
+    v = ctx.view
+    ev = []
+    m = v.latest("kl-grade")
+    if m is not None and m.value >= ctx.p("advanced_kl_grade"):
+        ev.append(Evidence(m.ref, m.label, f"grade {m.value:g}", m.when))
+    ev += _cond_ev(ctx, "advanced-osteoarthritis")
+    return Fact(bool(ev), ev)
+
+
+@fact
+def imaging_on_record(ctx: Context) -> Fact:
+    v = ctx.view
+    ev = [Evidence(p.ref, p.code.label(), None, p.start) for p in v.record.procedures
+          if (p.start is None or p.start <= v.now) and "imaging-workup" in v.concepts(p.ref, p.code, p.notes)]
+    ev += [Evidence(o.ref, o.code.label(), o.value_text or (f"{o.value:g}" if o.value is not None else None), o.when)
+           for o in v.observations if {"imaging-workup", "kl-grade"} & v.observation_concepts(o)]
+    return Fact(bool(ev), ev)
+
+
+@fact
+def pediatric(ctx: Context) -> Fact:
+    age = ctx.view.age
+    ok = age is not None and age < ctx.p("pediatric_age_years")
+    return Fact(ok, [Evidence(ctx.view.record.patient.ref, "age", f"{age} years")] if ok else [])
+
+
+@fact
+def post_injection_flare(ctx: Context) -> Fact:
+    o = ctx.outcome(ctx.injection)
+    inj = ctx.injection
+    if o.baseline is None or inj.when is None:
+        return Fact(False)
+    start = inj.when + timedelta(hours=ctx.p("anesthetic_phase_hours") / 4)
+    end = inj.when + timedelta(days=ctx.p("flare_window_days"))
+    hits = [s for s in ctx.view.pain if start < s.when <= end and s.value - o.baseline.value >= ctx.p("flare_rise_points")]
+    ev = [Evidence(s.ref, "pain after injection", f"{s.value:g}/10 (baseline {o.baseline.value:g})", s.when) for s in hits]
+    return Fact(bool(hits), ev)
+
+
+def describe_date(d: datetime | None) -> str:
+    return fmt_date(d) or "date unknown"
