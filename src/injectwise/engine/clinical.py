@@ -201,6 +201,11 @@ class ClinicalView:
             r = self.term.concepts[cid].region
             if r:
                 regs.add(r)
+        for cd in c.code.codings:
+            if system_kind(cd.system) == "icd10":
+                code = cd.code.replace(".", "").upper()
+                if code[:3] in self.kb.icd_site_categories and len(code) >= 5 and code[4] in self.kb.icd_site_digits:
+                    regs.add(self.kb.icd_site_digits[code[4]])
         return frozenset(regs)
 
     def condition_side(self, c: Condition) -> str | None:

@@ -307,7 +307,8 @@ def _status(c: Any) -> str | None:
 
 
 def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
-    if "*" in regions:
+    """A finding with no recorded location could be at the site: safety counts it as a match."""
+    if "*" in regions or not regions:
         return True
     inj = ctx.injection
     target_region = inj.target.region if inj.target and inj.target.region else None

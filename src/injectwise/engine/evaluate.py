@@ -73,6 +73,9 @@ def _check_patient(view: ClinicalView) -> None:
     if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
         when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
         raise InputError(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
+    for concept in view.kb.terminology.concepts.values():  # bad units fail now, not only when a rule looks
+        if concept.unit:
+            view.measurements(concept.id)
     if p.birth_date is not None and p.birth_date > view.as_of:
         raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
 

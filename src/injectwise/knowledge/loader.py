@@ -91,7 +91,9 @@ def _load(policy_file: Path | None) -> Knowledge:
     policy = _load_policy(_read(d / "policy.yaml"), citations)
     if policy_file is not None:
         _apply_overrides(policy, policy_file)
-    regions = _load_regions(_read(d / "regions.yaml"))
+    regions_doc = _read(d / "regions.yaml")
+    regions = _load_regions(regions_doc)
+    icd_categories, icd_digits = _load_icd_sites(regions_doc, regions)
     units = _load_units(_read(d / "units.yaml"))
     terminology = _load_concepts(_read(d / "valuesets.yaml"), regions, units)
     targets, order = _load_targets(_read(d / "targets.yaml"), citations, terminology, regions)
@@ -106,7 +108,7 @@ def _load(policy_file: Path | None) -> Knowledge:
         regions=regions, targets=targets, target_order=order, drugs=drugs,
         equivalence_unit=str(drugs_doc["equivalence_unit"]),
         equivalence_reference_mg=float(drugs_doc["equivalence_reference_mg"]), units=units,
-        vocabulary=vocabulary,
+        vocabulary=vocabulary, icd_site_categories=icd_categories, icd_site_digits=icd_digits,
     )
     rules_dir = d / "rules"
     seen: set[str] = set()
@@ -164,7 +166,17 @@ def _apply_overrides(policy: dict[str, PolicyValue], path: Path) -> None:
 
 
 def _load_regions(doc: dict[str, Any]) -> dict[str, Region]:
-    return {rid: Region(rid, str(r["area"]), _regexes(f"regions.yaml: {rid}", r.get("text"))) for rid, r in doc.items()}
+    return {rid: Region(rid, str(r["area"]), _regexes(f"regions.yaml: {rid}", r.get("text")))
+            for rid, r in doc.items() if not rid.startswith("_")}
+
+
+def _load_icd_sites(doc: dict[str, Any], regions: dict[str, Region]) -> tuple[frozenset[str], dict[str, str]]:
+    site = doc.get("_icd10_site") or {}
+    digits = {str(k): str(v) for k, v in (site.get("digits") or {}).items()}
+    for k, v in digits.items():
+        if v not in regions:
+            raise KnowledgeError(f"regions.yaml: _icd10_site: digit {k}: unknown region {v!r}")
+    return frozenset(site.get("categories") or []), digits
 
 
 def _load_units(doc: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:

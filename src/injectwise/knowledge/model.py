@@ -124,6 +124,8 @@ class Knowledge:
     equivalence_reference_mg: float
     units: dict[str, dict[str, tuple[float, float]]]
     vocabulary: dict[str, str]
+    icd_site_categories: frozenset[str] = frozenset()
+    icd_site_digits: dict[str, str] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
 
     def p(self, name: str) -> float:

@@ -100,6 +100,11 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
     return _Builder(alias, source).build(resources)
 
 
+def _str(v: Any) -> str | None:
+    """FHIR code fields are strings; anything else is treated as absent."""
+    return v if isinstance(v, str) else None
+
+
 def _short(msg: str) -> str:
     return msg.splitlines()[0][:120] if msg else "parse error"
 
@@ -276,7 +281,7 @@ class _Builder:
         ))
 
     def observation(self, r: Json, rec: PatientRecord) -> None:
-        if r.get("status") in ("entered-in-error", "cancelled"):
+        if _str(r.get("status")) in ("entered-in-error", "cancelled"):
             return
         self.check_subject(r)
         value, unit = None, ""
@@ -297,7 +302,7 @@ class _Builder:
             r.get("effectivePeriod"))[0]
         rec.observations.append(Observation(
             ref=r["__ref"], code=self.coded(r.get("code")), when=when, value=value, unit=unit,
-            value_text=value_text, status=r.get("status"), body_site=self.texts([r.get("bodySite")])))
+            value_text=value_text, status=_str(r.get("status")), body_site=self.texts([r.get("bodySite")])))
 
     def procedure(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
@@ -306,7 +311,7 @@ class _Builder:
         if when is not None:
             start = end = when
         rec.procedures.append(Procedure(
-            ref=r["__ref"], code=self.coded(r.get("code")), status=r.get("status"),
+            ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")),
             start=start, end=end, body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
             category=self.coded(r.get("category")).label()))
@@ -320,7 +325,7 @@ class _Builder:
         return Coded()
 
     def administration(self, r: Json, rec: PatientRecord) -> None:
-        if r.get("status") in ("entered-in-error", "not-done"):
+        if _str(r.get("status")) in ("entered-in-error", "not-done"):
             return
         self.check_subject(r)
         dosage = r.get("dosage") if isinstance(r.get("dosage"), dict) else {}
@@ -329,7 +334,7 @@ class _Builder:
         rec.administrations.append(MedicationAdministration(
             ref=r["__ref"], medication=self._medication(r), when=when, dose_value=value, dose_unit=unit,
             part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
-            route=self.coded(dosage.get("route")).label(), status=r.get("status")))
+            route=self.coded(dosage.get("route")).label(), status=_str(r.get("status"))))
 
     def medication_statement(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
@@ -341,12 +346,12 @@ class _Builder:
         if isinstance(dosage, list) and dosage and isinstance(dosage[0], dict):
             dose_text = dosage[0].get("text") if isinstance(dosage[0].get("text"), str) else ""
         rec.medications.append(MedicationUse(
-            ref=r["__ref"], medication=self._medication(r), status=r.get("status"), intent="statement",
+            ref=r["__ref"], medication=self._medication(r), status=_str(r.get("status")), intent="statement",
             start=start, end=end, dose_text=dose_text))
 
     def medication_request(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
-        status = r.get("status")
+        status = _str(r.get("status"))
         start = self.dt(r, "authoredOn")
         end = None
         disp = r.get("dispenseRequest")
@@ -364,7 +369,7 @@ class _Builder:
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
                 value, unit = self.quantity(dr[0].get("doseQuantity"))
         use = MedicationUse(
-            ref=r["__ref"], medication=self._medication(r), status=status, intent=r.get("intent"),
+            ref=r["__ref"], medication=self._medication(r), status=status, intent=_str(r.get("intent")),
             start=start, end=end, dose_text=dose_text, dose_value=value, dose_unit=unit, site=site,
             reason_refs=self.refs(r.get("reasonReference")))
         if status == "draft":
@@ -396,19 +401,19 @@ class _Builder:
                 continue
             s, e = self.period(d.get("scheduledPeriod"))
             rec.care_plan_activities.append(CarePlanActivity(
-                ref=r["__ref"], code=self.coded(d.get("code")), status=d.get("status"),
-                plan_status=r.get("status"), start=s or pstart, end=e or pend, plan_category=cat))
+                ref=r["__ref"], code=self.coded(d.get("code")), status=_str(d.get("status")),
+                plan_status=_str(r.get("status")), start=s or pstart, end=e or pend, plan_category=cat))
 
     def service_request(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
         occ = self.dt(r, "occurrenceDateTime") or self.period(r.get("occurrencePeriod"))[0]
         rec.service_requests.append(ServiceRequest(
-            ref=r["__ref"], code=self.coded(r.get("code")), status=r.get("status"), intent=r.get("intent"),
+            ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")), intent=_str(r.get("intent")),
             occurrence=occ, authored=self.dt(r, "authoredOn"), body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note"))))
 
     def document(self, r: Json, rec: PatientRecord) -> None:
-        if r.get("status") == "entered-in-error":
+        if _str(r.get("status")) == "entered-in-error":
             return
         self.check_subject(r)
         texts = []

@@ -1,0 +1,21 @@
+# Two commands on a fresh machine: `make demo` and `make test` (each creates .venv on first use).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/injectwise: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(BIN)/injectwise
+	$(BIN)/injectwise demo
+
+test: $(BIN)/injectwise
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest
+
+bench: $(BIN)/injectwise
+	$(BIN)/python bench/bench_engine.py
