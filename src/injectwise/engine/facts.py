@@ -391,7 +391,7 @@ def conservative_care(ctx: Context) -> Fact:
     items = []
     for th in v.therapies:
         if region and th.regions and region not in th.regions and "*" not in th.regions:
-            if not (ctx.kb.regions[region].area in {ctx.kb.regions[r].area for r in th.regions if r in ctx.kb.regions}):
+            if ctx.kb.regions[region].area not in {ctx.kb.regions[r].area for r in th.regions if r in ctx.kb.regions}:
                 continue
         when = th.end or th.start
         if when is not None and v.days_before_now(when) > look:
@@ -479,7 +479,7 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
     window = ctx.p("pre_arthroplasty_window_days")
     ev = []
     for s in v.record.service_requests:
-        if s.status not in ("active", "on-hold", "draft") or s.intent in ("proposal",) and s.status == "draft":
+        if s.status not in ("active", "on-hold", "draft") or (s.intent in ("proposal",) and s.status == "draft"):
             continue
         if concept not in v.concepts(s.ref, s.code, s.notes):
             continue
@@ -514,8 +514,9 @@ def prosthesis_at_target(ctx: Context) -> Fact:
             if concept in v.condition_concepts(c) and c.present and sides_compatible(ctx.injection.side, v.condition_side(c)):
                 ev.append(Evidence(c.ref, c.code.label(), None, c.when))
         for p in v.record.procedures:
+            side = _side(p.code.all_text() + " " + p.body_site)
             if p.status == "completed" and (p.start is None or p.start <= v.now) and concept in v.concepts(
-                    p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, _side(p.code.all_text() + " " + p.body_site)):
+                    p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, side):
                 ev.append(Evidence(p.ref, p.code.label(), "completed", p.start))
     return Fact(bool(ev), ev)
 

@@ -77,6 +77,7 @@ class Terminology:
                         self._exact.setdefault((system, code), set()).add(c.id)
         self._icd_lengths = sorted({len(k) for k in self._icd})
         self._text_concepts = [c for c in concepts.values() if c.text]
+        self._text_cache: dict[str, frozenset[str]] = {}
 
     def coded_concepts(self, coded: Coded) -> set[str]:
         out: set[str] = set()
@@ -97,11 +98,14 @@ class Terminology:
         return out
 
     def text_concepts(self, text: str, only: set[str] | None = None) -> set[str]:
-        out = set()
-        for c in self._text_concepts:
-            if (only is None or c.id in only) and c.text_match(text):
-                out.add(c.id)
-        return out
+        """Concepts a text mentions; cached by text because code displays recur across records."""
+        hit = self._text_cache.get(text)
+        if hit is None:
+            hit = frozenset(c.id for c in self._text_concepts if c.text_match(text))
+            if len(self._text_cache) > 50_000:
+                self._text_cache.clear()
+            self._text_cache[text] = hit
+        return set(hit) if only is None else set(hit) & only
 
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
         """Codes first; the text always adds what it says (a code rarely says everything)."""

@@ -91,7 +91,8 @@ def assess(
 ) -> None:
     """Before: should the planned injection be given? Verdict and findings."""
     from injectwise.adapters.fhir import read_bundle_file
-    from injectwise.engine.evaluate import PlanOverrides, assess as run
+    from injectwise.engine.evaluate import PlanOverrides
+    from injectwise.engine.evaluate import assess as run
 
     paths = _files(files, note)
     kb = _kb(policy)
@@ -126,7 +127,8 @@ def review(
 def demo(fmt: FmtOpt = Fmt.text) -> None:
     """Run an assessment and a review on the built-in demo patients (no setup needed)."""
     from injectwise.demo import demo_cases
-    from injectwise.engine.evaluate import assess as run_assess, review as run_review
+    from injectwise.engine.evaluate import assess as run_assess
+    from injectwise.engine.evaluate import review as run_review
 
     kb = _kb(None)
     results = []

@@ -1,0 +1,273 @@
+"""Per-rule fixture patients, named for the expected outcome. Critical rules from several angles:
+codes, text, refuted findings, dates and units."""
+
+import pytest
+from conftest import D, ids
+
+from injectwise.adapters.fhir import read_bundle
+from injectwise.demo.builder import BundleBuilder
+from injectwise.engine.evaluate import assess, review
+
+AS_OF = D("2026-03-01")
+
+
+def hip_candidate(prefix="p", **kw) -> BundleBuilder:
+    """An appropriate candidate: hip OA, completed PT, US-guided 40 mg planned."""
+    b = BundleBuilder(prefix, **kw)
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2022-01-01")
+    b.therapy("2025-06-01", "2025-09-01", "Physical therapy - hip strengthening")
+    return b
+
+
+def run_assess(b, kb, as_of=AS_OF, plan=("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)):
+    b.planned(*plan, "lidocaine", 40)
+    return assess(read_bundle(b.bundle()), kb, as_of)
+
+
+def test_appropriate_candidate_proceeds(kb):
+    r = run_assess(hip_candidate(), kb)
+    assert r.outcome == "proceed", ids(r)
+
+
+# ---- contraindication.infection-suspected --------------------------------------------------
+def test_infection_by_fever_code(kb):
+    b = hip_candidate()
+    b.condition("R50.9", "Fever", "2026-02-28", category="encounter-diagnosis")
+    r = run_assess(b, kb)
+    assert r.outcome == "do-not-inject" and "contraindication.infection-suspected" in ids(r)
+
+
+def test_infection_by_temperature_in_fahrenheit(kb):
+    b = hip_candidate()
+    b.lab("8310-5", "Body temperature", 101.3, "[degF]", "2026-03-01")
+    r = run_assess(b, kb)
+    assert "contraindication.infection-suspected" in ids(r)
+    f = next(f for f in r.findings if f.id == "contraindication.infection-suspected")
+    assert any("converted from 101.3" in (e.value or "") for e in f.evidence)
+
+
+def test_infection_by_text_hot_swollen_joint(kb):
+    b = hip_candidate()
+    b.condition(None, "Right hip hot, swollen and very painful since yesterday", "2026-02-28")
+    assert "contraindication.infection-suspected" in ids(run_assess(b, kb))
+
+
+def test_infection_by_crp_and_wbc(kb):
+    b = hip_candidate()
+    b.lab("1988-5", "CRP", 35, "mg/L", "2026-02-27")
+    b.lab("6690-2", "WBC", 13.1, "10*3/uL", "2026-02-27")
+    assert "contraindication.infection-suspected" in ids(run_assess(b, kb))
+
+
+def test_refuted_fever_is_absent(kb):
+    b = hip_candidate()
+    b.condition("R50.9", "Fever", "2026-03-01", verification="refuted", category="encounter-diagnosis")
+    assert "contraindication.infection-suspected" not in ids(run_assess(b, kb))
+
+
+def test_negated_fever_text_is_absent(kb):
+    b = hip_candidate()
+    b.condition(None, "Denies fever or chills", "2026-03-01")
+    assert "contraindication.infection-suspected" not in ids(run_assess(b, kb))
+
+
+def test_old_fever_is_not_current(kb):
+    b = hip_candidate()
+    b.condition("R50.9", "Fever", "2025-11-01", category="encounter-diagnosis")
+    assert "contraindication.infection-suspected" not in ids(run_assess(b, kb))
+
+
+def test_future_fever_is_invisible_as_of(kb):
+    b = hip_candidate()
+    b.condition("R50.9", "Fever", "2026-03-05", category="encounter-diagnosis")
+    assert "contraindication.infection-suspected" not in ids(run_assess(b, kb))
+
+
+def test_normal_crp_alone_is_not_infection(kb):
+    b = hip_candidate()
+    b.lab("1988-5", "CRP", 6, "mg/L", "2026-02-27")
+    assert "contraindication.infection-suspected" not in ids(run_assess(b, kb))
+
+
+# ---- other contraindications ---------------------------------------------------------------
+def test_cellulitis_over_the_hip(kb):
+    b = hip_candidate()
+    b.condition("L03.115", "Cellulitis of right lower limb (lateral hip)", "2026-02-20")
+    assert "contraindication.skin-infection-at-site" in ids(run_assess(b, kb))
+
+
+def test_dermatitis_elsewhere_does_not_block(kb):
+    b = hip_candidate()
+    b.condition("L30.9", "Dermatitis of the left forearm", "2026-02-20")
+    assert "contraindication.skin-infection-at-site" not in ids(run_assess(b, kb))
+
+
+@pytest.mark.parametrize("code,text", [("10759", "Triamcinolone"), (None, "Allergy to corticosteroids"),
+                                       ("6387", "lidocaine"), (None, "Amide local anaesthetic allergy")])
+def test_drug_allergy_by_code_and_class(kb, code, text):
+    b = hip_candidate()
+    b.allergy(code, text)
+    assert "contraindication.drug-allergy" in ids(run_assess(b, kb))
+
+
+def test_refuted_allergy_is_ignored(kb):
+    b = hip_candidate()
+    b.allergy("10759", "Triamcinolone", verification="refuted")
+    assert "contraindication.drug-allergy" not in ids(run_assess(b, kb))
+
+
+@pytest.mark.parametrize("icd,text", [("S72.001A", "Fracture of right femoral neck"),
+                                      (None, "Saddle anaesthesia and new urinary retention"),
+                                      ("M21.371", "Foot drop, right foot")])
+def test_red_flags(kb, icd, text):
+    b = hip_candidate()
+    b.condition(icd, text, "2026-02-25")
+    assert "contraindication.red-flag" in ids(run_assess(b, kb))
+
+
+# ---- defer -------------------------------------------------------------------------------
+def test_no_physical_therapy_defers(kb):
+    b = BundleBuilder("nopt")
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2025-12-01")
+    r = run_assess(b, kb)
+    assert r.outcome == "defer" and "defer.conservative-care-not-tried" in ids(r)
+
+
+def test_pt_only_just_started_is_not_a_trial(kb):
+    b = BundleBuilder("shortpt")
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2025-12-01")
+    b.therapy("2026-02-20", "2026-05-01", "Physical therapy - hip", status="in-progress")
+    assert "defer.conservative-care-not-tried" in ids(run_assess(b, kb))
+
+
+def test_interval_and_exposure(kb):
+    b = hip_candidate()
+    for d in ("2025-04-01", "2025-07-15", "2025-12-20"):
+        b.injection(d, "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    r = run_assess(b, kb)
+    assert {"defer.injection-interval", "defer.exposure-limit"} <= set(ids(r))
+
+
+def test_cumulative_exposure_across_targets_and_drugs(kb):
+    b = hip_candidate()
+    b.injection("2025-06-01", "lumbar-epidural", None, "fluoroscopy", "methylprednisolone", 80)
+    b.injection("2025-09-01", "lumbar-transforaminal", "right", "fluoroscopy", "dexamethasone", 10)
+    b.injection("2025-10-01", "sacroiliac-joint", "right", "fluoroscopy", "triamcinolone", 40)
+    r = run_assess(b, kb)  # 80 + 53.3 + 40 + 40 planned > 200 mg triamcinolone-equivalent
+    assert "defer.exposure-limit" in ids(r)
+
+
+def test_uncontrolled_diabetes_by_hba1c_in_mmol_per_mol(kb):
+    b = hip_candidate()
+    b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")
+    b.lab("4548-4", "HbA1c", 80, "mmol/mol", "2026-01-10")  # = 9.5 %
+    r = run_assess(b, kb)
+    assert {"defer.uncontrolled-diabetes", "caution.diabetes"} <= set(ids(r))
+
+
+def test_controlled_diabetes_is_caution_only(kb):
+    b = hip_candidate()
+    b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")
+    b.lab("4548-4", "HbA1c", 6.8, "%", "2026-01-10")
+    r = run_assess(b, kb)
+    assert r.outcome == "proceed-with-caution" and "defer.uncontrolled-diabetes" not in ids(r)
+
+
+def test_inr_above_range_defers(kb):
+    b = hip_candidate()
+    b.medication("11289", "warfarin 5 mg daily", "2020-01-01")
+    b.lab("6301-6", "INR", 4.1, None, "2026-02-28")
+    assert {"defer.anticoagulation-out-of-range", "caution.anticoagulant"} <= set(ids(run_assess(b, kb)))
+
+
+def test_arthroplasty_scheduled_within_window(kb):
+    b = hip_candidate()
+    b.future_order("Total replacement of right hip", "2026-04-15", snomed="52734007")
+    assert "defer.planned-arthroplasty" in ids(run_assess(b, kb))
+
+
+def test_arthroplasty_far_away_is_fine(kb):
+    b = hip_candidate()
+    b.future_order("Total replacement of right hip", "2026-09-15", snomed="52734007")
+    assert "defer.planned-arthroplasty" not in ids(run_assess(b, kb))
+
+
+def test_landmark_hip_and_high_dose(kb):
+    r = run_assess(hip_candidate(), kb, plan=("hip-intra-articular", "right", "landmark", "methylprednisolone", 80))
+    assert {"guidance.image-guidance-recommended", "dose.above-recommended"} <= set(ids(r))
+    assert r.outcome == "proceed-with-caution"
+
+
+def test_lumbar_spine_overlap_makes_diagnosis_uncertain(kb):
+    b = hip_candidate()
+    b.condition("M54.16", "Radiculopathy, lumbar region", "2024-01-01")
+    assert "defer.diagnosis-uncertain" in ids(run_assess(b, kb))
+
+
+# ---- review --------------------------------------------------------------------------------
+def reviewed(kb, b, as_of):
+    return review(read_bundle(b.bundle()), kb, D(as_of))
+
+
+def test_too_early(kb):
+    b = hip_candidate()
+    b.injection("2026-02-25", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    r = reviewed(kb, b, "2026-03-01")
+    assert r.outcome == "too-early" and {"failure.delayed-effect", "next.reassess-later"} <= set(ids(r))
+
+
+def test_responder(kb):
+    b = hip_candidate()
+    b.injection("2025-12-01", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2025-12-01", 8)
+    b.pain("2026-01-20", 3)
+    r = reviewed(kb, b, "2026-02-01")
+    assert r.outcome == "responder" and not [i for i in ids(r) if i.startswith("failure.")]
+
+
+def test_blind_hip_injection_failure_ranks_location_first(kb):
+    b = hip_candidate()
+    b.injection("2025-12-01", "hip-intra-articular", "right", "landmark", "triamcinolone", 40, "lidocaine", 40)
+    b.pain("2025-12-01", 7)
+    b.pain("2025-12-01T12:00:00", 7)
+    b.pain("2026-01-15", 7)
+    r = reviewed(kb, b, "2026-02-01")
+    failures = [i for i in ids(r) if i.startswith("failure.")]
+    assert r.outcome == "non-responder"
+    assert failures[0] in ("failure.incorrect-location", "failure.improper-technique")
+    assert "next.image-guided-reinjection" in ids(r)
+
+
+def test_infection_after_injection_is_urgent(kb):
+    b = hip_candidate()
+    b.injection("2026-01-20", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.lab("8310-5", "Body temperature", 38.9, "Cel", "2026-02-28")
+    r = reviewed(kb, b, "2026-03-01")
+    assert {"urgent.infection-suspected", "adverse.infection"} <= set(ids(r))
+    assert r.findings[0].severity == "critical"
+
+
+def test_hyperglycaemia_after_injection(kb):
+    b = hip_candidate()
+    b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")
+    b.injection("2026-02-20", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.lab("2339-0", "Glucose", 17.5, "mmol/L", "2026-02-22")
+    assert "adverse.hyperglycemia" in ids(reviewed(kb, b, "2026-03-01"))
+
+
+def test_every_finding_cites_evidence_and_literature(kb):
+    b = hip_candidate()
+    b.condition("R50.9", "Fever", "2026-02-28")
+    r = run_assess(b, kb)
+    for f in r.findings:
+        assert f.citations and f.rule["id"] == f.id
+    f = next(f for f in r.findings if f.id == "contraindication.infection-suspected")
+    assert f.evidence and "Condition/" in f.rationale and "2026-02-28" in f.rationale
+
+
+def test_rules_cover_the_stable_vocabulary(kb):
+    rule_ids = {r.id for r in kb.rules}
+    for vid in kb.vocabulary:
+        if vid in ("education", "monitor"):
+            continue
+        assert any(r == vid or r.startswith(vid + ".") for r in rule_ids), vid
