@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from injectwise.core.errors import InputError
 
@@ -17,6 +18,12 @@ def parse_fhir_datetime(value: object) -> datetime | None:
     """Parse a FHIR date/dateTime/instant; partial dates take their earliest instant. None if unusable."""
     if not isinstance(value, str):
         return None
+    return _parse(value)
+
+
+@lru_cache(maxsize=65536)
+def _parse(value: str) -> datetime | None:
+    """Memoised: records repeat the same timestamps many times (datetimes are immutable)."""
     m = _DATE_RE.match(value.strip())
     if not m:
         return None

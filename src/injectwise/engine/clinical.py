@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from injectwise.core.dates import end_of_day, fmt_date
 from injectwise.core.errors import InputError
@@ -42,7 +42,9 @@ SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
 
 
+@lru_cache(maxsize=16384)
 def side_of(text: str) -> str | None:
+    """Laterality named in a text; memoised because the same site texts recur on every call."""
     for side, pat in SIDE_WORDS:
         if pat.search(text):
             return side
@@ -151,12 +153,12 @@ class ClinicalView:
         self.as_of = as_of
         self.now = end_of_day(as_of)
         self.term = kb.terminology
-        self._concepts: dict[str, frozenset[str]] = {}
+        self._concepts: dict[str, frozenset[str]] = {}  # per-evaluation caches keyed by resource ref
+        self._regions: dict[str, frozenset[str]] = {}
+        self._sides: dict[str, str | None] = {}
+        self._meas: dict[str, list[Measurement]] = {}
 
     # ---- time -----------------------------------------------------------------------------
-    def visible(self, when: datetime | None) -> bool:
-        return when is None or when <= self.now
-
     def days_before_now(self, when: datetime) -> float:
         return (self.now - when).total_seconds() / 86400.0
 
@@ -178,9 +180,7 @@ class ClinicalView:
         return hit
 
     def regions_of_text(self, text: str) -> frozenset[str]:
-        if "injection site" in text.lower():
-            return frozenset({"*"})
-        return frozenset(r.id for r in self.kb.regions.values() if any(p.search(text) for p in r.text))
+        return _regions_of_text(self.kb, text)
 
     @cached_property
     def conditions(self) -> list[Condition]:
@@ -193,9 +193,18 @@ class ClinicalView:
         return out
 
     def condition_concepts(self, c: Condition) -> frozenset[str]:
-        return self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
+        hit = self._concepts.get(c.ref)
+        if hit is None:
+            hit = self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
+        return hit
 
     def condition_regions(self, c: Condition) -> frozenset[str]:
+        hit = self._regions.get(c.ref)
+        if hit is None:
+            hit = self._regions[c.ref] = self._condition_regions(c)
+        return hit
+
+    def _condition_regions(self, c: Condition) -> frozenset[str]:
         regs = set(self.regions_of_text(c.code.all_text() + " " + c.body_site))
         for cid in self.condition_concepts(c):
             r = self.term.concepts[cid].region
@@ -209,6 +218,11 @@ class ClinicalView:
         return frozenset(regs)
 
     def condition_side(self, c: Condition) -> str | None:
+        if c.ref not in self._sides:
+            self._sides[c.ref] = self._condition_side(c)
+        return self._sides[c.ref]
+
+    def _condition_side(self, c: Condition) -> str | None:
         s = side_of(" ".join((c.code.all_text(), c.body_site)))
         if s:
             return s
@@ -243,7 +257,7 @@ class ClinicalView:
 
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
-        cache = self.__dict__.setdefault("_meas", {})
+        cache = self._meas
         if concept in cache:
             return cache[concept]
         c = self.term.concepts[concept]
@@ -315,15 +329,8 @@ class ClinicalView:
 
     # ---- drugs ----------------------------------------------------------------------------
     def identify_drug(self, coded: Coded) -> Drug | None:
-        codes = {c.code for c in coded.codings if system_kind(c.system) == "rxnorm"}
-        for d in self.kb.drugs.values():
-            if codes & d.rxnorm:
-                return d
-        text = coded.all_text()
-        for d in self.kb.drugs.values():
-            if any(p.search(text) for p in d.text):
-                return d
-        return None
+        codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
+        return _drug_of(self.kb, codes, coded.all_text())
 
     def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None) -> Agent:
         drug = self.identify_drug(coded)
@@ -348,22 +355,18 @@ class ClinicalView:
 
     # ---- targets and guidance -------------------------------------------------------------
     def identify_target(self, texts: list[str], cpts: set[str]) -> Target | None:
+        """The first text naming a target wins (knowledge match order); else an unambiguous CPT code."""
         for text in texts:
-            if not text:
-                continue
-            for tid in self.kb.target_order:
-                t = self.kb.targets[tid]
-                if any(p.search(text) for p in t.text):
+            if text:
+                t = _target_of_text(self.kb, text)
+                if t is not None:
                     return t
         candidates = [t for t in self.kb.targets.values() if cpts & t.cpt]
         return candidates[0] if len(candidates) == 1 else None
 
     @staticmethod
     def guidance_from_text(text: str) -> str | None:
-        for name, pat in GUIDANCE_TEXT:
-            if pat.search(text):
-                return name
-        return None
+        return _guidance_of_text(text)
 
     def guidance_of(self, cpts: set[str], text: str, linked: list[Procedure]) -> tuple[str, str]:
         for p in linked:
@@ -529,6 +532,42 @@ class ClinicalView:
 
     def window(self, start: datetime, days: float) -> datetime:
         return start + timedelta(days=days)
+
+
+# ---- text recognisers: pure functions of (knowledge, text), memoised across evaluations ----------
+@lru_cache(maxsize=16384)
+def _regions_of_text(kb: Knowledge, text: str) -> frozenset[str]:
+    if "injection site" in text.lower():
+        return frozenset({"*"})
+    return frozenset(r.id for r in kb.regions.values() if any(p.search(text) for p in r.text))
+
+
+@lru_cache(maxsize=16384)
+def _target_of_text(kb: Knowledge, text: str) -> Target | None:
+    for tid in kb.target_order:
+        t = kb.targets[tid]
+        if any(p.search(text) for p in t.text):
+            return t
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _drug_of(kb: Knowledge, rxnorm: frozenset[str], text: str) -> Drug | None:
+    for d in kb.drugs.values():
+        if rxnorm & d.rxnorm:
+            return d
+    for d in kb.drugs.values():
+        if any(p.search(text) for p in d.text):
+            return d
+    return None
+
+
+@lru_cache(maxsize=16384)
+def _guidance_of_text(text: str) -> str | None:
+    for name, pat in GUIDANCE_TEXT:
+        if pat.search(text):
+            return name
+    return None
 
 
 def _grade(text: str) -> float | None:
