@@ -107,11 +107,11 @@ class Compiler:
             if op in ("in", "not in"):
                 if not isinstance(value, list):
                     raise self.err("'in' takes a list")
-                const = value
-                value = (lambda ctx, c=const: c)
+                value = _const(value)
+            elif isinstance(value, str) and value not in self.kb.policy:
+                value = _const(value)  # a word such as 'tried', compared as is
             else:
-                value = self.number(value) if not isinstance(value, str) or value in self.kb.policy else (
-                    lambda ctx, c=value: c)
+                value = self.number(value)
         else:
             raise self.err(f"bad fact predicate {arg!r}")
         if name not in FACTS:
@@ -244,9 +244,8 @@ class Compiler:
                     continue
                 if side == "target" and not sides_compatible(ctx.injection.side, v.condition_side(c)):
                     continue
-                if after is not None:
-                    if when is None or not _after(ctx, when, after, within):
-                        continue
+                if after is not None and (when is None or not _after(ctx, when, after, within)):
+                    continue
                 ev.append(Evidence(c.ref, c.code.label(), _status(c), when))
             return bool(ev), ev
         return run
@@ -302,6 +301,12 @@ class Compiler:
         return run
 
 
+def _const(c: Any) -> Callable[[Context], Any]:
+    def get(ctx: Context) -> Any:
+        return c
+    return get
+
+
 def _status(c: Any) -> str | None:
     return c.clinical_status if c.clinical_status else None
 
@@ -332,16 +337,12 @@ def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float
                   if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
         if ctx.mode == "review" and ctx.injection.when:
             starts.append(ctx.injection.when)
-    for s in starts:
-        if when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit)):
-            return True
-    return False
+    return any(when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit)) for s in starts)
 
 
 def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
     v = ctx.view
     inj = ctx.injection
-    term = ctx.kb.terminology
     ev = []
     agents = [a for a in ([inj.steroid] if inj.steroid else []) + inj.anesthetics + inj.others]
     for al in v.record.allergies:
@@ -371,5 +372,4 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
                 hit = "skin antiseptic"
         if hit:
             ev.append(Evidence(al.ref, al.code.label(), f"allergy; planned: {hit}", al.recorded))
-    _ = term
     return bool(ev), ev

@@ -40,10 +40,6 @@ class PlanOverrides:
     anesthetic: str | None = None
     anesthetic_dose: float | None = None
 
-    def any(self) -> bool:
-        return any(v is not None for v in (self.target, self.side, self.guidance, self.steroid, self.dose,
-                                           self.anesthetic, self.anesthetic_dose))
-
 
 @lru_cache(maxsize=8)
 def compiled_rules(kb: Knowledge) -> tuple[CompiledRule, ...]:

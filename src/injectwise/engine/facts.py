@@ -7,10 +7,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from injectwise.core.dates import fmt_date
-from injectwise.engine.clinical import ClinicalView, Injection, PainScore, sides_compatible
+from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge
 
@@ -273,14 +274,14 @@ def _prior_outcomes(ctx: Context) -> list[Outcome]:
 @fact
 def prior_nondurable(ctx: Context) -> Fact:
     outs = [o for o in _prior_outcomes(ctx) if o.durable is False or o.response == "non-responder"]
-    ev = [e for o in outs for e in ([_inj_ev(o.injection)] + o.evidence)]
+    ev = [e for o in outs for e in ([_inj_ev(o.injection), *o.evidence])]
     return Fact(len(outs), ev, f"{len(outs)}")
 
 
 @fact
 def prior_durable(ctx: Context) -> Fact:
     outs = [o for o in _prior_outcomes(ctx) if o.durable]
-    ev = [e for o in outs for e in ([_inj_ev(o.injection)] + o.evidence)]
+    ev = [e for o in outs for e in ([_inj_ev(o.injection), *o.evidence])]
     return Fact(len(outs), ev, f"{len(outs)}")
 
 
@@ -313,9 +314,8 @@ def relief_shortening(ctx: Context) -> Fact:
     for c in ctx.view.conditions:
         texts.append(c.code.all_text() + " " + c.notes)
     text_ev = [t for t in texts if t and SHORTENING_TEXT.search(t)]
-    shortening = len(seq) >= 2 and seq[-1].relief_days is not None and seq[0].relief_days is not None and (
-        seq[-1].relief_days < seq[0].relief_days) and all(
-        a.relief_days >= b.relief_days for a, b in zip(seq, seq[1:], strict=False))  # type: ignore[operator]
+    days = [o.relief_days for o in seq if o.relief_days is not None]
+    shortening = len(days) >= 2 and days[-1] < days[0] and all(a >= b for a, b in pairwise(days))
     ev = [Evidence(o.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", o.injection.when)
           for o in seq]
     return Fact(shortening or bool(text_ev), ev, ", ".join(f"{o.relief_days:.0f}" for o in seq))
@@ -382,6 +382,13 @@ def pt_after_injection(ctx: Context) -> Fact:
 
 
 # ---- conservative care --------------------------------------------------------------------
+def _same_area(kb: Knowledge, region: str, regions: frozenset[str]) -> bool:
+    """Therapy with no stated region, or in the same body area as the target, counts for it."""
+    if not regions or region in regions or "*" in regions:
+        return True
+    return kb.regions[region].area in {kb.regions[r].area for r in regions if r in kb.regions}
+
+
 @fact
 def conservative_care(ctx: Context) -> Fact:
     """'tried', 'too-short' (a course under way for less than the minimum) or 'none'."""
@@ -390,9 +397,8 @@ def conservative_care(ctx: Context) -> Fact:
     look = ctx.p("conservative_care_lookback_days")
     items = []
     for th in v.therapies:
-        if region and th.regions and region not in th.regions and "*" not in th.regions:
-            if ctx.kb.regions[region].area not in {ctx.kb.regions[r].area for r in th.regions if r in ctx.kb.regions}:
-                continue
+        if region and not _same_area(ctx.kb, region, th.regions):
+            continue
         when = th.end or th.start
         if when is not None and v.days_before_now(when) > look:
             continue
@@ -427,6 +433,19 @@ def _med_ev(ctx: Context, concept: str) -> list[Evidence]:
     return [Evidence(m.ref, m.medication.label(), m.status, m.start) for m in ctx.view.current_medications(concept)]
 
 
+def _meds_fact(ctx: Context, *concepts: str) -> Fact:
+    ev = [e for c in concepts for e in _med_ev(ctx, c)]
+    return Fact(bool(ev), ev)
+
+
+def _latest_fact(ctx: Context, concept: str, lookback: str, label: str, unit: str = "") -> Fact:
+    """The latest value within a policy look-back; unknown (None, said in words) when there is none."""
+    m = ctx.view.latest(concept, ctx.p(lookback))
+    if m is None:
+        return Fact(None, [], f"no {label} in the last {ctx.p(lookback):g} days")
+    return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g}{unit}{m.note}", m.when)], f"{m.value:g}{unit}")
+
+
 @fact
 def diabetic(ctx: Context) -> Fact:
     ev = _cond_ev(ctx, "diabetes") + _med_ev(ctx, "diabetes-medication")
@@ -435,36 +454,27 @@ def diabetic(ctx: Context) -> Fact:
 
 @fact
 def insulin(ctx: Context) -> Fact:
-    ev = _med_ev(ctx, "insulin")
-    return Fact(bool(ev), ev)
+    return _meds_fact(ctx, "insulin")
 
 
 @fact
 def hba1c(ctx: Context) -> Fact:
-    m = ctx.view.latest("hba1c", ctx.p("hba1c_lookback_days"))
-    if m is None:
-        return Fact(None, [], f"no HbA1c in the last {ctx.p('hba1c_lookback_days'):g} days")
-    return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g} %{m.note}", m.when)], f"{m.value:g} %")
+    return _latest_fact(ctx, "hba1c", "hba1c_lookback_days", "HbA1c", " %")
 
 
 @fact
 def anticoagulated(ctx: Context) -> Fact:
-    ev = _med_ev(ctx, "anticoagulant") + _med_ev(ctx, "antiplatelet")
-    return Fact(bool(ev), ev)
+    return _meds_fact(ctx, "anticoagulant", "antiplatelet")
 
 
 @fact
 def vka(ctx: Context) -> Fact:
-    ev = _med_ev(ctx, "vitamin-k-antagonist")
-    return Fact(bool(ev), ev)
+    return _meds_fact(ctx, "vitamin-k-antagonist")
 
 
 @fact
 def inr(ctx: Context) -> Fact:
-    m = ctx.view.latest("inr", ctx.p("inr_lookback_days"))
-    if m is None:
-        return Fact(None, [], f"no INR in the last {ctx.p('inr_lookback_days'):g} days")
-    return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g}{m.note}", m.when)], f"{m.value:g}")
+    return _latest_fact(ctx, "inr", "inr_lookback_days", "INR")
 
 
 @fact
@@ -479,11 +489,11 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
     window = ctx.p("pre_arthroplasty_window_days")
     ev = []
     for s in v.record.service_requests:
-        if s.status not in ("active", "on-hold", "draft") or (s.intent in ("proposal",) and s.status == "draft"):
+        if s.status not in ("active", "on-hold", "draft") or (s.status == "draft" and s.intent == "proposal"):
             continue
         if concept not in v.concepts(s.ref, s.code, s.notes):
             continue
-        if not sides_compatible(ctx.injection.side, _side(s.code.all_text() + " " + s.body_site)):
+        if not sides_compatible(ctx.injection.side, side_of(s.code.all_text() + " " + s.body_site)):
             continue
         if s.occurrence is not None:
             days_ahead = (s.occurrence - v.now).total_seconds() / 86400
@@ -493,11 +503,6 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
         else:
             ev.append(Evidence(s.ref, s.code.label(), "scheduled, date not recorded", s.authored))
     return Fact(bool(ev), ev)
-
-
-def _side(text: str) -> str | None:
-    from injectwise.engine.clinical import side_of
-    return side_of(text)
 
 
 @fact
@@ -514,7 +519,7 @@ def prosthesis_at_target(ctx: Context) -> Fact:
             if concept in v.condition_concepts(c) and c.present and sides_compatible(ctx.injection.side, v.condition_side(c)):
                 ev.append(Evidence(c.ref, c.code.label(), None, c.when))
         for p in v.record.procedures:
-            side = _side(p.code.all_text() + " " + p.body_site)
+            side = side_of(p.code.all_text() + " " + p.body_site)
             if p.status == "completed" and (p.start is None or p.start <= v.now) and concept in v.concepts(
                     p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, side):
                 ev.append(Evidence(p.ref, p.code.label(), "completed", p.start))

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -20,19 +21,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Decision support for musculoskeletal corticosteroid injections (hip first).")
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     text = "text"
     json = "json"
 
 
-class Guidance(str, Enum):
+class Guidance(StrEnum):
     landmark = "landmark"
     ultrasound = "ultrasound"
     fluoroscopy = "fluoroscopy"
     ct = "ct"
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     right = "right"
     left = "left"
     bilateral = "bilateral"
@@ -60,6 +61,19 @@ def _files(files: list[Path] | None, note: Path | None) -> list[Path]:
     if not files:
         raise InputError("no input: give one or more FHIR Bundle files")
     return files
+
+
+def _run_files(files: list[Path] | None, note: Path | None, policy: Path | None, on: str | None, fmt: Fmt,
+               evaluate: Callable[[Any, Any, Any], Any], check: Callable[[Any], None] | None = None) -> None:
+    """Shared by assess and review: validate arguments, load knowledge once, one result per file."""
+    from injectwise.adapters.fhir import read_bundle_file
+
+    paths = _files(files, note)
+    kb = _kb(policy)
+    as_of = _as_of(on)
+    if check is not None:
+        check(kb)
+    _emit([evaluate(read_bundle_file(p), kb, as_of) for p in paths], fmt)
 
 
 def _emit(results: list, fmt: Fmt) -> None:
@@ -90,18 +104,17 @@ def assess(
     note: NoteOpt = None,
 ) -> None:
     """Before: should the planned injection be given? Verdict and findings."""
-    from injectwise.adapters.fhir import read_bundle_file
     from injectwise.engine.evaluate import PlanOverrides
     from injectwise.engine.evaluate import assess as run
 
-    paths = _files(files, note)
-    kb = _kb(policy)
-    as_of = _as_of(on)
     ov = PlanOverrides(target, side.value if side else None, guidance.value if guidance else None, steroid, dose,
                        anesthetic, anesthetic_dose)
-    if ov.target is not None and kb.target(ov.target) is None:
-        raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
-    _emit([run(read_bundle_file(p), kb, as_of, ov) for p in paths], fmt)
+
+    def check(kb: Any) -> None:
+        if ov.target is not None and kb.target(ov.target) is None:
+            raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
+
+    _run_files(files, note, policy, on, fmt, lambda rec, kb, as_of: run(rec, kb, as_of, ov), check)
 
 
 @app.command()
@@ -114,13 +127,9 @@ def review(
     note: NoteOpt = None,
 ) -> None:
     """After: did the latest injection work, why not, what harm, what next."""
-    from injectwise.adapters.fhir import read_bundle_file
     from injectwise.engine.evaluate import review as run
 
-    paths = _files(files, note)
-    kb = _kb(policy)
-    as_of = _as_of(on)
-    _emit([run(read_bundle_file(p), kb, as_of, injection) for p in paths], fmt)
+    _run_files(files, note, policy, on, fmt, lambda rec, kb, as_of: run(rec, kb, as_of, injection))
 
 
 @app.command()
