@@ -91,3 +91,15 @@ def test_truncated_json_is_input_error(cut):
     text = json.dumps(BASE)[:cut]
     with contextlib.suppress(InputError):
         read_bundle(text.encode())
+
+
+def test_non_string_bundle_type_is_input_error():
+    """Found by the property test above: a list-valued Bundle.type once raised TypeError."""
+    doc = copy.deepcopy(BASE)
+    doc["type"] = ["collection"]
+    try:
+        read_bundle(doc)
+    except InputError as e:
+        assert "unsupported Bundle type" in str(e)
+    else:
+        raise AssertionError("a list-valued Bundle.type must be rejected")

@@ -64,7 +64,7 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
     if rtype != "Bundle":
         raise InputError(f"not a FHIR Bundle: resourceType is {rtype!r}")
     btype = doc.get("type")
-    if btype not in BUNDLE_TYPES:
+    if not isinstance(btype, str) or btype not in BUNDLE_TYPES:
         raise InputError(f"unsupported Bundle type {btype!r}; expected one of collection, transaction, "
                          "batch, searchset")
     entries = doc.get("entry")
