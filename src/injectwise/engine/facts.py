@@ -505,55 +505,52 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
     return Fact(bool(ev), ev)
 
 
+def _site_conditions(ctx: Context, concepts: set[str], active: bool) -> list[Evidence]:
+    """Conditions with one of the concepts on a side compatible with the injection's."""
+    v = ctx.view
+    ev = []
+    for c in v.conditions:
+        ok = v.condition_active(c) if active else c.present
+        if ok and concepts & v.condition_concepts(c) and sides_compatible(ctx.injection.side, v.condition_side(c)):
+            ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+    return ev
+
+
 @fact
 def prosthesis_at_target(ctx: Context) -> Fact:
     v = ctx.view
     t = ctx.injection.target
     if t is None or t.joint is None:
         return Fact(False)
-    ev = []
-    for concept in (f"prosthetic-{t.joint}", f"{t.joint}-arthroplasty-procedure"):
-        if concept not in ctx.kb.terminology.concepts:
+    concepts = {c for c in (f"prosthetic-{t.joint}", f"{t.joint}-arthroplasty-procedure")
+                if c in ctx.kb.terminology.concepts}
+    ev = _site_conditions(ctx, concepts, active=False)
+    for p in v.record.procedures:
+        if p.status != "completed" or (p.start is not None and p.start > v.now):
             continue
-        for c in v.conditions:
-            if concept in v.condition_concepts(c) and c.present and sides_compatible(ctx.injection.side, v.condition_side(c)):
-                ev.append(Evidence(c.ref, c.code.label(), None, c.when))
-        for p in v.record.procedures:
-            side = side_of(p.code.all_text() + " " + p.body_site)
-            if p.status == "completed" and (p.start is None or p.start <= v.now) and concept in v.concepts(
-                    p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, side):
-                ev.append(Evidence(p.ref, p.code.label(), "completed", p.start))
+        side = side_of(p.code.all_text() + " " + p.body_site)
+        if concepts & v.concepts(p.ref, p.code, p.notes) and sides_compatible(ctx.injection.side, side):
+            ev.append(Evidence(p.ref, p.code.label(), "completed", p.start))
     return Fact(bool(ev), ev)
 
 
 @fact
 def indication_present(ctx: Context) -> Fact:
-    v = ctx.view
     t = ctx.injection.target
-    if t is None:
-        return Fact(False)
-    ev = []
-    for c in v.conditions:
-        if v.condition_active(c) and set(t.indications) & v.condition_concepts(c) and sides_compatible(
-                ctx.injection.side, v.condition_side(c)):
-            ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+    ev = _site_conditions(ctx, set(t.indications), active=True) if t else []
     return Fact(bool(ev), ev)
 
 
 @fact
 def competing_generator(ctx: Context) -> Fact:
+    """Another pain generator recorded (any side: referred pain crosses sides)."""
     v = ctx.view
     t = ctx.injection.target
     if t is None:
         return Fact(False)
     competing = set(t.competing) - set(t.indications)
-    ev = []
-    for c in v.conditions:
-        if not v.condition_active(c):
-            continue
-        hit = competing & v.condition_concepts(c)
-        if hit and not (set(t.indications) & v.condition_concepts(c) and not hit - {"hip-pain"}):
-            ev.append(Evidence(c.ref, c.code.label(), None, c.when))
+    ev = [Evidence(c.ref, c.code.label(), None, c.when) for c in v.conditions
+          if v.condition_active(c) and competing & v.condition_concepts(c)]
     return Fact(bool(ev), ev)
 
 
