@@ -108,7 +108,7 @@ class Compiler:
                 if not isinstance(value, list):
                     raise self.err("'in' takes a list")
                 value = _const(value)
-            elif isinstance(value, str) and value not in self.kb.policy:
+            elif op in ("==", "!=") and isinstance(value, str) and value not in self.kb.policy:
                 value = _const(value)  # a word such as 'tried', compared as is
             else:
                 value = self.number(value)

@@ -13,7 +13,7 @@ from injectwise.core.errors import InputError, KnowledgeError
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import Agent, ClinicalView, Injection
 from injectwise.engine.dsl import Compiler, Pred
-from injectwise.engine.facts import FACTS, Context
+from injectwise.engine.facts import ENGINE_CONCEPTS, FACTS, Context
 from injectwise.engine.result import LIKELIHOOD_ORDER, SEVERITY_ORDER, Evidence, Finding, Result
 from injectwise.knowledge.model import Knowledge, RuleSpec
 
@@ -44,6 +44,9 @@ class PlanOverrides:
 @lru_cache(maxsize=8)
 def compiled_rules(kb: Knowledge) -> tuple[CompiledRule, ...]:
     """Compile every rule once per knowledge base; validates names used in templates too."""
+    for name in ENGINE_CONCEPTS:
+        if name not in kb.terminology.concepts:
+            raise KnowledgeError(f"valuesets.yaml: concept {name!r} is required by the engine but missing")
     out = []
     for spec in kb.rules:
         c = Compiler(kb, f"rules/{spec.source}")

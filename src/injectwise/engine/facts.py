@@ -159,6 +159,14 @@ class Context:
 
 FACTS: dict[str, Callable[[Context], Fact]] = {}
 
+# Concepts the engine's facts and clinical view look up by name. Loading checks they exist, so a
+# knowledge edit that renames one fails loudly instead of silently disabling a safety check.
+ENGINE_CONCEPTS = (
+    "diabetes", "diabetes-medication", "insulin", "hba1c", "inr", "anticoagulant", "antiplatelet",
+    "vitamin-k-antagonist", "advanced-osteoarthritis", "kl-grade", "pain-nrs", "exercise-therapy", "imaging-workup",
+    "allergy-corticosteroid", "allergy-local-anesthetic", "allergy-contrast", "allergy-antiseptic",
+)
+
 
 def fact(fn: Callable[[Context], Fact]) -> Callable[[Context], Fact]:
     FACTS[fn.__name__] = fn

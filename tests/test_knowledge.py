@@ -1,0 +1,119 @@
+"""The knowledge base refuses bad edits with an error naming the file and entry, and a site
+policy file really changes decisions."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import D, ids, run_cli
+
+from injectwise.adapters.fhir import read_bundle
+from injectwise.core.errors import KnowledgeError
+from injectwise.demo.builder import BundleBuilder
+from injectwise.engine.evaluate import assess, compiled_rules
+from injectwise.knowledge import load_knowledge, loader
+
+DATA = Path(loader._data_dir())
+
+
+@pytest.fixture
+def kb_copy(tmp_path, monkeypatch):
+    """A private copy of the knowledge data that a test may break."""
+    root = tmp_path / "data"
+    shutil.copytree(DATA, root)
+    monkeypatch.setattr(loader, "_data_dir", lambda: root)
+    return root
+
+
+def _edit(path: Path, fn) -> None:
+    doc = yaml.safe_load(path.read_text())
+    fn(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _rule(root: Path, name: str) -> Path:
+    return root / "rules" / name
+
+
+def _load_and_compile():
+    kb = loader._load(None)
+    compiled_rules(kb)
+    return kb
+
+
+def test_packaged_knowledge_loads_and_compiles(kb):
+    assert kb.version and len(compiled_rules(kb)) == len(kb.rules) > 50
+
+
+@pytest.mark.parametrize("mutate,fragment", [
+    (lambda d: d.update(id="made-up.family"), "unknown finding id"),
+    (lambda d: d.update(citations=["no-such-paper"]), "unknown citation 'no-such-paper'"),
+    (lambda d: d.update(when={"fact": "no_such_fact"}), "unknown fact 'no_such_fact'"),
+    (lambda d: d.update(when={"condition": {"concept": "no-such-concept"}}), "unknown concept 'no-such-concept'"),
+    (lambda d: d.update(when={"fact": {"name": "site_count_year", "op": ">", "value": "no_such_policy"}}),
+     "no_such_policy"),
+    (lambda d: d.update(when={"frobnicate": 1}), "unknown predicate 'frobnicate'"),
+    (lambda d: d.update(version="one"), "version"),
+    (lambda d: d.update(rationale="Uses {fact.nothing_here}."), "unknown placeholder"),
+])
+def test_bad_rule_is_a_load_error_naming_the_file(kb_copy, mutate, fragment):
+    name = "a120-defer-injection-interval.yaml"
+    _edit(_rule(kb_copy, name), mutate)
+    with pytest.raises(KnowledgeError) as e:
+        _load_and_compile()
+    assert name in str(e.value) and fragment in str(e.value)
+
+
+def test_unknown_code_system_is_a_load_error(kb_copy):
+    _edit(kb_copy / "valuesets.yaml", lambda d: d["fever"].update(icd9=["780.6"]))
+    with pytest.raises(KnowledgeError, match=r"valuesets.yaml: fever: unknown code system or key 'icd9'"):
+        _load_and_compile()
+
+
+def test_missing_engine_concept_is_a_load_error(kb_copy):
+    """Renaming a concept the engine needs must fail loudly, not silently disable the diabetes checks."""
+    def rename(d):
+        d["diabetes-mellitus"] = d.pop("diabetes")
+    _edit(kb_copy / "valuesets.yaml", rename)
+    with pytest.raises(KnowledgeError, match="'diabetes' is required by the engine"):
+        _load_and_compile()
+
+
+def test_unknown_citation_in_policy_is_a_load_error(kb_copy):
+    _edit(kb_copy / "policy.yaml", lambda d: d["min_interval_days"].update(citations=["nobody-2020"]))
+    with pytest.raises(KnowledgeError, match=r"policy\.yaml: min_interval_days: unknown citation"):
+        _load_and_compile()
+
+
+def _patient_injected_60_days_ago() -> BundleBuilder:
+    b = BundleBuilder("pol")
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2022-01-01")
+    b.therapy("2025-06-01", "2025-09-01", "Physical therapy - hip")
+    b.injection("2026-01-01", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    return b
+
+
+def test_site_policy_file_changes_the_interval(tmp_path):
+    rec = read_bundle(_patient_injected_60_days_ago().bundle())
+    assert "defer.injection-interval" in ids(assess(rec, load_knowledge(), D("2026-03-02")))
+    policy = tmp_path / "site.yaml"
+    policy.write_text("min_interval_days: 56\n")
+    kb = load_knowledge(policy)
+    assert kb.policy["min_interval_days"].overridden
+    assert "defer.injection-interval" not in ids(assess(rec, kb, D("2026-03-02")))
+
+
+@pytest.mark.parametrize("content,fragment", [("no_such_threshold: 3\n", "unknown policy name"),
+                                              ("min_interval_days: soon\n", "non-negative number"),
+                                              ("- just a list\n", "mapping")])
+def test_bad_policy_file_is_one_line_exit_2(tmp_path, content, fragment):
+    policy = tmp_path / "site.yaml"
+    policy.write_text(content)
+    bundle = tmp_path / "b.json"
+    import json
+    bundle.write_text(json.dumps(_patient_injected_60_days_ago().bundle()))
+    p = run_cli("assess", str(bundle), "--policy", str(policy), "--on", "2026-03-02")
+    err = p.stderr.decode()
+    assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
