@@ -25,7 +25,8 @@ def render(r: Result, console: Console | None = None) -> None:
     head.append(f"   patient {p.get('id')} ({p.get('age', '?')} y, {p.get('sex', '?')})   as of {r.as_of}")
     what = f"{s.get('side') or ''} {s.get('target_label') or s.get('target') or 'unknown target'}".strip()
     steroid = s.get("steroid") or {}
-    drug = f"{steroid.get('drug')} {steroid.get('dose_mg') if steroid.get('dose_mg') is not None else '?'} mg" \
+    dose = steroid.get("dose_mg") if steroid else None
+    drug = (f"{steroid.get('drug')} {dose:g} mg" if dose is not None else f"{steroid.get('drug')} (dose not recorded)") \
         if steroid else "no corticosteroid"
     sub = f"{'Planned' if r.mode == 'assess' else 'Injection'}: {what}, {s.get('guidance')}, {drug}"
     if r.mode == "review":
