@@ -271,3 +271,13 @@ def test_rules_cover_the_stable_vocabulary(kb):
         if vid in ("education", "monitor"):
             continue
         assert any(r == vid or r.startswith(vid + ".") for r in rule_ids), vid
+
+
+def test_aftercare_cards_only_when_the_injection_may_go_ahead(kb):
+    go = run_assess(hip_candidate("go"), kb)
+    assert {"education.what-to-expect", "monitor.after-injection"} <= set(ids(go))
+    b = BundleBuilder("stop")
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2025-12-01")
+    stop = run_assess(b, kb)  # no physical therapy yet: defer
+    assert stop.outcome == "defer"
+    assert not {"education.what-to-expect", "monitor.after-injection"} & set(ids(stop))
