@@ -59,6 +59,8 @@ class Context:
         self.findings: list[Any] = []
         self._facts: dict[str, Fact] = {}
         self._outcomes: dict[str, Outcome] = {}
+        self._earlier: list[Injection] | None = None
+        self._same_site: list[Injection] | None = None
 
     def p(self, name: str) -> float:
         return self.kb.p(name)
@@ -79,13 +81,17 @@ class Context:
         return self.injection.when or self.view.now
 
     def earlier_injections(self) -> list[Injection]:
-        """Steroid injections before the one under consideration."""
-        t = self.ref_time
-        return [i for i in self.view.steroid_injections
-                if i.ref != self.injection.ref and i.when is not None and i.when < t]
+        """Steroid injections before the one under consideration (computed once per evaluation)."""
+        if self._earlier is None:
+            t = self.ref_time
+            self._earlier = [i for i in self.view.steroid_injections
+                             if i.ref != self.injection.ref and i.when is not None and i.when < t]
+        return self._earlier
 
     def same_site_earlier(self) -> list[Injection]:
-        return [i for i in self.earlier_injections() if i.same_site(self.injection)]
+        if self._same_site is None:
+            self._same_site = [i for i in self.earlier_injections() if i.same_site(self.injection)]
+        return self._same_site
 
     def area(self, inj: Injection) -> str | None:
         if inj.target is None or inj.target.region is None:
