@@ -248,22 +248,25 @@ def planned_tae(ctx: Context) -> Fact:
     return Fact(s.tae_mg, ev, f"{s.tae_mg:g}")
 
 
-@fact
-def dose_above_max(ctx: Context) -> Fact:
+def _dose_vs_range(ctx: Context, above: bool) -> Fact:
+    """Planned dose (mg triamcinolone-equivalent) against the target's recommended range."""
     t = ctx.injection.target
-    tae = planned_tae(ctx)
+    tae = ctx.fact("planned_tae")
     if t is None or tae.value is None:
         return Fact(False)
-    return Fact(tae.value > t.dose.max, tae.evidence, f"{tae.value:g} > {t.dose.max:g}")
+    if above:
+        return Fact(tae.value > t.dose.max, tae.evidence, f"{tae.value:g} > {t.dose.max:g}")
+    return Fact(tae.value < t.dose.min, tae.evidence, f"{tae.value:g} < {t.dose.min:g}")
+
+
+@fact
+def dose_above_max(ctx: Context) -> Fact:
+    return _dose_vs_range(ctx, above=True)
 
 
 @fact
 def dose_below_min(ctx: Context) -> Fact:
-    t = ctx.injection.target
-    tae = planned_tae(ctx)
-    if t is None or tae.value is None:
-        return Fact(False)
-    return Fact(tae.value < t.dose.min, tae.evidence, f"{tae.value:g} < {t.dose.min:g}")
+    return _dose_vs_range(ctx, above=False)
 
 
 @fact
@@ -302,7 +305,7 @@ def prior_durable(ctx: Context) -> Fact:
 @fact
 def repeated_nonresponse(ctx: Context) -> Fact:
     """Enough earlier injections at this site, at least one measured failure and no durable success."""
-    n = prior_site_injections(ctx)
+    n = ctx.fact("prior_site_injections")
     fails = ctx.fact("prior_nondurable")
     wins = ctx.fact("prior_durable")
     current = ctx.outcome(ctx.injection) if ctx.mode == "review" else None
