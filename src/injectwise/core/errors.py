@@ -11,3 +11,8 @@ class InputError(InjectwiseError):
 
 class KnowledgeError(InjectwiseError):
     """The knowledge base failed validation; names the file and entry."""
+
+
+class NotApplicable(InputError):
+    """The record holds nothing the requested evaluation applies to (no planned or completed injection).
+    The CLI reports it as an input error; the CDS service answers with no cards."""

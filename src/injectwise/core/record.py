@@ -184,3 +184,20 @@ class PatientRecord:
     service_requests: list[ServiceRequest] = field(default_factory=list)
     documents: list[Document] = field(default_factory=list)
     source: str = ""
+    # Kinds of data the source could not supply (e.g. a CDS client that sent no allergies): the
+    # checks that need them cannot be made, and the result must say so rather than assume "none".
+    unavailable: tuple[str, ...] = ()
+
+    def last_event(self) -> datetime | None:
+        """The most recent moment something happened in the record (not a future booking): the visit
+        date when a historic or synthetic record is replayed."""
+        stamps: list[datetime | None] = [o.when for o in self.observations]
+        stamps += [p.start for p in self.procedures]
+        stamps += [a.when for a in self.administrations]
+        stamps += [c.recorded or c.onset for c in self.conditions]
+        stamps += [d.when for d in self.documents]
+        stamps += [a.recorded for a in self.allergies]
+        stamps += [s.authored for s in self.service_requests]
+        stamps += [s.occurrence for s in self.service_requests if s.status == "draft"]
+        known = [s for s in stamps if s is not None]
+        return max(known) if known else None

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from injectwise.core.dates import fmt_date
-from injectwise.core.errors import InputError, KnowledgeError
+from injectwise.core.errors import InputError, KnowledgeError, NotApplicable
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import Agent, ClinicalView, Injection
 from injectwise.engine.dsl import Compiler, Pred
@@ -98,11 +98,11 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
         want = injection_id.strip()
         chosen = [i for i in injs if i.ref == want or i.ref.split("/", 1)[-1] == want]
         if not chosen:
-            raise InputError(f"no completed injection {want!r} on or before {as_of}")
+            raise NotApplicable(f"no completed injection {want!r} on or before {as_of}")
         inj = chosen[-1]
     else:
         if not injs:
-            raise InputError(f"no completed injection on or before {as_of} to review")
+            raise NotApplicable(f"no completed injection on or before {as_of} to review")
         inj = injs[-1]
     ctx = Context(view, kb, "review", inj)
     findings = _run(ctx, "review")
@@ -165,7 +165,7 @@ def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None
         if k not in seen:
             seen.add(k)
             evidence.append(e)
-    rationale = _render(ctx, spec.rationale)
+    explanation = rationale = _render(ctx, spec.rationale)
     if evidence:
         rationale += " Patient data: " + "; ".join(e.sentence() for e in evidence[:8])
         if len(evidence) > 8:
@@ -173,7 +173,8 @@ def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None
         rationale += "."
     cites = [ctx.kb.citations[c].as_json() for c in spec.citations]
     return Finding(spec.id, spec.severity, _render(ctx, spec.title), rationale, _render(ctx, spec.advice), evidence,
-                   cites, {"id": spec.id, "version": spec.version, "file": spec.source}, level, spec.suggestion)
+                   cites, {"id": spec.id, "version": spec.version, "file": spec.source}, level, spec.suggestion,
+                   explanation)
 
 
 def _render(ctx: Context, text: str) -> str:
@@ -235,7 +236,7 @@ def _verdict(findings: list[Finding]) -> str:
 def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides) -> Injection:
     base = view.planned_from_orders()
     if base is None and ov.target is None:
-        raise InputError("no planned injection: the bundle has no draft injection order; give --target "
+        raise NotApplicable("no planned injection: the bundle has no draft injection order; give --target "
                          "(and --steroid, --dose, --guidance)")
     if base is None:
         base = Injection(ref="cli:planned", when=view.now, target=None, side=None, guidance="unknown",
@@ -270,7 +271,7 @@ def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides) -> Injection:
         else:
             base.anesthetics = [Agent(drug, drug.label, ov.anesthetic_dose, None, "cli:anesthetic")]
     if base.target is None:
-        raise InputError("the planned injection's target is not recognised; give --target")
+        raise NotApplicable("the planned injection's target is not recognised; give --target")
     return base
 
 
@@ -296,6 +297,8 @@ def _subject(inj: Injection, kb: Knowledge) -> dict[str, Any]:
     if inj.steroid:
         s: dict[str, Any] = {"drug": inj.steroid.drug.id if inj.steroid.drug else inj.steroid.label,
                              "dose_mg": inj.steroid.dose_mg}
+        if inj.steroid.ref and "/" in inj.steroid.ref:
+            s["resource"] = inj.steroid.ref
         if inj.steroid.tae_mg is not None:
             s["equivalent_mg"] = round(inj.steroid.tae_mg, 2)
             s["equivalent_unit"] = kb.equivalence_unit

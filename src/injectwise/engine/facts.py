@@ -612,5 +612,25 @@ def post_injection_flare(ctx: Context) -> Fact:
     return Fact(bool(hits), ev)
 
 
+@fact
+def next_site_injection_date(ctx: Context) -> Fact:
+    """Earliest date policy allows another corticosteroid injection at this site."""
+    inj = ctx.injection
+    if inj.when is None or inj.steroid is None:
+        return Fact(None, text="unknown (injection date or corticosteroid not recorded)")
+    due = inj.when + timedelta(days=ctx.p("min_interval_days"))
+    return Fact(due, [_inj_ev(inj)], due.date().isoformat())
+
+
+@fact
+def unavailable_data(ctx: Context) -> Fact:
+    """Kinds of data the source said it could not supply; absent data must not read as "none"."""
+    missing = ctx.view.record.unavailable
+    if not missing:
+        return Fact(False, text="nothing")
+    listed = ", ".join(missing)
+    return Fact(True, [Evidence(ctx.view.record.source or "input", "not received", listed)], listed)
+
+
 def describe_date(d: datetime | None) -> str:
     return fmt_date(d) or "date unknown"

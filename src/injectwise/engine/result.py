@@ -52,6 +52,7 @@ class Finding:
     rule: dict[str, str]
     likelihood: str | None = None
     suggestion: dict[str, Any] | None = None
+    explanation: str = ""  # the rationale without the appended patient data, for renderers that list it
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity, "title": self.title,

@@ -33,6 +33,8 @@ SEVERITIES = ("critical", "warning", "info")
 MODES = ("assess", "review")
 RULE_KEYS = {"id", "version", "mode", "stage", "severity", "title", "rationale", "advice", "citations", "when",
              "likelihood", "suggestion"}
+# Concrete fixes an adapter can offer (e.g. CDS Hooks suggestions acting on the draft order).
+SUGGESTIONS = frozenset({"cancel-draft", "create-pt-referral", "switch-to-ultrasound", "lower-dose"})
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 
 
@@ -111,12 +113,12 @@ def _load(policy_file: Path | None) -> Knowledge:
         vocabulary=vocabulary, icd_site_categories=icd_categories, icd_site_digits=icd_digits,
     )
     rules_dir = d / "rules"
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # one finding id may have one rule per mode
     for path in sorted(rules_dir.glob("*.yaml")):
         spec = _load_rule(path, _read(path), kb, families)
-        if spec.id in seen:
-            raise KnowledgeError(f"rules/{path.name}: duplicate rule id {spec.id!r}")
-        seen.add(spec.id)
+        if (spec.mode, spec.id) in seen:
+            raise KnowledgeError(f"rules/{path.name}: duplicate rule id {spec.id!r} for mode {spec.mode}")
+        seen.add((spec.mode, spec.id))
         kb.rules.append(spec)
     kb.rules.sort(key=lambda r: (r.stage, r.source))
     return kb
@@ -287,6 +289,9 @@ def _load_rule(path: Path, doc: Any, kb: Knowledge, families: tuple[str, ...]) -
         raise KnowledgeError(f"{where}: mode must be assess or review")
     if doc["severity"] not in SEVERITIES:
         raise KnowledgeError(f"{where}: severity must be critical, warning or info")
+    sug = doc.get("suggestion")
+    if sug is not None and (not isinstance(sug, dict) or set(sug) != {"action"} or sug["action"] not in SUGGESTIONS):
+        raise KnowledgeError(f"{where}: suggestion must be {{action: one of {', '.join(sorted(SUGGESTIONS))}}}")
     return RuleSpec(
         id=fid, version=str(doc["version"]), mode=doc["mode"], stage=int(doc.get("stage", 1)),
         severity=doc["severity"], title=str(doc["title"]).strip(), rationale=str(doc["rationale"]).strip(),

@@ -151,11 +151,8 @@ def knowledge(fmt: FmtOpt = Fmt.text) -> None:
     """Show the knowledge base: version, rules with their versions and citations, policy values."""
     kb = _kb(None)
     if fmt is Fmt.json:
-        doc = {"version": kb.version, "rules": [{"id": r.id, "version": r.version, "mode": r.mode,
-                                                 "severity": r.severity, "title": r.title,
-                                                 "citations": list(r.citations)} for r in kb.rules],
-               "policy": {k: {"value": v.value, "unit": v.unit, "basis": v.basis} for k, v in kb.policy.items()}}
-        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        from injectwise.knowledge.describe import describe_knowledge
+        sys.stdout.buffer.write(orjson.dumps(describe_knowledge(kb), option=orjson.OPT_INDENT_2) + b"\n")
         return
     from rich.console import Console
     from rich.table import Table
@@ -165,6 +162,84 @@ def knowledge(fmt: FmtOpt = Fmt.text) -> None:
     for r in kb.rules:
         t.add_row(r.id, r.version, r.mode, r.severity, ", ".join(r.citations))
     c.print(t)
+
+
+class ClockOpt(StrEnum):
+    system = "system"
+    record = "record"
+
+
+class MissingOpt(StrEnum):
+    refuse = "refuse"
+    explain = "explain"
+
+
+class CardsOpt(StrEnum):
+    actionable = "actionable"
+    all = "all"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
+    public_base_url: Annotated[str | None, typer.Option(
+        help="URL clients use to reach this service; JWT aud is checked against it (default http://HOST:PORT)")] = None,
+    trusted_issuers: Annotated[Path | None, typer.Option(help="JSON file of trusted JWT issuers and their JWKS")] = None,
+    api_keys: Annotated[Path | None, typer.Option(help="File of '<name> <sha256>' lines for REST API keys")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option(help="Accept unauthenticated calls (local demos only)")] = False,
+    database_url: Annotated[str, typer.Option(envvar="INJECTWISE_DATABASE_URL",
+                                              help="SQLAlchemy URL for feedback (SQLite file or postgresql://)")]
+        = "sqlite:///injectwise-feedback.db",
+    policy: PolicyOpt = None,
+    clock: Annotated[ClockOpt, typer.Option(
+        help="system: evaluate as of today; record: as of the newest event in each request (replaying old records)")]
+        = ClockOpt.system,
+    missing_prefetch: Annotated[MissingOpt, typer.Option(
+        help="refuse: 412 when data is missing and no fhirServer; explain: evaluate and say what was not checked")]
+        = MissingOpt.refuse,
+    cards: Annotated[CardsOpt, typer.Option(help="actionable: no education/monitor cards at order time; all: every finding")]
+        = CardsOpt.actionable,
+    fhir_timeout: Annotated[float, typer.Option(help="Seconds allowed for fetching missing data from the FHIR server",
+                                                min=0.1)] = 2.0,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1024)] = 5 * 1024 * 1024,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the CDS Hooks 2.0 service and REST API (same engine and knowledge as the CLI)."""
+    import logging
+
+    import uvicorn
+
+    from injectwise.adapters.service.app import create_app
+    from injectwise.adapters.service.settings import ServiceSettings
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise InputError(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = ServiceSettings(
+        public_base_url=public_base_url or f"http://{host}:{port}", trusted_issuers_file=trusted_issuers,
+        api_keys_file=api_keys, insecure_no_auth=insecure_no_auth, database_url=database_url, policy_file=policy,
+        fhir_timeout_s=fhir_timeout, max_body_bytes=max_body_bytes, clock=clock.value,
+        missing_prefetch=missing_prefetch.value, cards=cards.value)
+    if insecure_no_auth:
+        print("injectwise: WARNING: --insecure-no-auth: authentication is OFF; never expose this service",
+              file=sys.stderr)
+    application = create_app(settings)
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level=log_level.lower(),
+                server_header=False)
+
+
+@app.command()
+def apikey(name: Annotated[str, typer.Argument(help="Who the key is for, e.g. registry-etl")]) -> None:
+    """Make a REST API key: prints the key once, and the line to add to the --api-keys file."""
+    from injectwise.adapters.service.trust import hash_key, new_api_key
+
+    if not name or any(c.isspace() for c in name):
+        raise InputError("the key name must be one word")
+    key = new_api_key()
+    print(f"key (give to the caller, shown once): {key}")
+    print(f"line for the --api-keys file:        {name} {hash_key(key)}")
 
 
 def main() -> None:

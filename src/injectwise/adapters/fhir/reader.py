@@ -95,8 +95,7 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
         if canon is None:
             canon = f"{r['resourceType']}/#{i}"
         alias.setdefault(canon, canon)
-        r["__ref"] = canon
-        resources.append(r)
+        resources.append({**r, "__ref": canon})  # a shallow copy: the caller's resources stay untouched
     return _Builder(alias, source).build(resources)
 
 

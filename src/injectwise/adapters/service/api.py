@@ -1,0 +1,100 @@
+"""REST API bodies: a FHIR Bundle (alone, or with the evaluation date and planned-injection fields)
+in, exactly the CLI's JSON out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from injectwise.adapters.fhir import read_bundle
+from injectwise.adapters.service.outcome import ServiceError
+from injectwise.core.dates import parse_as_of, today_utc
+from injectwise.engine.evaluate import PlanOverrides, assess, review
+from injectwise.knowledge.describe import describe_knowledge, describe_rule
+from injectwise.knowledge.model import Knowledge
+
+
+class Planned(BaseModel):
+    """Overrides for the planned injection, as the CLI's assess options."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str | None = Field(None, description="e.g. hip-intra-articular")
+    side: Literal["right", "left", "bilateral"] | None = None
+    guidance: Literal["landmark", "ultrasound", "fluoroscopy", "ct"] | None = None
+    steroid: str | None = Field(None, description="e.g. triamcinolone")
+    dose: float | None = Field(None, ge=0, description="corticosteroid dose in mg")
+    anesthetic: str | None = Field(None, description="local anaesthetic, or none")
+    anesthetic_dose: float | None = Field(None, ge=0, description="anaesthetic dose in mg")
+
+
+class AssessBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: dict[str, Any] = Field(description="FHIR R4 Bundle with the patient's record and draft orders")
+    on: str | None = Field(None, description="evaluate as of this date (YYYY-MM-DD); default today (UTC)")
+    planned: Planned | None = None
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: dict[str, Any] = Field(description="FHIR R4 Bundle with the patient's record")
+    on: str | None = Field(None, description="evaluate as of this date (YYYY-MM-DD); default today (UTC)")
+    injection: str | None = Field(None, description="Procedure id to review; default the latest")
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace local $refs by the definitions they name, so the schema stands alone in OpenAPI."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    s = model.model_json_schema()
+    s = _inline(s, s.pop("$defs", {}))
+    bare = {"type": "object", "description": "a bare FHIR R4 Bundle (evaluated as of today)",
+            "properties": {"resourceType": {"const": "Bundle"}}, "required": ["resourceType"]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [s, bare]}}}}}
+
+
+ASSESS_BODY = _schema(AssessBody)
+REVIEW_BODY = _schema(ReviewBody)
+
+
+def _envelope(body: Any, model: type[BaseModel]) -> Any:
+    if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+        body = {"bundle": body}
+    if not isinstance(body, dict):
+        raise ServiceError(400, "the body must be a FHIR Bundle or an object with a bundle")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        raise ServiceError(400, f"invalid request: {where}: {err.get('msg', 'invalid')}") from None
+
+
+def assess_json(body: Any, kb: Knowledge) -> dict[str, Any]:
+    req: AssessBody = _envelope(body, AssessBody)
+    p = req.planned or Planned()
+    ov = PlanOverrides(p.target, p.side, p.guidance, p.steroid, p.dose, p.anesthetic, p.anesthetic_dose)
+    record = read_bundle(req.bundle, "request")
+    return assess(record, kb, parse_as_of(req.on) if req.on else today_utc(), ov).as_json()
+
+
+def review_json(body: Any, kb: Knowledge) -> dict[str, Any]:
+    req: ReviewBody = _envelope(body, ReviewBody)
+    record = read_bundle(req.bundle, "request")
+    return review(record, kb, parse_as_of(req.on) if req.on else today_utc(), req.injection).as_json()
+
+
+def knowledge_json(kb: Knowledge) -> dict[str, Any]:
+    return describe_knowledge(kb)
+
+
+def rule_json(kb: Knowledge, finding_id: str) -> dict[str, Any] | None:
+    return describe_rule(kb, finding_id)

@@ -1,0 +1,218 @@
+"""The ASGI app: CDS Hooks discovery, hook calls and feedback; the REST API; rule explanation pages.
+Built by `create_app(settings)`; the engine and knowledge are the CLI's, loaded once at start-up."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from injectwise.adapters.service import api
+from injectwise.adapters.service.feedback import parse_feedback
+from injectwise.adapters.service.hooks import BY_ID, HookHandler, discovery
+from injectwise.adapters.service.outcome import ServiceError, operation_outcome
+from injectwise.adapters.service.settings import ServiceSettings
+from injectwise.adapters.service.trust import Trust, load_api_keys, load_issuers
+from injectwise.adapters.storage import FeedbackStore
+from injectwise.core.errors import InputError
+from injectwise.knowledge import load_knowledge
+
+log = logging.getLogger("injectwise.service")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _outcome(status: int, message: str, headers: dict[str, str] | None = None) -> JSON:
+    return JSON(operation_outcome(status, message), status_code=status, headers=headers)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, within the size limit; every problem is a ServiceError with a 4xx status."""
+    ctype = request.headers.get("content-type", "")
+    if ctype and "json" not in ctype.lower():
+        raise ServiceError(415, f"content type {ctype.split(';')[0]!r} is not JSON")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ServiceError(413, f"request body larger than the limit of {limit} bytes")
+    size, chunks = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError(413, f"request body larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        raise ServiceError(400, "empty request body: expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ServiceError(400, f"malformed JSON: {str(e).split(':')[0]}") from None
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    kb = load_knowledge(settings.policy_file)
+    issuers = load_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else {}
+    keys = load_api_keys(settings.api_keys_file) if settings.api_keys_file else {}
+    if not settings.insecure_no_auth and not issuers and not keys:
+        raise InputError("no way to trust a caller: give --trusted-issuers (and/or --api-keys), "
+                         "or --insecure-no-auth for a local demo")
+    trust = Trust(issuers, keys, settings.jwt_leeway_s, settings.jwt_max_lifetime_s, settings.jwks_cache_s,
+                  settings.fhir_timeout_s)
+    store = FeedbackStore(settings.database_url)
+    handler = HookHandler(kb, settings, store)
+    if settings.insecure_no_auth:
+        log.warning("*** AUTHENTICATION IS OFF (--insecure-no-auth): any caller is trusted. Local demos only. ***")
+
+    app = FastAPI(title="injectwise", version=kb.version, default_response_class=JSON,
+                  description="Decision support for musculoskeletal corticosteroid injections: CDS Hooks 2.0 "
+                              "services and a REST API over the same engine and knowledge base as the CLI.")
+    app.state.settings, app.state.kb, app.state.store = settings, kb, store
+
+    async def authenticate(request: Request, allow_api_key: bool) -> None:
+        if settings.insecure_no_auth:
+            return
+        authz = request.headers.get("authorization", "")
+        if authz[:7].lower() == "bearer ":
+            if not issuers:
+                raise ServiceError(401, "authentication failed: no JWT issuer is trusted here")
+            await trust.verify_jwt(authz[7:].strip(), settings.base + request.url.path)
+            return
+        key = request.headers.get("x-api-key")
+        if allow_api_key and key:
+            trust.verify_api_key(key)
+            return
+        raise ServiceError(401, "authentication required: send a signed JWT as a Bearer token"
+                           + (" or an X-API-Key" if allow_api_key else ""),
+                           {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_req: Request, e: ServiceError) -> JSON:
+        return _outcome(e.status, e.message, e.headers)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_req: Request, e: InputError) -> JSON:
+        return _outcome(400, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, e: RequestValidationError) -> JSON:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _outcome(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, e: StarletteHTTPException) -> JSON:
+        return _outcome(e.status_code, str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, e: Exception) -> JSON:
+        # Type and route only: an exception message may quote patient data.
+        log.error(orjson.dumps({"event": "internal-error", "path": request.url.path, "error": type(e).__name__}).decode())
+        return _outcome(500, "internal error; the request was not processed")
+
+    @app.get("/healthz", summary="Liveness and readiness")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "knowledge_version": kb.version, "rules": len(kb.rules),
+                "auth": "off" if settings.insecure_no_auth else "on"}
+
+    @app.get("/cds-services", summary="CDS Hooks discovery")
+    async def services() -> dict[str, Any]:
+        return discovery()
+
+    @app.post("/cds-services/{service_id}", summary="Call a CDS Hooks service")
+    async def call_hook(service_id: str, request: Request) -> JSON:
+        t0 = time.perf_counter()
+        svc = BY_ID.get(service_id)
+        if svc is None:
+            raise ServiceError(404, f"no CDS service {service_id!r}")
+        await authenticate(request, allow_api_key=False)
+        body = await read_json(request, settings.max_body_bytes)
+        record, drafts, meta = await handler.gather(svc, body)
+        cards, _result, engine_ms = await run_in_threadpool(handler.evaluate, svc, body, record, drafts)
+        log.info(orjson.dumps({
+            "event": "hook", "hook": svc.hook, "service": svc.id, "hookInstance": body["hookInstance"],
+            "cards": [f"{c['source']['topic']['code']}:{c['uuid']}" for c in cards], "fetched": meta["fetched"],
+            "unavailable": meta["unavailable"], "gather_ms": meta["gather_ms"], "engine_ms": round(engine_ms, 2),
+            "total_ms": round((time.perf_counter() - t0) * 1000, 2)}).decode())
+        return JSON({"cards": cards})
+
+    @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards (accepted / overridden)")
+    async def feedback(service_id: str, request: Request) -> dict[str, Any]:
+        if service_id not in BY_ID:
+            raise ServiceError(404, f"no CDS service {service_id!r}")
+        await authenticate(request, allow_api_key=False)
+        items = parse_feedback(await read_json(request, settings.max_body_bytes))
+        n = await run_in_threadpool(store.record_feedback, service_id, items, datetime.now(UTC).replace(tzinfo=None))
+        log.info(orjson.dumps({"event": "feedback", "service": service_id, "items": n,
+                               "cards": [i["card"] for i in items]}).decode())
+        return {"stored": n}
+
+    @app.get("/api/feedback/summary", summary="Accept and override rates per finding id and override reason")
+    async def feedback_summary(request: Request) -> dict[str, Any]:
+        await authenticate(request, allow_api_key=True)
+        return await run_in_threadpool(store.summary)
+
+    @app.post("/api/assess", summary="Assess a planned injection (same JSON as `injectwise assess --format json`)",
+              openapi_extra=api.ASSESS_BODY)
+    async def api_assess(request: Request) -> JSON:
+        await authenticate(request, allow_api_key=True)
+        body = await read_json(request, settings.max_body_bytes)
+        return JSON(await run_in_threadpool(api.assess_json, body, kb))
+
+    @app.post("/api/review", summary="Review a completed injection (same JSON as `injectwise review --format json`)",
+              openapi_extra=api.REVIEW_BODY)
+    async def api_review(request: Request) -> JSON:
+        await authenticate(request, allow_api_key=True)
+        body = await read_json(request, settings.max_body_bytes)
+        return JSON(await run_in_threadpool(api.review_json, body, kb))
+
+    @app.get("/api/knowledge", summary="Knowledge base: version, rules, citations, policy")
+    async def api_knowledge(request: Request) -> dict[str, Any]:
+        await authenticate(request, allow_api_key=True)
+        return api.knowledge_json(kb)
+
+    @app.get("/rules/{finding_id}", summary="Human explanation of the rule(s) behind a finding id",
+             response_class=HTMLResponse)
+    async def rule_page(finding_id: str, request: Request) -> Response:
+        doc = api.rule_json(kb, finding_id)
+        if doc is None:
+            raise ServiceError(404, f"no rule for finding {finding_id!r}")
+        if "json" in request.headers.get("accept", "") or request.query_params.get("format") == "json":
+            return JSON(doc)
+        return HTMLResponse(_rule_html(doc))
+
+    return app
+
+
+def _rule_html(doc: dict[str, Any]) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><meta charset=utf-8><title>{e(doc['id'])}</title>",
+             "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}"
+             "code{background:#f3f3f3;padding:0 .2em}</style>",
+             f"<h1>{e(doc['id'])}</h1><p>{e(doc['meaning'])}</p>"]
+    for r in doc["rules"]:
+        parts.append(f"<h2>{e(r['title'])}</h2><p><b>{e(r['mode'])}</b>, severity <b>{e(r['severity'])}</b>, "
+                     f"rule version {e(r['version'])} (<code>{e(r['file'])}</code>)</p><p>{e(r['rationale'])}</p>")
+        if r.get("advice"):
+            parts.append(f"<p><b>What to do:</b> {e(r['advice'])}</p>")
+        parts.append("<h3>Evidence</h3><ul>")
+        for c in r["citations"]:
+            link = f"https://doi.org/{c['doi']}" if c.get("doi") else c.get("url")
+            text = f"{e(c['label'])}: {e(c['reference'])} (confidence {e(c['confidence'])})"
+            parts.append(f"<li><a href='{e(link)}'>{text}</a></li>" if link else f"<li>{text}</li>")
+        parts.append("</ul>")
+    parts.append(f"<p><small>Knowledge base {e(doc['knowledge_version'])}</small></p>")
+    return "".join(parts)

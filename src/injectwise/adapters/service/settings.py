@@ -1,0 +1,40 @@
+"""Service configuration: one immutable object built by the CLI (or tests) and handed to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Clock = Literal["system", "record"]
+MissingPrefetch = Literal["refuse", "explain"]
+CardScope = Literal["actionable", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    public_base_url: str = "http://127.0.0.1:8000"
+    trusted_issuers_file: Path | None = None
+    api_keys_file: Path | None = None
+    insecure_no_auth: bool = False
+    database_url: str = "sqlite:///injectwise-feedback.db"
+    policy_file: Path | None = None
+    # How long a callback to the EHR's FHIR server may take, in total, before we give up on it.
+    fhir_timeout_s: float = 2.0
+    max_body_bytes: int = 5 * 1024 * 1024
+    # JWT: allowed clock skew, and the longest exp - iat we accept (short-lived tokens only).
+    jwt_leeway_s: int = 60
+    jwt_max_lifetime_s: int = 3600
+    jwks_cache_s: int = 3600
+    # "system": evaluate as of today (UTC). "record": as of the newest event in the request's own data,
+    # for replaying historic or synthetic records (sandbox, vignettes); never for live use.
+    clock: Clock = "system"
+    # What to do when a prefetch key is missing and there is no FHIR server to ask: "refuse" answers
+    # 412 (the spec's default); "explain" evaluates what arrived and says which checks were not made.
+    missing_prefetch: MissingPrefetch = "refuse"
+    # "actionable": no card for education.* and monitor.* (they stay in the REST answer); "all": every finding.
+    cards: CardScope = "actionable"
+
+    @property
+    def base(self) -> str:
+        return self.public_base_url.rstrip("/")

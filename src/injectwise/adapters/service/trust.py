@@ -1,0 +1,211 @@
+"""Who may call: CDS clients by signed JWT (CDS Hooks 2.0 "Trusting CDS Clients"), REST callers by
+the same JWT or an API key kept only as a SHA-256 hash. Every refusal is a ServiceError(401)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import orjson
+from jwt import PyJWK, PyJWKSet
+
+from injectwise.adapters.service.outcome import ServiceError
+from injectwise.core.errors import InputError
+
+# The spec forbids "none" and symmetric (HMAC) algorithms: a shared secret cannot prove who signed.
+ASYMMETRIC_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})
+REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti"]
+
+
+def _refuse(why: str) -> ServiceError:
+    return ServiceError(401, f"authentication failed: {why}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+@dataclass(slots=True)
+class Issuer:
+    iss: str
+    jwks_file: Path | None = None
+    jwks_url: str | None = None
+    keys: dict[str, PyJWK] = field(default_factory=dict)  # kid (or "" for a single unnamed key) -> key
+    loaded_at: float = 0.0
+
+
+def _parse_jwks(raw: bytes, where: str) -> dict[str, PyJWK]:
+    try:
+        doc = orjson.loads(raw)
+        keys = PyJWKSet.from_dict(doc).keys
+    except Exception as e:  # any malformed key set is one clear line
+        raise InputError(f"{where}: not a valid JWKS ({type(e).__name__}: {e})") from None
+    out: dict[str, PyJWK] = {}
+    for k in keys:
+        if k.key_type == "oct":
+            continue  # a symmetric key can never verify a CDS client
+        out[k.key_id or ""] = k
+    if not out:
+        raise InputError(f"{where}: the JWKS holds no asymmetric key")
+    return out
+
+
+def load_issuers(path: Path) -> dict[str, Issuer]:
+    """The trusted-issuers file: {"issuers": [{"iss": ..., "jwks_file": ...} or {"iss": ..., "jwks_url": ...}]}."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the trusted-issuers file ({e.strerror})") from None
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"{path}: not JSON ({e})") from None
+    entries = doc.get("issuers") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise InputError(f'{path}: expected {{"issuers": [...]}}')
+    out: dict[str, Issuer] = {}
+    for n, e in enumerate(entries):
+        if not isinstance(e, dict) or not isinstance(e.get("iss"), str) or not e["iss"]:
+            raise InputError(f"{path}: issuers[{n}] needs an iss string")
+        has_file, has_url = isinstance(e.get("jwks_file"), str), isinstance(e.get("jwks_url"), str)
+        if has_file == has_url:
+            raise InputError(f"{path}: issuers[{n}] ({e['iss']}) needs exactly one of jwks_file or jwks_url")
+        iss = Issuer(e["iss"])
+        if has_file:
+            f = Path(e["jwks_file"])
+            iss.jwks_file = f if f.is_absolute() else path.parent / f
+            try:
+                iss.keys = _parse_jwks(iss.jwks_file.read_bytes(), str(iss.jwks_file))
+            except OSError as err:
+                raise InputError(f"{iss.jwks_file}: cannot read the JWKS ({err.strerror})") from None
+            iss.loaded_at = time.monotonic()
+        else:
+            if not e["jwks_url"].startswith(("https://", "http://")):
+                raise InputError(f"{path}: issuers[{n}] jwks_url must be an http(s) URL")
+            iss.jwks_url = e["jwks_url"]
+        out[iss.iss] = iss
+    return out
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    return "iwk_" + secrets.token_urlsafe(32)
+
+
+def load_api_keys(path: Path) -> dict[str, str]:
+    """Lines of `<name> <sha256-hex>`; '#' starts a comment. Returns hash -> name."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the API key file ({e.strerror})") from None
+    out: dict[str, str] = {}
+    for n, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2 or len(parts[1]) != 64 or any(c not in "0123456789abcdef" for c in parts[1]):
+            raise InputError(f"{path}:{n}: expected '<name> <sha256 hex of the key>'")
+        out[parts[1]] = parts[0]
+    return out
+
+
+class Trust:
+    """Verifies callers. Holds the JWKS cache and the set of token ids already used."""
+
+    def __init__(self, issuers: dict[str, Issuer], api_keys: dict[str, str], leeway_s: int, max_lifetime_s: int,
+                 jwks_cache_s: int, http_timeout_s: float) -> None:
+        self.issuers = issuers
+        self.api_keys = api_keys
+        self.leeway = leeway_s
+        self.max_lifetime = max_lifetime_s
+        self.jwks_cache_s = jwks_cache_s
+        self.http_timeout = http_timeout_s
+        self._seen_jti: dict[tuple[str, str], float] = {}  # (iss, jti) -> exp
+
+    async def _key(self, issuer: Issuer, kid: str | None, jku: str | None) -> PyJWK:
+        if jku is not None and jku != issuer.jwks_url:
+            raise _refuse("jku is not the JWKS URL registered for this issuer")
+        stale = time.monotonic() - issuer.loaded_at > self.jwks_cache_s
+        if issuer.jwks_url and (stale or (kid or "") not in issuer.keys):
+            await self._refresh(issuer, force=not stale)
+        if kid is None:
+            if len(issuer.keys) == 1:
+                return next(iter(issuer.keys.values()))
+            raise _refuse("token has no kid and the issuer has several keys")
+        key = issuer.keys.get(kid)
+        if key is None:
+            raise _refuse("no key with this kid for the issuer")
+        return key
+
+    async def _refresh(self, issuer: Issuer, force: bool) -> None:
+        # An unknown kid may mean key rotation; refetch, but at most every 30 s to resist floods.
+        if force and time.monotonic() - issuer.loaded_at < 30:
+            return
+        assert issuer.jwks_url is not None
+        try:
+            async with httpx.AsyncClient(timeout=self.http_timeout) as client:
+                r = await client.get(issuer.jwks_url)
+            r.raise_for_status()
+            issuer.keys = _parse_jwks(r.content, issuer.jwks_url)
+        except (httpx.HTTPError, InputError) as e:
+            issuer.loaded_at = time.monotonic()
+            if not issuer.keys:
+                raise _refuse(f"the issuer's JWKS could not be fetched ({type(e).__name__})") from None
+            return
+        issuer.loaded_at = time.monotonic()
+
+    async def verify_jwt(self, token: str, audience: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise _refuse("the bearer token is not a well-formed JWT") from None
+        alg = header.get("alg")
+        if alg not in ASYMMETRIC_ALGS:
+            raise _refuse(f"algorithm {alg!r} is not allowed (asymmetric algorithms only)")
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise _refuse("issuer is not trusted")
+        key = await self._key(issuer, header.get("kid"), header.get("jku"))
+        try:
+            claims = jwt.decode(token, key=key.key, algorithms=[alg], audience=audience, issuer=issuer.iss,
+                                leeway=self.leeway, options={"require": REQUIRED_CLAIMS})
+        except jwt.ExpiredSignatureError:
+            raise _refuse("token expired") from None
+        except jwt.InvalidAudienceError:
+            raise _refuse("token audience is not this endpoint") from None
+        except jwt.ImmatureSignatureError:
+            raise _refuse("token issued in the future") from None
+        except jwt.MissingRequiredClaimError as e:
+            raise _refuse(f"token lacks the {e.claim} claim") from None
+        except jwt.InvalidSignatureError:
+            raise _refuse("signature does not verify") from None
+        except jwt.PyJWTError as e:
+            raise _refuse(f"token rejected ({type(e).__name__})") from None
+        now = time.time()
+        if float(claims["exp"]) - float(claims["iat"]) > self.max_lifetime:
+            raise _refuse("token lifetime too long")
+        jti = str(claims["jti"])
+        self._prune(now)
+        if (issuer.iss, jti) in self._seen_jti:
+            raise _refuse("token already used (jti replay)")
+        self._seen_jti[(issuer.iss, jti)] = float(claims["exp"]) + self.leeway
+        return claims
+
+    def _prune(self, now: float) -> None:
+        if len(self._seen_jti) > 10_000:
+            for k in [k for k, exp in self._seen_jti.items() if exp < now]:
+                del self._seen_jti[k]
+
+    def verify_api_key(self, key: str) -> str:
+        h = hash_key(key)
+        for stored, name in self.api_keys.items():
+            if hmac.compare_digest(stored, h):
+                return name
+        raise _refuse("API key not recognised")

@@ -1,0 +1,30 @@
+"""A plain-data description of the knowledge base, shared by the CLI and the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from injectwise.knowledge.model import Knowledge
+
+
+def describe_knowledge(kb: Knowledge) -> dict[str, Any]:
+    return {
+        "name": kb.name, "version": kb.version,
+        "rules": [{"id": r.id, "version": r.version, "mode": r.mode, "severity": r.severity, "title": r.title,
+                   "citations": list(r.citations)} for r in kb.rules],
+        "citations": {cid: {**c.as_json(), "reference": c.reference} for cid, c in kb.citations.items()},
+        "policy": {k: {"value": v.value, "unit": v.unit, "basis": v.basis} for k, v in kb.policy.items()},
+    }
+
+
+def describe_rule(kb: Knowledge, finding_id: str) -> dict[str, Any] | None:
+    """Every rule (one per mode) that can report this finding id, with its full citations."""
+    rules = [r for r in kb.rules if r.id == finding_id]
+    if not rules:
+        return None
+    meaning = kb.vocabulary.get(finding_id) or kb.vocabulary.get(finding_id.split(".", 1)[0], "")
+    return {"id": finding_id, "meaning": meaning, "knowledge_version": kb.version, "rules": [
+        {"mode": r.mode, "version": r.version, "severity": r.severity, "title": r.title, "rationale": r.rationale,
+         "advice": r.advice, "file": r.source,
+         "citations": [{**kb.citations[c].as_json(), "reference": kb.citations[c].reference} for c in r.citations]}
+        for r in rules]}
