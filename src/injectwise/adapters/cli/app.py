@@ -222,10 +222,10 @@ def serve(
         api_keys_file=api_keys, insecure_no_auth=insecure_no_auth, database_url=database_url, policy_file=policy,
         fhir_timeout_s=fhir_timeout, max_body_bytes=max_body_bytes, clock=clock.value,
         missing_prefetch=missing_prefetch.value, cards=cards.value)
+    application = create_app(settings)
     if insecure_no_auth:
         print("injectwise: WARNING: --insecure-no-auth: authentication is OFF; never expose this service",
               file=sys.stderr)
-    application = create_app(settings)
     uvicorn.run(application, host=host, port=port, access_log=False, log_level=log_level.lower(),
                 server_header=False)
 

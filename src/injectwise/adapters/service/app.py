@@ -64,6 +64,9 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
+    # httpx logs every URL it calls at INFO, and FHIR search URLs carry the patient id: keep it quiet.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     kb = load_knowledge(settings.policy_file)
     issuers = load_issuers(settings.trusted_issuers_file) if settings.trusted_issuers_file else {}
     keys = load_api_keys(settings.api_keys_file) if settings.api_keys_file else {}

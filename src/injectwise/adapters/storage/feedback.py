@@ -35,9 +35,13 @@ class IssuedCard:
 
 def _engine(url: str) -> Engine:
     try:
-        u = make_url(url)
-    except ArgumentError as e:
-        raise InputError(f"database URL is not valid: {e}") from None
+        return _make_engine(url)
+    except ArgumentError as e:  # includes an unknown dialect or a missing driver
+        raise InputError(f"database URL is not usable: {str(e).splitlines()[0]}") from None
+
+
+def _make_engine(url: str) -> Engine:
+    u = make_url(url)
     if u.drivername == "postgresql":  # psycopg 3 is the driver we ship
         u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "sqlite":
