@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from conftest import cli_path
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ISS = "https://ehr.example.test"
 

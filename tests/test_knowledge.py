@@ -56,6 +56,8 @@ def test_packaged_knowledge_loads_and_compiles(kb):
     (lambda d: d.update(when={"frobnicate": 1}), "unknown predicate 'frobnicate'"),
     (lambda d: d.update(version="one"), "version"),
     (lambda d: d.update(rationale="Uses {fact.nothing_here}."), "unknown placeholder"),
+    (lambda d: d.update(suggestion={"action": "order-pizza"}), "suggestion must be"),
+    (lambda d: d.update(mode="review", id="caution.incomplete-data"), "duplicate rule id"),
 ])
 def test_bad_rule_is_a_load_error_naming_the_file(kb_copy, mutate, fragment):
     name = "a120-defer-injection-interval.yaml"

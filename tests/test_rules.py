@@ -281,3 +281,35 @@ def test_aftercare_cards_only_when_the_injection_may_go_ahead(kb):
     stop = run_assess(b, kb)  # no physical therapy yet: defer
     assert stop.outcome == "defer"
     assert not {"education.what-to-expect", "monitor.after-injection"} & set(ids(stop))
+
+
+# ---- caution.incomplete-data: data the source could not send is unknown, not "none" -------------
+def test_unavailable_data_is_a_caution_in_assess_and_review(kb):
+    rec = read_bundle(_planned_bundle())
+    assert "caution.incomplete-data" not in ids(assess(rec, kb, AS_OF))
+    rec.unavailable = ("allergies", "medication statements (anticoagulants, diabetes medicines)")
+    r = assess(rec, kb, AS_OF)
+    f = next(f for f in r.findings if f.id == "caution.incomplete-data")
+    assert "allergies" in f.rationale and f.severity == "warning"
+    assert r.outcome == "proceed-with-caution"
+    b = hip_candidate("inc2")
+    b.injection("2026-01-10", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    rec2 = read_bundle(b.bundle())
+    rec2.unavailable = ("allergies",)
+    assert "caution.incomplete-data" in ids(review(rec2, kb, AS_OF))
+
+
+def test_unavailable_data_never_hides_a_contraindication(kb):
+    b = hip_candidate("inc3")
+    b.condition("R50.9", "Fever, unspecified", "2026-02-28", category="encounter-diagnosis")
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    rec = read_bundle(b.bundle())
+    rec.unavailable = ("allergies",)
+    r = assess(rec, kb, AS_OF)
+    assert r.outcome == "do-not-inject" and "contraindication.infection-suspected" in ids(r)
+
+
+def _planned_bundle() -> dict:
+    b = hip_candidate("inc")
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    return b.bundle()

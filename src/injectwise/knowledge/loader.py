@@ -113,12 +113,14 @@ def _load(policy_file: Path | None) -> Knowledge:
         vocabulary=vocabulary, icd_site_categories=icd_categories, icd_site_digits=icd_digits,
     )
     rules_dir = d / "rules"
-    seen: set[tuple[str, str]] = set()  # one finding id may have one rule per mode
+    seen: dict[tuple[str, str], str] = {}  # one finding id may have one rule per mode
     for path in sorted(rules_dir.glob("*.yaml")):
         spec = _load_rule(path, _read(path), kb, families)
-        if (spec.mode, spec.id) in seen:
-            raise KnowledgeError(f"rules/{path.name}: duplicate rule id {spec.id!r} for mode {spec.mode}")
-        seen.add((spec.mode, spec.id))
+        other = seen.get((spec.mode, spec.id))
+        if other is not None:
+            raise KnowledgeError(f"rules/{path.name}: duplicate rule id {spec.id!r} for mode {spec.mode} "
+                                 f"(also in rules/{other})")
+        seen[(spec.mode, spec.id)] = path.name
         kb.rules.append(spec)
     kb.rules.sort(key=lambda r: (r.stage, r.source))
     return kb

@@ -203,6 +203,8 @@ def serve(
     fhir_timeout: Annotated[float, typer.Option(help="Seconds allowed for fetching missing data from the FHIR server",
                                                 min=0.1)] = 2.0,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1024)] = 5 * 1024 * 1024,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        help="Allow browser calls from this origin (repeatable), e.g. https://sandbox.cds-hooks.org")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Run the CDS Hooks 2.0 service and REST API (same engine and knowledge as the CLI)."""
@@ -221,7 +223,7 @@ def serve(
         public_base_url=public_base_url or f"http://{host}:{port}", trusted_issuers_file=trusted_issuers,
         api_keys_file=api_keys, insecure_no_auth=insecure_no_auth, database_url=database_url, policy_file=policy,
         fhir_timeout_s=fhir_timeout, max_body_bytes=max_body_bytes, clock=clock.value,
-        missing_prefetch=missing_prefetch.value, cards=cards.value)
+        missing_prefetch=missing_prefetch.value, cards=cards.value, cors_origins=tuple(cors_origin or ()))
     application = create_app(settings)
     if insecure_no_auth:
         print("injectwise: WARNING: --insecure-no-auth: authentication is OFF; never expose this service",

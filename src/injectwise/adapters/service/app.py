@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +85,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   description="Decision support for musculoskeletal corticosteroid injections: CDS Hooks 2.0 "
                               "services and a REST API over the same engine and knowledge base as the CLI.")
     app.state.settings, app.state.kb, app.state.store = settings, kb, store
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600)
 
     async def authenticate(request: Request, allow_api_key: bool) -> None:
         if settings.insecure_no_auth:

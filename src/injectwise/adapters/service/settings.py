@@ -34,6 +34,8 @@ class ServiceSettings:
     missing_prefetch: MissingPrefetch = "refuse"
     # "actionable": no card for education.* and monitor.* (they stay in the REST answer); "all": every finding.
     cards: CardScope = "actionable"
+    # Browser-based CDS clients (e.g. the CDS Hooks sandbox) call from another origin and need CORS.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def base(self) -> str:
