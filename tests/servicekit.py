@@ -69,6 +69,22 @@ def start_server(tmp: Path, *args: str, name: str = "server") -> Server:
     raise RuntimeError("server did not start in 30 s")
 
 
+REPLAY = ("--insecure-no-auth", "--clock", "record", "--missing-prefetch", "explain")  # vignette replay mode
+
+
+def server_fixture(name: str, *args: str, doc: str = ""):
+    """A module-scoped pytest fixture running one server for the module's tests."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory):
+        s = start_server(tmp_path_factory.mktemp(name), *args, name=name)
+        yield s
+        s.stop()
+    fixture.__doc__ = doc
+    return fixture
+
+
 @dataclass
 class Keys:
     private: ec.EllipticCurvePrivateKey

@@ -10,9 +10,8 @@ import sys
 import time
 
 import httpx
-import pytest
 from conftest import SHARED, run_cli
-from servicekit import FhirStub, all_resources, check_cards, complete_prefetch, is_outcome, post, start_server
+from servicekit import REPLAY, FhirStub, all_resources, check_cards, complete_prefetch, is_outcome, post, server_fixture
 
 from injectwise.demo import demo_bundles
 
@@ -22,21 +21,10 @@ VIEW = "/cds-services/injectwise-patient-view"
 HIDDEN_AT_ORDER = ("education.", "monitor.")
 
 
-@pytest.fixture(scope="module")
-def replay(tmp_path_factory):
-    """Open service replaying records as of their own date, explaining missing data (vignette mode)."""
-    s = start_server(tmp_path_factory.mktemp("replay"), "--insecure-no-auth", "--clock", "record",
-                     "--missing-prefetch", "explain", name="replay")
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
-def strict(tmp_path_factory):
-    """Open service with the spec's defaults: today's date, 412 on missing prefetch, 1 s FHIR timeout."""
-    s = start_server(tmp_path_factory.mktemp("strict"), "--insecure-no-auth", "--fhir-timeout", "1", name="strict")
-    yield s
-    s.stop()
+replay = server_fixture("replay", *REPLAY, doc="Open service replaying records as of their own date, explaining "
+                                             "missing data (vignette mode).")
+strict = server_fixture("strict", "--insecure-no-auth", "--fhir-timeout", "1",
+                        doc="Open service with the spec's defaults: today's date, 412 on missing prefetch.")
 
 
 def _requests(vignette_dir):

@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 from pgserver import available, postgres
-from servicekit import check_cards, is_outcome, post, start_server
+from servicekit import REPLAY, check_cards, is_outcome, post, server_fixture, start_server
 
 from injectwise.adapters.storage import FeedbackStore, IssuedCard
 
@@ -58,12 +58,7 @@ def _assert_summary(by):
     assert inc["overridden"] == 1 and inc["override_reasons"][0]["code"] == "none-given"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    s = start_server(tmp_path_factory.mktemp("fb"), "--insecure-no-auth", "--clock", "record",
-                     "--missing-prefetch", "explain", name="fb")
-    yield s
-    s.stop()
+server = server_fixture("fb", *REPLAY)
 
 
 def test_feedback_is_stored_and_summarised(server, vignette_dir):
@@ -98,8 +93,7 @@ def test_invalid_feedback_is_refused_and_nothing_is_stored(server, vignette_dir)
 
 def test_the_store_keeps_feedback_across_restarts(tmp_path, vignette_dir):
     db = f"sqlite:///{tmp_path / 'keep.db'}"
-    s = start_server(tmp_path, "--insecure-no-auth", "--clock", "record", "--missing-prefetch", "explain",
-                     f"--database-url={db}", name="keep1")
+    s = start_server(tmp_path, *REPLAY, f"--database-url={db}", name="keep1")
     try:
         _exercise(s, vignette_dir)
     finally:
@@ -146,8 +140,7 @@ def test_feedback_store_on_a_real_postgresql_server():
 @needs_pg
 def test_service_with_postgresql_end_to_end(tmp_path, vignette_dir):
     with postgres() as url:
-        s = start_server(tmp_path, "--insecure-no-auth", "--clock", "record", "--missing-prefetch", "explain",
-                         f"--database-url={url}", name="pg")
+        s = start_server(tmp_path, *REPLAY, f"--database-url={url}", name="pg")
         try:
             _assert_summary(_exercise(s, vignette_dir))
         finally:

@@ -71,7 +71,7 @@ def _check_patient(view: ClinicalView) -> None:
     p = view.record.patient
     if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
         when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
-        raise InputError(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
+        raise NotApplicable(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
     for concept in view.kb.terminology.concepts.values():  # bad units fail now, not only when a rule looks
         if concept.unit:
             view.measurements(concept.id)

@@ -164,19 +164,21 @@ def knowledge(fmt: FmtOpt = Fmt.text) -> None:
     c.print(t)
 
 
-class ClockOpt(StrEnum):
-    system = "system"
-    record = "record"
+def _choices(name: str, literal: Any) -> type[StrEnum]:
+    """A Typer choice type from one of the service settings' Literal types, so both share one list."""
+    from typing import get_args
+    return StrEnum(name, {v: v for v in get_args(literal)})  # type: ignore[return-value]
 
 
-class MissingOpt(StrEnum):
-    refuse = "refuse"
-    explain = "explain"
+from injectwise.adapters.service.settings import CardScope, Clock, MissingPrefetch, ServiceSettings  # noqa: E402
 
-
-class CardsOpt(StrEnum):
-    actionable = "actionable"
-    all = "all"
+ClockOpt = _choices("ClockOpt", Clock)
+MissingOpt = _choices("MissingOpt", MissingPrefetch)
+CardsOpt = _choices("CardsOpt", CardScope)
+SERVE_DEFAULTS = ServiceSettings()
+DEFAULT_CLOCK = ClockOpt(SERVE_DEFAULTS.clock)
+DEFAULT_MISSING = MissingOpt(SERVE_DEFAULTS.missing_prefetch)
+DEFAULT_CARDS = CardsOpt(SERVE_DEFAULTS.cards)
 
 
 @app.command()
@@ -190,19 +192,19 @@ def serve(
     insecure_no_auth: Annotated[bool, typer.Option(help="Accept unauthenticated calls (local demos only)")] = False,
     database_url: Annotated[str, typer.Option(envvar="INJECTWISE_DATABASE_URL",
                                               help="SQLAlchemy URL for feedback (SQLite file or postgresql://)")]
-        = "sqlite:///injectwise-feedback.db",
+        = SERVE_DEFAULTS.database_url,
     policy: PolicyOpt = None,
     clock: Annotated[ClockOpt, typer.Option(
         help="system: evaluate as of today; record: as of the newest event in each request (replaying old records)")]
-        = ClockOpt.system,
+        = DEFAULT_CLOCK,
     missing_prefetch: Annotated[MissingOpt, typer.Option(
         help="refuse: 412 when data is missing and no fhirServer; explain: evaluate and say what was not checked")]
-        = MissingOpt.refuse,
+        = DEFAULT_MISSING,
     cards: Annotated[CardsOpt, typer.Option(help="actionable: no education/monitor cards at order time; all: every finding")]
-        = CardsOpt.actionable,
+        = DEFAULT_CARDS,
     fhir_timeout: Annotated[float, typer.Option(help="Seconds allowed for fetching missing data from the FHIR server",
-                                                min=0.1)] = 2.0,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1024)] = 5 * 1024 * 1024,
+                                                min=0.1)] = SERVE_DEFAULTS.fhir_timeout_s,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted", min=1024)] = SERVE_DEFAULTS.max_body_bytes,
     cors_origin: Annotated[list[str] | None, typer.Option(
         help="Allow browser calls from this origin (repeatable), e.g. https://sandbox.cds-hooks.org")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",

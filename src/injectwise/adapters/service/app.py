@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from injectwise.adapters.service.trust import Trust, load_api_keys, load_issuers
 from injectwise.adapters.storage import FeedbackStore
 from injectwise.core.errors import InputError
 from injectwise.knowledge import load_knowledge
+from injectwise.knowledge.model import Knowledge
 
 log = logging.getLogger("injectwise.service")
 
@@ -106,6 +108,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                            + (" or an X-API-Key" if allow_api_key else ""),
                            {"WWW-Authenticate": "Bearer"})
 
+    async def evaluate_rest(request: Request, run: Callable[[Any, Knowledge], dict[str, Any]]) -> JSON:
+        await authenticate(request, allow_api_key=True)
+        body = await read_json(request, settings.max_body_bytes)
+        return JSON(await run_in_threadpool(run, body, kb))
+
     @app.exception_handler(ServiceError)
     async def _service_error(_req: Request, e: ServiceError) -> JSON:
         return _outcome(e.status, e.message, e.headers)
@@ -175,16 +182,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/api/assess", summary="Assess a planned injection (same JSON as `injectwise assess --format json`)",
               openapi_extra=api.ASSESS_BODY)
     async def api_assess(request: Request) -> JSON:
-        await authenticate(request, allow_api_key=True)
-        body = await read_json(request, settings.max_body_bytes)
-        return JSON(await run_in_threadpool(api.assess_json, body, kb))
+        return await evaluate_rest(request, api.assess_json)
 
     @app.post("/api/review", summary="Review a completed injection (same JSON as `injectwise review --format json`)",
               openapi_extra=api.REVIEW_BODY)
     async def api_review(request: Request) -> JSON:
-        await authenticate(request, allow_api_key=True)
-        body = await read_json(request, settings.max_body_bytes)
-        return JSON(await run_in_threadpool(api.review_json, body, kb))
+        return await evaluate_rest(request, api.review_json)
 
     @app.get("/api/knowledge", summary="Knowledge base: version, rules, citations, policy")
     async def api_knowledge(request: Request) -> dict[str, Any]:
