@@ -34,7 +34,7 @@ from typing import Any
 
 import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from injectwise.adapters.service.prefetch import gather
 from injectwise.core.record import PatientRecord
@@ -204,7 +204,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=200.0, help="calls per second (open loop)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of the timed run")
     p.add_argument("--connections", type=int, default=8, help="keep-alive connections opened up front")
-    p.add_argument("--auth", choices=["jwt", "none"], default="jwt", help="signed ES384 JWT per call, or --insecure-no-auth")
+    p.add_argument("--auth", choices=["jwt", "none"], default="jwt", help="signed JWT per call, or --insecure-no-auth")
+    p.add_argument("--alg", choices=["RS384", "ES384"], default="RS384",
+                   help="JWT algorithm (both recommended by the spec; RS384 is Epic's default and cheaper to verify)")
     p.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds at the same rate before timing (not counted)")
     return p.parse_args()
 
@@ -230,22 +232,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_trust(tmp: Path) -> tuple[Path, ec.EllipticCurvePrivateKey]:
-    """A fresh ES384 key: its public JWK in a JWKS file, named by a trusted-issuers file the server loads."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
-    jwk.update({"kid": KID, "use": "sig", "alg": "ES384"})
+def write_trust(tmp: Path, alg: str) -> tuple[Path, Any]:
+    """A fresh ES384 or RS384 key (the two the spec recommends): its public JWK in a JWKS file, named by a
+    trusted-issuers file the server loads."""
+    if alg == "ES384":
+        key: Any = ec.generate_private_key(ec.SECP384R1())
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwk.update({"kid": KID, "use": "sig", "alg": alg})
     (tmp / "jwks.json").write_bytes(orjson.dumps({"keys": [jwk]}))
     issuers = tmp / "issuers.json"
     issuers.write_bytes(orjson.dumps({"issuers": [{"iss": ISSUER, "jwks_file": "jwks.json"}]}))
     return issuers, key
 
 
-def sign_token(key: ec.EllipticCurvePrivateKey, audience: str, lifetime_s: int) -> str:
+def sign_token(key: Any, alg: str, audience: str, lifetime_s: int) -> str:
     """One token per call: the service refuses a jti it has seen, and aud must be the exact endpoint URL."""
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": audience, "iat": now, "exp": now + lifetime_s, "jti": str(uuid.uuid4())}
-    return jwt.encode(claims, key, algorithm="ES384", headers={"kid": KID})
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": KID})
 
 
 def request_head(case: Case, port: int, token: str | None) -> bytes:
@@ -256,14 +263,14 @@ def request_head(case: Case, port: int, token: str | None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def plan_calls(cases: list[Case], n: int, port: int, key: ec.EllipticCurvePrivateKey | None, lifetime_s: int) -> list[Call]:
+def plan_calls(cases: list[Case], n: int, port: int, key: Any, alg: str, lifetime_s: int) -> list[Call]:
     """Rotate through the cases; with a key, pre-sign each call's token now so signing never competes with timing."""
     base = f"http://127.0.0.1:{port}"
     shared = {c.name: request_head(c, port, None) for c in cases}
     calls = []
     for i in range(n):
         case = cases[i % len(cases)]
-        head = shared[case.name] if key is None else request_head(case, port, sign_token(key, base + case.path, lifetime_s))
+        head = shared[case.name] if key is None else request_head(case, port, sign_token(key, alg, base + case.path, lifetime_s))
         calls.append(Call(case, head))
     return calls
 
@@ -310,8 +317,8 @@ def judge(status: int, body: bytes) -> str | None:
     return None if isinstance(doc, dict) and "cards" in doc else "200 without cards"
 
 
-async def exchange(pool: Pool, call: Call) -> str | None:
-    """One call on a pooled connection; the error kind, or None."""
+async def exchange(pool: Pool, call: Call) -> tuple[int, bytes]:
+    """One call on a pooled connection: status and body."""
     try:
         conn = await pool.acquire()
     except OSError as e:
@@ -327,14 +334,16 @@ async def exchange(pool: Pool, call: Call) -> str | None:
         pool.release(conn)
     else:
         pool.discard(conn)
-    return judge(status, body)
+    return status, body
 
 
 async def one_call(pool: Pool, call: Call, due: float) -> Outcome:
+    """The clock stops at the last byte of the answer; checking the body comes after, off the clock."""
     started = time.perf_counter()
+    status, body, error = 0, b"", None
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT_S):
-            error = await exchange(pool, call)
+            status, body = await exchange(pool, call)
     except TimeoutError:
         error = "timeout"
     except ConnectError as e:
@@ -343,7 +352,8 @@ async def one_call(pool: Pool, call: Call, due: float) -> Outcome:
         error = f"protocol ({e})"
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
         error = f"connection ({type(e).__name__})"
-    return Outcome(call.case, time.perf_counter() - due, started - due, error)
+    ended = time.perf_counter()
+    return Outcome(call.case, ended - due, started - due, error or judge(status, body))
 
 
 async def run_phase(pool: Pool, calls: list[Call], rate: float) -> tuple[list[Outcome], float]:
@@ -498,7 +508,7 @@ def header(args: argparse.Namespace, cases: list[Case], n_tokens: int, sign_s: f
     print(f"CDS Hooks service load benchmark: auth {args.auth}, open loop {args.rate:g}/s for {args.seconds:g} s "
           f"after {args.warmup:g} s warm-up, {args.connections} connections up front (cap {MAX_CONNECTIONS})")
     print(f"requests: {len(cases)} vignettes rotated ({hooks}), {sizes[0]}-{sizes[-1]} KiB each"
-          + (f"; {n_tokens} ES384 tokens pre-signed in {sign_s:.2f} s" if n_tokens else ""))
+          + (f"; {n_tokens} {args.alg} tokens pre-signed in {sign_s:.2f} s" if n_tokens else ""))
     print()
 
 
@@ -573,15 +583,19 @@ def main() -> int:
         tmp = Path(tmp_name)
         cases = load_cases(tmp)
         port = free_port()
-        issuers, key = write_trust(tmp) if args.auth == "jwt" else (None, None)
+        issuers, key = write_trust(tmp, args.alg) if args.auth == "jwt" else (None, None)
         n_warm, n_run = round(args.rate * args.warmup), round(args.rate * args.seconds)
         # Tokens are signed before the server starts; they must outlive start-up and the whole run (the
         # service accepts at most an hour between iat and exp).
         lifetime = min(3600, 300 + int(START_TIMEOUT_S + args.warmup + args.seconds))
         t0 = time.perf_counter()
-        calls = plan_calls(cases, n_warm + n_run, port, key, lifetime)
+        calls = plan_calls(cases, n_warm + n_run, port, key, args.alg, lifetime)
         sign_s = time.perf_counter() - t0
-        server = Server(server_command(port, tmp, issuers), port, tmp / "server.log")
+        try:
+            server = Server(server_command(port, tmp, issuers), port, tmp / "server.log")
+        except OSError as e:
+            print(f"bench_service: the server did not start: {e}", file=sys.stderr)
+            return 2
         try:
             why = server.wait_ready(START_TIMEOUT_S)
             if why is not None:

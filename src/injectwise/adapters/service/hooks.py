@@ -114,7 +114,7 @@ class HookHandler:
 
     def evaluate(self, svc: HookService, body: dict[str, Any], record: PatientRecord,
                  drafts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Result | None, float]:
-        """CPU part of a call (engine, cards, card log); runs in a worker thread."""
+        """CPU part of a call (engine, cards; the card log is queued, not written, here)."""
         t0 = time.perf_counter()
         as_of = as_of_for(record, self.settings)
         try:
@@ -126,7 +126,7 @@ class HookHandler:
         cards = build_cards(result, self.kb, self.settings.base, svc.hook, drafts, self.settings.cards == "all")
         now = datetime.now(UTC).replace(tzinfo=None)
         by_code = {f.id: f for f in result.findings}
-        self.store.record_cards([
+        self.store.log_cards([
             IssuedCard(c["uuid"], svc.id, svc.hook, body["hookInstance"], c["source"]["topic"]["code"],
                        by_code[c["source"]["topic"]["code"]].rule["version"], self.kb.version, c["indicator"], now)
             for c in cards])
