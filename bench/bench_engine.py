@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import orjson
+import timing  # bench/timing.py: run as `python bench/<script>.py`
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.engine.evaluate import PlanOverrides, assess, review
@@ -34,14 +35,7 @@ STARTUP_RUNS = 5
 
 
 def best_per_call(fn: Callable[[], object], loops: int, runs: int = RUNS) -> float:
-    """Best-of-`runs` mean seconds per call over `loops` calls."""
-    best = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
-    return best
+    return timing.best_per_call(fn, loops, runs)
 
 
 def best_wall(cmd: list[str], runs: int = STARTUP_RUNS) -> float:

@@ -34,6 +34,7 @@ from typing import Any
 
 import jwt
 import orjson
+import timing  # bench/timing.py: run as `python bench/<script>.py`
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from injectwise.adapters.service.prefetch import gather
@@ -431,13 +432,7 @@ async def load(server: Server, warmup: list[Call], timed: list[Call], rate: floa
 
 def best_mean(fn: Callable[[], object], loops: int = BASELINE_LOOPS, runs: int = BASELINE_RUNS) -> float:
     """Best-of-`runs` mean seconds per call: the floor the HTTP figures are compared with."""
-    best = math.inf
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / loops)
-    return best
+    return timing.best_per_call(fn, loops, runs)
 
 
 async def gather_mean(body: dict[str, Any]) -> tuple[float, PatientRecord]:
