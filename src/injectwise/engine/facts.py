@@ -497,10 +497,10 @@ def inr(ctx: Context) -> Fact:
 @fact
 def scheduled_arthroplasty(ctx: Context) -> Fact:
     v = ctx.view
-    t = ctx.injection.target
-    if t is None or t.joint is None:
+    joint = _target_joint(ctx)
+    if joint is None:
         return Fact(False)
-    concept = f"{t.joint}-arthroplasty-procedure"
+    concept = f"{joint}-arthroplasty-procedure"
     if concept not in ctx.kb.terminology.concepts:
         return Fact(False)
     window = ctx.p("pre_arthroplasty_window_days")
@@ -522,6 +522,12 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
     return Fact(bool(ev), ev)
 
 
+def _target_joint(ctx: Context) -> str | None:
+    """The joint the injection targets (or sits next to), if any."""
+    t = ctx.injection.target
+    return t.joint if t is not None else None
+
+
 def _site_conditions(ctx: Context, concepts: set[str], active: bool) -> list[Evidence]:
     """Conditions with one of the concepts on a side compatible with the injection's."""
     v = ctx.view
@@ -536,10 +542,10 @@ def _site_conditions(ctx: Context, concepts: set[str], active: bool) -> list[Evi
 @fact
 def prosthesis_at_target(ctx: Context) -> Fact:
     v = ctx.view
-    t = ctx.injection.target
-    if t is None or t.joint is None:
+    joint = _target_joint(ctx)
+    if joint is None:
         return Fact(False)
-    concepts = {c for c in (f"prosthetic-{t.joint}", f"{t.joint}-arthroplasty-procedure")
+    concepts = {c for c in (f"prosthetic-{joint}", f"{joint}-arthroplasty-procedure")
                 if c in ctx.kb.terminology.concepts}
     ev = _site_conditions(ctx, concepts, active=False)
     for p in v.record.procedures:

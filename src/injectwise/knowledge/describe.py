@@ -12,7 +12,7 @@ def describe_knowledge(kb: Knowledge) -> dict[str, Any]:
         "name": kb.name, "version": kb.version,
         "rules": [{"id": r.id, "version": r.version, "mode": r.mode, "severity": r.severity, "title": r.title,
                    "citations": list(r.citations)} for r in kb.rules],
-        "citations": {cid: {**c.as_json(), "reference": c.reference} for cid, c in kb.citations.items()},
+        "citations": {cid: _citation(kb, cid) for cid in kb.citations},
         "policy": {k: {"value": v.value, "unit": v.unit, "basis": v.basis} for k, v in kb.policy.items()},
     }
 
@@ -26,5 +26,10 @@ def describe_rule(kb: Knowledge, finding_id: str) -> dict[str, Any] | None:
     return {"id": finding_id, "meaning": meaning, "knowledge_version": kb.version, "rules": [
         {"mode": r.mode, "version": r.version, "severity": r.severity, "title": r.title, "rationale": r.rationale,
          "advice": r.advice, "file": r.source,
-         "citations": [{**kb.citations[c].as_json(), "reference": kb.citations[c].reference} for c in r.citations]}
+         "citations": [_citation(kb, c) for c in r.citations]}
         for r in rules]}
+
+
+def _citation(kb: Knowledge, cid: str) -> dict[str, Any]:
+    c = kb.citations[cid]
+    return {**c.as_json(), "reference": c.reference}

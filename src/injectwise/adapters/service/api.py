@@ -11,7 +11,6 @@ from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.service.outcome import ServiceError
 from injectwise.core.dates import parse_as_of, today_utc
 from injectwise.engine.evaluate import PlanOverrides, assess, review
-from injectwise.knowledge.describe import describe_knowledge, describe_rule
 from injectwise.knowledge.model import Knowledge
 
 
@@ -90,11 +89,3 @@ def review_json(body: Any, kb: Knowledge) -> dict[str, Any]:
     req: ReviewBody = _envelope(body, ReviewBody)
     record = read_bundle(req.bundle, "request")
     return review(record, kb, parse_as_of(req.on) if req.on else today_utc(), req.injection).as_json()
-
-
-def knowledge_json(kb: Knowledge) -> dict[str, Any]:
-    return describe_knowledge(kb)
-
-
-def rule_json(kb: Knowledge, finding_id: str) -> dict[str, Any] | None:
-    return describe_rule(kb, finding_id)

@@ -28,6 +28,7 @@ from injectwise.adapters.service.trust import Trust, load_api_keys, load_issuers
 from injectwise.adapters.storage import FeedbackStore
 from injectwise.core.errors import InputError
 from injectwise.knowledge import load_knowledge
+from injectwise.knowledge.describe import describe_knowledge, describe_rule
 from injectwise.knowledge.model import Knowledge
 
 log = logging.getLogger("injectwise.service")
@@ -199,12 +200,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.get("/api/knowledge", summary="Knowledge base: version, rules, citations, policy")
     async def api_knowledge(request: Request) -> dict[str, Any]:
         await authenticate(request, allow_api_key=True)
-        return api.knowledge_json(kb)
+        return describe_knowledge(kb)
 
     @app.get("/rules/{finding_id}", summary="Human explanation of the rule(s) behind a finding id",
              response_class=HTMLResponse)
     async def rule_page(finding_id: str, request: Request) -> Response:
-        doc = api.rule_json(kb, finding_id)
+        doc = describe_rule(kb, finding_id)
         if doc is None:
             raise ServiceError(404, f"no rule for finding {finding_id!r}")
         if "json" in request.headers.get("accept", "") or request.query_params.get("format") == "json":

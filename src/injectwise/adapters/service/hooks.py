@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -19,8 +18,6 @@ from injectwise.core.record import PatientRecord
 from injectwise.engine.evaluate import assess, review
 from injectwise.engine.result import Result
 from injectwise.knowledge.model import Knowledge
-
-log = logging.getLogger("injectwise.service")
 
 
 @dataclass(frozen=True, slots=True)
