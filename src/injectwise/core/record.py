@@ -170,6 +170,17 @@ class Document:
     title: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class Provenance:
+    """Where a fact read from free text came from: the note, the sentence quoted, character offsets."""
+
+    source: str  # e.g. "DocumentReference/abc" or "note:visit.txt"
+    quote: str
+    start: int
+    end: int
+    note_date: datetime | None = None
+
+
 @dataclass(slots=True)
 class PatientRecord:
     patient: Patient
@@ -187,6 +198,9 @@ class PatientRecord:
     # Kinds of data the source could not supply (e.g. a CDS client that sent no allergies): the
     # checks that need them cannot be made, and the result must say so rather than assume "none".
     unavailable: tuple[str, ...] = ()
+    # Items read from free text, by ref: the sentence they rest on (findings quote it).
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)  # what was read: files, documents, notes
 
     def last_event(self) -> datetime | None:
         """The most recent moment something happened in the record (not a future booking): the visit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -87,7 +87,7 @@ def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOve
     findings = _run(ctx, "assess")
     verdict = _verdict(findings)
     return Result("assess", as_of.isoformat(), kb.version, _patient(view), _subject(planned, kb), verdict,
-                  findings, _unknowns(ctx))
+                  findings, _unknowns(ctx), sources=list(record.sources))
 
 
 def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str | None = None) -> Result:
@@ -117,7 +117,7 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
     if o.latest:
         detail["latest_pain"] = {"value": o.latest.value, "date": fmt_date(o.latest.when), "resource": o.latest.ref}
     return Result("review", as_of.isoformat(), kb.version, _patient(view), subject, response, findings,
-                  _unknowns(ctx), detail)
+                  _unknowns(ctx), detail, sources=list(record.sources))
 
 
 def _run(ctx: Context, mode: str) -> list[Finding]:
@@ -160,11 +160,13 @@ def _family_rank(fid: str) -> int:
 def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None) -> Finding:
     seen: set[tuple[str, str]] = set()
     evidence = []
+    quotes = ctx.view.record.provenance
     for e in ev:
         k = (e.resource, e.what)
         if k not in seen:
             seen.add(k)
-            evidence.append(e)
+            prov = quotes.get(e.resource) if quotes and e.quote is None else None
+            evidence.append(replace(e, quote=prov.quote) if prov else e)
     explanation = rationale = _render(ctx, spec.rationale)
     if evidence:
         rationale += " Patient data: " + "; ".join(e.sentence() for e in evidence[:8])

@@ -20,6 +20,7 @@ class Evidence:
     what: str
     value: str | None = None
     when: datetime | None = None
+    quote: str | None = None  # the note sentence a fact read from free text rests on
 
     def as_json(self) -> dict[str, str]:
         out = {"resource": self.resource, "what": self.what}
@@ -28,6 +29,8 @@ class Evidence:
         d = fmt_date(self.when)
         if d:
             out["date"] = d
+        if self.quote:
+            out["quote"] = self.quote
         return out
 
     def sentence(self) -> str:
@@ -37,7 +40,8 @@ class Evidence:
         d = fmt_date(self.when)
         if d:
             bits.append(d)
-        return f"{self.resource} ({', '.join(bits)})"
+        said = f' "{self.quote}"' if self.quote else ""
+        return f"{self.resource} ({', '.join(bits)}){said}"
 
 
 @dataclass(slots=True)
@@ -78,6 +82,7 @@ class Result:
     findings: list[Finding] = field(default_factory=list)
     unknowns: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         key_subject, key_outcome = ("planned", "verdict") if self.mode == "assess" else ("injection", "response")
@@ -90,4 +95,6 @@ class Result:
             out["detail"] = self.detail
         if self.unknowns:
             out["unknowns"] = self.unknowns
+        if self.sources:
+            out["sources"] = self.sources
         return out

@@ -23,6 +23,9 @@ SYSTEMS = {
     "urn:oid:2.16.840.1.113883.6.285": "cpt",
 }
 CODE_SYSTEMS = ("icd10", "snomed", "rxnorm", "loinc", "cpt")
+# Items read from free text carry the knowledge-base concept the language layer recognised as a coding
+# in this system, so the engine needs no second pass over the text.
+CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 
 _NEGATION = re.compile(
     r"\b(no|not|denies|denied|deny|without|negative for|absent|free of|ruled out|r/o|never|resolved)\b[^.;:]*$",
@@ -95,6 +98,8 @@ class Terminology:
                 hit = self._exact.get((kind, cd.code))
                 if hit:
                     out |= hit
+            elif cd.system == CONCEPT_SYSTEM and cd.code in self.concepts:
+                out.add(cd.code)
         return out
 
     def text_concepts(self, text: str, only: set[str] | None = None) -> set[str]:

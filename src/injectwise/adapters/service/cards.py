@@ -101,7 +101,8 @@ def _detail(f: Finding) -> str:
             j = e.as_json()
             if "date" in j:
                 bits.append(j["date"])
-            lines.append(f"- {', '.join(bits)} ({_md(e.resource)})")
+            said = f': "{_md(e.quote)}"' if e.quote else ""
+            lines.append(f"- {', '.join(bits)} ({_md(e.resource)}){said}")
         if len(f.evidence) > 12:
             lines.append(f"- and {len(f.evidence) - 12} more")
     if f.citations:

@@ -1,0 +1,78 @@
+"""The note cues (knowledge/data/notes.yaml) compiled once per knowledge base."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from injectwise.core.errors import KnowledgeError
+
+CUES_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "notes.yaml"
+
+
+def _rx(where: str, items: Any) -> tuple[re.Pattern[str], ...]:
+    try:
+        return tuple(re.compile(p, re.I) for p in (items or []))
+    except re.error as e:
+        raise KnowledgeError(f"notes.yaml: {where}: bad pattern: {e}") from None
+
+
+def _any(pats: tuple[re.Pattern[str], ...], text: str) -> bool:
+    return any(p.search(text) for p in pats)
+
+
+@dataclass(frozen=True, slots=True)
+class Cues:
+    version: str
+    plan: tuple[re.Pattern[str], ...]
+    future: tuple[re.Pattern[str], ...]
+    injection: tuple[re.Pattern[str], ...]
+    no_injection: tuple[re.Pattern[str], ...]
+    no_benefit: tuple[re.Pattern[str], ...]
+    benefit: tuple[re.Pattern[str], ...]
+    outside: tuple[re.Pattern[str], ...]
+    allergy: tuple[re.Pattern[str], ...]
+    allergy_negated: tuple[re.Pattern[str], ...]
+    allergy_classes: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+    excipients: dict[str, tuple[str, ...]]
+    therapy_completed: tuple[re.Pattern[str], ...]
+    therapy_ongoing: tuple[re.Pattern[str], ...]
+    labs: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
+    joint_fluid: tuple[re.Pattern[str], ...]
+    joint_fluid_wbc_infection: float
+    gram_positive: tuple[re.Pattern[str], ...]
+    gram_negative: tuple[re.Pattern[str], ...]
+    culture_positive: tuple[re.Pattern[str], ...]
+    culture_negative: tuple[re.Pattern[str], ...]
+    persistent: frozenset[str]
+    medication_concepts: frozenset[str]
+    handled_elsewhere: frozenset[str]
+    arthroplasty_concepts: frozenset[str]
+
+    def has(self, name: str, text: str) -> bool:
+        return _any(getattr(self, name), text)
+
+
+@lru_cache(maxsize=1)
+def load_cues(path: Path = CUES_FILE) -> Cues:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise KnowledgeError(f"notes.yaml: cannot be read: {e}") from None
+    simple = ("plan", "future", "injection", "no_injection", "no_benefit", "benefit", "outside", "allergy",
+              "allergy_negated", "therapy_completed", "therapy_ongoing", "joint_fluid", "gram_positive",
+              "gram_negative", "culture_positive", "culture_negative")
+    kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
+    kw["allergy_classes"] = tuple((label, _rx(f"allergy_classes.{label}", pats))
+                                  for label, pats in (doc.get("allergy_classes") or {}).items())
+    kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}
+    kw["labs"] = tuple((c, _rx(f"labs.{c}", pats)) for c, pats in (doc.get("labs") or {}).items() if pats)
+    kw["joint_fluid_wbc_infection"] = float(doc.get("joint_fluid_wbc_infection", 50000))
+    for k in ("persistent", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts"):
+        kw[k] = frozenset(doc.get(k) or [])
+    return Cues(version=str(doc.get("version", "0")), **kw)

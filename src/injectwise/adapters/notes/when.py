@@ -1,0 +1,197 @@
+"""Dates in notes: absolute ("2025-09-10", "9/10/2025", "12 Mar 2026", "Aug and Nov 2025"), year-less
+("6/3", "9/17") and relative ("3 weeks ago", "last month", "yesterday", "in 6 weeks"), all resolved against
+the note's own date. A date the text does not give is not invented: callers get None."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from injectwise.adapters.notes.numbers import NUMBER, to_number
+
+MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+MONTHS["sept"] = 9
+_MON = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+UNIT_DAYS = {"day": 1, "week": 7, "wk": 7, "month": 30.44, "mo": 30.44, "year": 365.25, "yr": 365.25}
+_UNIT = r"(?:days?|weeks?|wks?|months?|mos?|years?|yrs?)"
+
+
+@dataclass(slots=True, frozen=True)
+class DateHit:
+    """A date found in text: its value, where it is, and how precise the text was (day, month, year)."""
+
+    when: datetime
+    start: int
+    end: int
+    precision: str = "day"
+    relative: bool = False
+
+
+PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("iso", re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")),
+    ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\.?,? (\d{{4}})\b", re.I)),
+    ("mdy_text", re.compile(rf"\b({_MON})\.? (\d{{1,2}})(?:st|nd|rd|th)?,? (\d{{4}})\b", re.I)),
+    ("numeric", re.compile(r"(?<![\d/.])(\d{1,2})[/.](\d{1,2})[/.](\d{2}|\d{4})(?![\d/])")),
+    ("months_year", re.compile(rf"\b((?:{_MON})(?:\.?,? (?:and|&|,) ?(?:{_MON}))+)\.? (\d{{4}})\b", re.I)),
+    ("month_year", re.compile(rf"\b({_MON})\.?,? (\d{{4}})\b", re.I)),
+    ("md_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\b(?! \d)", re.I)),
+    ("md_text2", re.compile(rf"\b({_MON})\.? (\d{{1,2}})(?:st|nd|rd|th)?\b(?!,? \d{{4}})(?![:\d])", re.I)),
+    ("md", re.compile(r"(?<![\d/.\w])(\d{1,2})/(\d{1,2})(?![\d/])(?!\s*(?:mg|ml|%))")),
+    ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several) ({_UNIT}) (?:ago|back|earlier|prior)\b", re.I)),
+    ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
+    ("last", re.compile(r"\b(last|past|previous|next|this) (week|month|year)\b", re.I)),
+    ("day_word", re.compile(r"\b(yesterday|today|tonight|this morning|tomorrow)\b", re.I)),
+    ("year", re.compile(r"\b(?:in|since|from|during|of|\() ?((?:19|20)\d{2})\b", re.I)),
+    ("year", re.compile(r"(?<![\d/.-])((?:19|20)\d{2})\b(?!\s*(?:mg|ml|mcg|units?|/|-\d))", re.I)),
+]
+# "6/10" after a pain word is a score, not 10 June.
+_SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing))\b[^.;]{0,40}?(\b\d{1,2}(?:\.\d)?/10\b)|"
+                    r"(\b\d{1,2}(?:\.\d)?/10\b)(?= (?:pain|before|after|at|today|now))", re.I)
+
+
+def mask_scores(text: str) -> str:
+    """Blank out pain scores so they are not read as dates (offsets are kept)."""
+    def blank(m: re.Match[str]) -> str:
+        g = 1 if m.group(1) else 2
+        s, e = m.span(g)
+        a, b = m.span()
+        return m.group(0)[: s - a] + " " * (e - s) + m.group(0)[e - a:]
+    prev = None
+    while prev != text:
+        prev, text = text, _SCORE.sub(blank, text)
+    return text
+
+
+def _safe(y: int, m: int, d: int) -> datetime | None:
+    try:
+        return datetime(y, m, d)
+    except ValueError:
+        return None
+
+
+def _year_less(ref: date, m: int, d: int, future: bool) -> datetime | None:
+    """A date without a year: the most recent such day on or before the note (or next after it, for plans)."""
+    dt = _safe(ref.year, m, d)
+    if dt is None:
+        return None
+    if future:
+        return dt if dt.date() >= ref else _safe(ref.year + 1, m, d)
+    return dt if dt.date() <= ref else _safe(ref.year - 1, m, d)
+
+
+def _span_days(count: str, unit: str) -> float | None:
+    n = to_number(count) if count.lower() not in ("a", "an") else 1.0
+    if count.lower() in ("a few", "few", "several"):
+        return None
+    if n is None:
+        return None
+    key = unit.lower().rstrip("s")
+    return n * UNIT_DAYS.get(key, UNIT_DAYS.get(key[:2], 1))
+
+
+def find_dates(text: str, ref: date, future: bool = False) -> list[DateHit]:
+    """Every date the text names, left to right; overlapping matches keep the more specific one."""
+    hits: list[DateHit] = []
+    taken: list[tuple[int, int]] = []
+    if "/10" in text:
+        text = mask_scores(text)
+    base = datetime(ref.year, ref.month, ref.day)
+    for kind, pat in PATTERNS:
+        for m in pat.finditer(text):
+            s, e = m.span()
+            if any(s < b and e > a for a, b in taken):
+                continue
+            found = _resolve(kind, m, ref, base, future)
+            if not found:
+                continue
+            taken.append((s, e))
+            for when, prec, rel in found:
+                hits.append(DateHit(when, s, e, prec, rel))
+    hits.sort(key=lambda h: (h.start, h.when))
+    return hits
+
+
+def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
+             future: bool) -> list[tuple[datetime, str, bool]]:
+    g = m.groups()
+    out: list[tuple[datetime, str, bool]] = []
+    if kind == "iso":
+        dt = _safe(int(g[0]), int(g[1]), int(g[2]))
+        return [(dt, "day", False)] if dt else []
+    if kind == "dmy_text":
+        dt = _safe(int(g[2]), MONTHS[g[1][:3].lower()], int(g[0]))
+        return [(dt, "day", False)] if dt else []
+    if kind == "mdy_text":
+        dt = _safe(int(g[2]), MONTHS[g[0][:3].lower()], int(g[1]))
+        return [(dt, "day", False)] if dt else []
+    if kind == "numeric":
+        y = int(g[2]) + (2000 if len(g[2]) == 2 else 0)
+        a, b = int(g[0]), int(g[1])
+        dt = _safe(y, a, b) if a <= 12 else _safe(y, b, a)  # US month/day unless impossible
+        return [(dt, "day", False)] if dt else []
+    if kind in ("months_year", "month_year"):
+        y = int(g[-1])
+        for name in re.findall(_MON, g[0], re.I):
+            dt = _safe(y, MONTHS[name[:3].lower()], 1)
+            if dt:
+                out.append((dt, "month", False))
+        return out
+    if kind in ("md_text", "md_text2"):
+        day, mon = (g[0], g[1]) if kind == "md_text" else (g[1], g[0])
+        dt = _year_less(ref, MONTHS[mon[:3].lower()], int(day), future)
+        return [(dt, "day", False)] if dt else []
+    if kind == "md":
+        a, b = int(g[0]), int(g[1])
+        if a > 12 or b > 31 or a == 0 or b == 0:
+            return []
+        dt = _year_less(ref, a, b, future)
+        return [(dt, "day", False)] if dt else []
+    if kind == "ago":
+        d = _span_days(g[0], g[1])
+        return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)] if d is not None else []
+    if kind == "in":
+        d = _span_days(g[0], g[1])
+        return [(base + timedelta(days=round(d)), "day", True)] if d is not None else []
+    if kind == "last":
+        which, unit = g[0].lower(), g[1].lower()
+        days = {"week": 7, "month": 30, "year": 365}[unit]
+        if which in ("last", "past", "previous"):
+            return [(base - timedelta(days=days), "month" if unit != "week" else "day", True)]
+        if which == "next":
+            return [(base + timedelta(days=days), "month" if unit != "week" else "day", True)]
+        return [(base, "month", True)]
+    if kind == "day_word":
+        w = g[0].lower()
+        shift = {"yesterday": -1, "tomorrow": 1}.get(w, 0)
+        return [(base + timedelta(days=shift), "day", True)]
+    if kind == "year":
+        y = int(g[0])
+        if y > ref.year + 5:
+            return []
+        return [(datetime(y, 1, 1), "year", False)]
+    return out
+
+
+_NOTE_DATE = re.compile(r"^\s*(?:date(?: of (?:visit|service|note))?|visit date|dos|seen)\s*[:=-]\s*(.+)$", re.I | re.M)
+
+
+def note_date(text: str, fallback: date) -> date | None:
+    """The date a 'Date:' line gives, if any (the note's own date wins over the document's)."""
+    m = _NOTE_DATE.search(text[:2000])
+    if not m:
+        return None
+    hits = find_dates(m.group(1), fallback)
+    hits = [h for h in hits if not h.relative]
+    return hits[0].when.date() if hits else None
+
+
+def span_days(text: str) -> tuple[float, int] | None:
+    """A stated period: 'over the past 4 years' / 'in the last 6 months' -> (days, match start)."""
+    m = re.search(rf"\b(?:over|in|during|within) the (?:past|last|previous) ({NUMBER}|a|one|two) ({_UNIT})\b", text, re.I)
+    if not m:
+        return None
+    d = _span_days(m.group(1), m.group(2))
+    return (d, m.start()) if d is not None else None
