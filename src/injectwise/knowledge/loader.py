@@ -23,6 +23,7 @@ from injectwise.knowledge.model import (
     Target,
 )
 from injectwise.knowledge.terminology import CODE_SYSTEMS, Concept, Terminology
+from injectwise.language.rules import LanguageRules, compile_language
 
 try:
     _Loader: Any = yaml.CSafeLoader
@@ -97,7 +98,8 @@ def _load(policy_file: Path | None) -> Knowledge:
     regions = _load_regions(regions_doc)
     icd_categories, icd_digits = _load_icd_sites(regions_doc, regions)
     units = _load_units(_read(d / "units.yaml"))
-    terminology = _load_concepts(_read(d / "valuesets.yaml"), regions, units)
+    language = compile_language(_read(d / "language.yaml"))
+    terminology = _load_concepts(_read(d / "valuesets.yaml"), regions, units, language)
     targets, order = _load_targets(_read(d / "targets.yaml"), citations, terminology, regions)
     drugs_doc = _read(d / "drugs.yaml")
     drugs = _load_drugs(drugs_doc, citations)
@@ -190,13 +192,14 @@ def _load_units(doc: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]
     return out
 
 
-def _load_concepts(doc: dict[str, Any], regions: dict[str, Region], units: dict[str, Any]) -> Terminology:
+def _load_concepts(doc: dict[str, Any], regions: dict[str, Region], units: dict[str, Any],
+                   language: LanguageRules) -> Terminology:
     concepts = {}
     for cid, c in doc.items():
         where = f"valuesets.yaml: {cid}"
         if not isinstance(c, dict):
             raise KnowledgeError(f"{where}: must be a mapping")
-        unknown = set(c) - {*CODE_SYSTEMS, "text", "exclude_text", "region", "unit", "doc"}
+        unknown = set(c) - {*CODE_SYSTEMS, "text", "exclude_text", "region", "unit", "doc", "historical_counts"}
         if unknown:
             raise KnowledgeError(f"{where}: unknown code system or key {sorted(unknown)[0]!r}")
         region = c.get("region")
@@ -208,9 +211,13 @@ def _load_concepts(doc: dict[str, Any], regions: dict[str, Region], units: dict[
         codes = {s: frozenset(str(x) for x in c[s]) for s in CODE_SYSTEMS if s in c}
         if not codes and not c.get("text"):
             raise KnowledgeError(f"{where}: needs codes or text")
+        counts = c.get("historical_counts", False)
+        if not isinstance(counts, bool):
+            raise KnowledgeError(f"{where}: historical_counts must be true or false")
         concepts[cid] = Concept(cid, region, unit, codes, _regexes(where, c.get("text")),
-                                _regexes(where, c.get("exclude_text")))
-    return Terminology(concepts)
+                                _regexes(where, c.get("exclude_text")), counts)
+    region_text = {rid: tuple(p.pattern for p in r.text) for rid, r in regions.items()}
+    return Terminology(concepts, language, region_text)
 
 
 def _load_targets(doc: dict[str, Any], citations: dict[str, Citation], term: Terminology,

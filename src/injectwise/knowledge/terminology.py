@@ -1,11 +1,17 @@
-"""Map codes and text to knowledge-base concepts (value sets), with simple negation on text."""
+"""Map codes and text to knowledge-base concepts (value sets). Text goes through the language layer
+(injectwise.language): ConText modifiers, per-mention side and site, one compiled finder."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from injectwise.core.record import Coded
+from injectwise.language.context import analyze_text
+from injectwise.language.matcher import ConceptMatcher, ConceptPatterns
+from injectwise.language.model import Analysis
+from injectwise.language.rules import LanguageRules
 
 SYSTEMS = {
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10",
@@ -27,10 +33,8 @@ CODE_SYSTEMS = ("icd10", "snomed", "rxnorm", "loinc", "cpt")
 # in this system, so the engine needs no second pass over the text.
 CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 
-_NEGATION = re.compile(
-    r"\b(no|not|denies|denied|deny|without|negative for|absent|free of|ruled out|r/o|never|resolved)\b[^.;:]*$",
-    re.IGNORECASE,
-)
+# Bounded caches: code displays and site texts recur across records, but unique texts must not grow memory.
+TEXT_CACHE_SIZE = 4096
 
 
 def system_kind(system: str) -> str | None:
@@ -50,25 +54,16 @@ class Concept:
     text: tuple[re.Pattern[str], ...] = ()
     exclude: tuple[re.Pattern[str], ...] = ()
 
-    def text_match(self, text: str) -> bool:
-        """True when a pattern matches un-negated text and no exclusion applies."""
-        if not text or not self.text:
-            return False
-        if self.exclude and any(x.search(text) for x in self.exclude):
-            return False
-        for pat in self.text:
-            for m in pat.finditer(text):
-                window = text[max(0, m.start() - 48):m.start()]
-                if not _NEGATION.search(window):
-                    return True
-        return False
+    historical_counts: bool = False  # a past mention is still a present fact (a prosthesis, an allergy)
 
 
 class Terminology:
     """All concepts, with an index from (system, code) to concepts for fast coded lookups."""
 
-    def __init__(self, concepts: dict[str, Concept]) -> None:
+    def __init__(self, concepts: dict[str, Concept], language: LanguageRules,
+                 regions: dict[str, tuple[str, ...]] | None = None) -> None:
         self.concepts = concepts
+        self.language = language
         self._exact: dict[tuple[str, str], set[str]] = {}
         self._icd: dict[str, set[str]] = {}
         for c in concepts.values():
@@ -79,8 +74,21 @@ class Terminology:
                     else:
                         self._exact.setdefault((system, code), set()).add(c.id)
         self._icd_lengths = sorted({len(k) for k in self._icd})
-        self._text_concepts = [c for c in concepts.values() if c.text]
-        self._text_cache: dict[str, frozenset[str]] = {}
+        self.matcher = ConceptMatcher(
+            (ConceptPatterns(c.id, tuple(p.pattern for p in c.text), tuple(p.pattern for p in c.exclude),
+                             c.historical_counts) for c in concepts.values() if c.text), regions)
+        self._analyze = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._analyze_uncached)
+        self._text_concepts = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._text_concepts_uncached)
+
+    def _analyze_uncached(self, text: str) -> Analysis:
+        return analyze_text(text, self.matcher, self.language)
+
+    def analyze(self, text: str) -> Analysis:
+        """The language layer's reading of a text (cached, bounded: treat the result as read-only)."""
+        return self._analyze(text)
+
+    def _text_concepts_uncached(self, text: str) -> frozenset[str]:
+        return analyze_text(text, self.matcher, self.language).concepts()
 
     def coded_concepts(self, coded: Coded) -> set[str]:
         out: set[str] = set()
@@ -103,13 +111,10 @@ class Terminology:
         return out
 
     def text_concepts(self, text: str, only: set[str] | None = None) -> set[str]:
-        """Concepts a text mentions; cached by text because code displays recur across records."""
-        hit = self._text_cache.get(text)
-        if hit is None:
-            hit = frozenset(c.id for c in self._text_concepts if c.text_match(text))
-            if len(self._text_cache) > 50_000:
-                self._text_cache.clear()
-            self._text_cache[text] = hit
+        """Concepts a text asserts (negated, hypothetical and family mentions never count)."""
+        if not text:
+            return set()
+        hit = self._text_concepts(text)
         return set(hit) if only is None else set(hit) & only
 
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
@@ -121,8 +126,8 @@ class Terminology:
         if text:
             found |= self.text_concepts(text)
         # an exclusion in the text (e.g. "topical", "pre-diabetes") vetoes coded matches too
-        for cid in [c for c in found if self.concepts[c].exclude]:
-            if text and any(x.search(text) for x in self.concepts[cid].exclude):
+        for cid in [c for c in found if c in self.matcher.exclusions]:
+            if text and self.matcher.exclusions[cid].search(text):
                 found.discard(cid)
         return frozenset(found)
 

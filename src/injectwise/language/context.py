@@ -1,0 +1,131 @@
+"""ConText: which modifiers (negated, possible, historical, hypothetical, family) reach each mention,
+and which side and body site it names. Scopes end at a terminator, a sentence end, a comma that
+does not continue a list, or after the configured number of words."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+
+from injectwise.language.matcher import ConceptMatcher, Hit
+from injectwise.language.model import Analysis, Mention, Sentence
+from injectwise.language.rules import PSEUDO, LanguageRules
+from injectwise.language.sentences import split_sentences
+
+_WORD = re.compile(r"\w+")
+_COMMA = re.compile(r",")
+
+
+def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> Analysis:
+    truncated = len(text) > rules.max_text_chars
+    if truncated:
+        text = text[:rules.max_text_chars]
+    sentences = split_sentences(text, rules.abbreviations)
+    hits = matcher.find(text) if sentences else []
+    out = Analysis(text=text, sentences=sentences, truncated=truncated)
+    if not hits:
+        return out
+    starts = [s.start for s in sentences]
+    by_sentence: dict[int, list[Hit]] = {}
+    for h in hits:
+        i = max(0, bisect_left(starts, h.start + 1) - 1)
+        by_sentence.setdefault(i, []).append(h)
+    for i, shits in by_sentence.items():
+        out.mentions.extend(_sentence_mentions(text, sentences[i], i, shits, matcher, rules))
+    return out
+
+
+class _Scope:
+    """The trigger, terminator, comma, word and side positions of one sentence."""
+
+    def __init__(self, text: str, s: Sentence, matcher: ConceptMatcher, rules: LanguageRules) -> None:
+        self.text = text
+        self.s = s
+        self.rules = rules
+        self.triggers: list[tuple[int, int, str, str]] = []
+        for m in rules.triggers.finditer(text, s.start, s.end):
+            mod, direction = rules.kinds[m.lastgroup or ""]
+            if mod != PSEUDO:
+                self.triggers.append((m.start(), m.end(), mod, direction))
+        self.terms = [m.start() for m in rules.terminators.finditer(text, s.start, s.end)]
+        self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
+        self.words = [m.start() for m in _WORD.finditer(text, s.start, s.end)]
+        self.sides = [(m.start(), m.end(), rules.side_names[m.lastgroup or ""])
+                      for m in rules.sides.finditer(text, s.start, s.end) if m.lastgroup]
+        self.sites = matcher.sites(text, s.start, s.end)
+
+    def _any(self, points: list[int], a: int, b: int) -> bool:
+        i = bisect_left(points, a)
+        return i < len(points) and points[i] < b
+
+    def _words(self, a: int, b: int) -> int:
+        return bisect_left(self.words, b) - bisect_left(self.words, a)
+
+    def _clause_end(self, pos: int) -> int:
+        i = bisect_left(self.terms, pos)
+        return self.terms[i] if i < len(self.terms) else self.s.end
+
+    def _clause_start(self, pos: int) -> int:
+        i = bisect_left(self.terms, pos)
+        return self.terms[i - 1] if i > 0 else self.s.start
+
+    def forward(self, t_end: int, m_start: int) -> bool:
+        if self._any(self.terms, t_end, m_start) or self._words(t_end, m_start) > self.rules.window_tokens:
+            return False
+        i = bisect_left(self.commas, m_start) - 1
+        if i >= 0 and self.commas[i] >= t_end:  # a comma between: only a list continues the scope
+            return self.rules.list_conjunction.search(self.text, self.commas[i], self._clause_end(m_start)) is not None
+        return True
+
+    def backward(self, m_end: int, t_start: int) -> bool:
+        if self._any(self.terms, m_end, t_start) or self._words(m_end, t_start) > self.rules.window_tokens:
+            return False
+        if self._any(self.commas, m_end, t_start):
+            return self.rules.list_conjunction.search(self.text, m_end, t_start) is not None
+        return True
+
+    def nearest(self, marks: list[tuple[int, int, str]], start: int, end: int) -> str | None:
+        """The mark inside the mention, else the nearest in its comma segment, clause, then sentence."""
+        if not marks:
+            return None
+        clause = (self._clause_start(start), self._clause_end(end))
+        ci = bisect_left(self.commas, start)
+        seg = (max(clause[0], self.commas[ci - 1] if ci > 0 else clause[0]),
+               min(clause[1], self.commas[ci] if ci < len(self.commas) and self.commas[ci] >= end else clause[1]))
+        for lo, hi in ((start, end), seg, clause, (self.s.start, self.s.end)):
+            inside = [(a - end if a >= end else max(0, start - b), name) for a, b, name in marks if a >= lo and b <= hi]
+            if inside:
+                return min(inside)[1]
+        return None
+
+
+def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], matcher: ConceptMatcher,
+                       rules: LanguageRules) -> list[Mention]:
+    sc = _Scope(text, s, matcher, rules)
+    out = []
+    for h in hits:
+        ex = matcher.exclusions.get(h.concept)
+        if ex is not None and ex.search(text, sc._clause_start(h.start), sc._clause_end(h.end)):
+            continue
+        m = Mention(concept=h.concept, start=h.start, end=h.end, sentence=index, matched=text[h.start:h.end],
+                    historical_counts=matcher.historical_counts.get(h.concept, False))
+        found: list[str] = []
+        for ts, te, mod, direction in sc.triggers:
+            if te > h.start and ts < h.end:
+                continue  # a trigger word inside the mention itself ("absent pulses")
+            if te <= h.start and direction in ("forward", "bidirectional"):
+                applies = sc.forward(te, h.start)
+            elif ts >= h.end and direction in ("backward", "bidirectional"):
+                applies = sc.backward(h.end, ts)
+            else:
+                applies = False
+            if applies:
+                setattr(m, mod, True)
+                found.append(text[ts:te])
+        if m.possible:
+            m.negated = False  # "not ruled out", "r/o": suspected counts as present (safety first)
+        m.triggers = tuple(found)
+        m.side = sc.nearest(sc.sides, h.start, h.end)
+        m.site = sc.nearest(sc.sites, h.start, h.end)
+        out.append(m)
+    return out
