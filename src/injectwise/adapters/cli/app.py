@@ -43,7 +43,7 @@ FilesArg = Annotated[list[Path] | None, typer.Argument(help="FHIR R4 Bundle JSON
 OnOpt = Annotated[str | None, typer.Option("--on", help="Evaluate as of this date (YYYY-MM-DD); default today")]
 FmtOpt = Annotated[Fmt, typer.Option("--format", help="text (clinician summary) or json")]
 PolicyOpt = Annotated[Path | None, typer.Option("--policy", help="YAML file overriding policy thresholds")]
-NoteOpt = Annotated[Path | None, typer.Option("--note", help="Free-text note input (not supported yet)")]
+NoteOpt = Annotated[Path | None, typer.Option("--note", help="Clinical note (text, HTML, RTF): alone or added to the bundle")]
 
 
 def _kb(policy: Path | None):
@@ -55,25 +55,18 @@ def _as_of(on: str | None):
     return parse_as_of(on) if on else today_utc()
 
 
-def _files(files: list[Path] | None, note: Path | None) -> list[Path]:
-    if note is not None:
-        raise InputError("free-text notes are not supported yet; give a FHIR Bundle file")
-    if not files:
-        raise InputError("no input: give one or more FHIR Bundle files")
-    return files
-
-
 def _run_files(files: list[Path] | None, note: Path | None, policy: Path | None, on: str | None, fmt: Fmt,
                evaluate: Callable[[Any, Any, Any], Any], check: Callable[[Any], None] | None = None) -> None:
     """Shared by assess and review: validate arguments, load knowledge once, one result per file."""
-    from injectwise.adapters.fhir import read_bundle_file
+    from injectwise.adapters.cli.inputs import load_records
 
-    paths = _files(files, note)
+    if not files and note is None:
+        raise InputError("no input: give one or more FHIR Bundle files, or --note FILE")
     kb = _kb(policy)
     as_of = _as_of(on)
     if check is not None:
         check(kb)
-    _emit([evaluate(read_bundle_file(p), kb, as_of) for p in paths], fmt)
+    _emit([evaluate(rec, kb, as_of) for rec in load_records(files, note, kb, as_of)], fmt)
 
 
 def _emit(results: list, fmt: Fmt) -> None:

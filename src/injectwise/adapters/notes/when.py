@@ -14,7 +14,8 @@ from injectwise.adapters.notes.numbers import NUMBER, to_number
 MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
 MONTHS["sept"] = 9
-_MON = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MON = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?"
+        r"|nov(?:ember)?|dec(?:ember)?)")
 UNIT_DAYS = {"day": 1, "week": 7, "wk": 7, "month": 30.44, "mo": 30.44, "year": 365.25, "yr": 365.25}
 _UNIT = r"(?:days?|weeks?|wks?|months?|mos?|years?|yrs?)"
 
@@ -57,7 +58,7 @@ def mask_scores(text: str) -> str:
     def blank(m: re.Match[str]) -> str:
         g = 1 if m.group(1) else 2
         s, e = m.span(g)
-        a, b = m.span()
+        a = m.start()
         return m.group(0)[: s - a] + " " * (e - s) + m.group(0)[e - a:]
     prev = None
     while prev != text:

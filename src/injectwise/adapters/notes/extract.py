@@ -1,0 +1,720 @@
+"""Facts from one clinical note, as the same record items the FHIR reader fills.
+
+The language layer (injectwise.language) finds the sentences and the concept mentions with their
+modifiers; this module turns them, plus the numbers, dates and events a note states in words, into
+Conditions, Observations, Procedures, MedicationAdministrations, MedicationUses, Allergies and
+ServiceRequests. Every item gets a ref inside the note ("note:visit.txt#c3") and a Provenance with
+the sentence it rests on, so a finding can quote it. Nothing is guessed: a fact without the date or
+value it needs is left out, except counted injections over a stated period (dates spread evenly
+over it, and the item says so)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from injectwise.adapters.notes.cues import Cues, load_cues
+from injectwise.adapters.notes.numbers import NUMBER, to_number
+from injectwise.adapters.notes.when import DateHit, find_dates, span_days
+from injectwise.core.errors import KnowledgeError
+from injectwise.core.record import (
+    Allergy,
+    Coded,
+    Coding,
+    Condition,
+    MedicationAdministration,
+    MedicationUse,
+    Observation,
+    PatientRecord,
+    Procedure,
+    Provenance,
+    ServiceRequest,
+)
+from injectwise.engine.clinical import side_of
+from injectwise.knowledge.model import Drug, Knowledge, Target
+from injectwise.knowledge.terminology import CONCEPT_SYSTEM
+from injectwise.language import Mention, Sentence, analyze
+
+GUIDANCE_WORDS = (
+    ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
+    ("ultrasound", re.compile(r"ultrason|sonograph|\bus[- ]guided|under us\b|\busg\b", re.I)),
+    ("fluoroscopy", re.compile(r"fluoro|x-?ray[- ]guid|c-arm|image intensifier", re.I)),
+    ("ct", re.compile(r"\bct[- ]guided", re.I)),
+)
+GUIDANCE_LABEL = {"landmark": "landmark-guided", "ultrasound": "ultrasound-guided", "fluoroscopy": "fluoroscopy-guided",
+                  "ct": "CT-guided"}
+DOSE = r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug|g)\b"
+COUNT_BEFORE = re.compile(rf"\b({NUMBER})\b((?:[\s,]+(?!injections?|shots?|blocks?)[\w()/.-]+){{0,8}}?)[\s,]+"
+                          r"(?:injections|shots|blocks|blockades|infiltrations)\b", re.I)
+TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
+SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
+AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)\b", re.I)
+SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
+                 r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
+NUM = r"(\d+(?:[.,]\d+)*)"
+VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
+                         r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
+                         r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio)?", re.I)
+BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
+PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
+PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) "
+                          rf"(?:/10 )?(?:to|down to) ({NUMBER})(?:/10)?", re.I)
+BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
+WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
+LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
+AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
+PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
+UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
+
+
+@dataclass(slots=True)
+class NoteInput:
+    """One note: plain text, the ref its items hang off, and the date its relative dates count from."""
+
+    text: str
+    source: str
+    when: date
+
+
+@dataclass(slots=True)
+class _PainMention:
+    value: float
+    anchor: str  # "before", "after-hours", "at-days", "date", "note"
+    offset_days: float
+    when: datetime | None
+    prov: Provenance
+
+
+@dataclass(slots=True)
+class _State:
+    rec: PatientRecord
+    note: NoteInput
+    n: int = 0
+    injections: list[Procedure] = field(default_factory=list)
+    pains: list[_PainMention] = field(default_factory=list)
+    plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+
+    def ref(self, kind: str) -> str:
+        self.n += 1
+        return f"{self.note.source}#{kind}{self.n}"
+
+
+class NoteExtractor:
+    """Reads notes with one knowledge base; the cues and drug/target patterns are compiled once."""
+
+    def __init__(self, kb: Knowledge) -> None:
+        self.kb = kb
+        self.cues: Cues = load_cues()
+        concepts = kb.terminology.concepts
+        for name in (*self.cues.persistent, *self.cues.medication_concepts, *self.cues.handled_elsewhere,
+                     *(c for c, _ in self.cues.labs)):
+            if name not in concepts:
+                raise KnowledgeError(f"notes.yaml: unknown concept {name!r}")
+        self.steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
+        self.unspecified = kb.drugs.get("corticosteroid-unspecified")
+        self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
+
+    # ---- entry --------------------------------------------------------------------------------
+    def add(self, rec: PatientRecord, note: NoteInput) -> list[str]:
+        """Add the note's facts to the record; returns the refs added."""
+        analysis = analyze(unwrap(note.text), self.kb)
+        st = _State(rec, note)
+        by_sentence: dict[int, list[Mention]] = {}
+        for m in analysis.mentions:
+            by_sentence.setdefault(m.sentence, []).append(m)
+        self._demographics(st, note.text)
+        for i, s in enumerate(analysis.sentences):
+            self._sentence(st, s, by_sentence.get(i, []))
+        self._resolve_pain(st)
+        self._finish_plan(st)
+        return st.added
+
+    def _prov(self, st: _State, s: Sentence) -> Provenance:
+        return Provenance(st.note.source, " ".join(s.text.split()), s.start, s.end,
+                          datetime(st.note.when.year, st.note.when.month, st.note.when.day))
+
+    def _keep(self, st: _State, ref: str, prov: Provenance) -> None:
+        st.rec.provenance[ref] = prov
+        st.added.append(ref)
+
+    @staticmethod
+    def _day(d: date) -> datetime:
+        return datetime(d.year, d.month, d.day)
+
+    # ---- demographics -------------------------------------------------------------------------
+    def _demographics(self, st: _State, text: str) -> None:
+        p = st.rec.patient
+        head = text[:400]
+        if p.birth_date is None:
+            m = AGE.search(head)
+            if m and 0 < int(m.group(1)) < 120:
+                d = st.note.when
+                try:
+                    p.birth_date = d.replace(year=d.year - int(m.group(1)))
+                except ValueError:  # 29 February
+                    p.birth_date = d.replace(year=d.year - int(m.group(1)), day=28)
+        if p.sex is None:
+            m = SEX.search(head)
+            if m:
+                w = (m.group(1) or m.group(2)).lower()
+                p.sex = "male" if w in ("m", "male", "man", "gentleman") else "female"
+
+    # ---- one sentence -------------------------------------------------------------------------
+    def _sentence(self, st: _State, s: Sentence, ms: list[Mention]) -> None:
+        text = s.text
+        prov = self._prov(st, s)
+        cues = self.cues
+        is_allergy = cues.has("allergy", text)
+        injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)]
+        future_surgery = cues.has("future", text)
+        if is_allergy:
+            self._allergy(st, text, prov, ms)
+        for clause in injection_clauses:
+            if cues.has("no_injection", clause):
+                continue
+            if cues.has("plan", clause):
+                self._plan(st, clause, prov)
+            else:
+                self._past_injection(st, clause, prov)
+        self._labs(st, text, prov)
+        self._pain(st, text, prov)
+        has_injection = bool(injection_clauses)
+        arthroplasty_future = False
+        for m in ms:
+            if m.concept in cues.arthroplasty_concepts:
+                arthroplasty_future |= self._surgery(st, m, text, prov, future_surgery)
+        for m in ms:
+            if m.family or m.hypothetical:
+                continue
+            c = m.concept
+            if c == "exercise-therapy":
+                continue
+            if c in cues.handled_elsewhere:
+                continue
+            if c in cues.medication_concepts:
+                if is_allergy or (has_injection and c == "systemic-corticosteroid"):
+                    continue
+                self._medication(st, m, prov)
+                continue
+            if arthroplasty_future and c.startswith("prosthetic-"):
+                continue  # a replacement still to come is not a prosthesis yet
+            self._condition(st, m, text, prov)
+        therapy = [m for m in ms if m.concept == "exercise-therapy"]
+        if therapy:
+            self._therapy(st, therapy, text, prov)
+        if cues.has("joint_fluid", text):
+            self._joint_fluid(st, text, prov)
+
+    # ---- problems and findings ----------------------------------------------------------------
+    def _condition(self, st: _State, m: Mention, text: str, prov: Provenance) -> None:
+        if any(_same_mention(m, c, st) for c in st.rec.conditions[-12:]):
+            return
+        ref = st.ref("c")
+        verification = "refuted" if m.negated else ("provisional" if m.possible else "confirmed")
+        status = "active"
+        onset = None
+        if m.historical and not m.historical_counts and m.concept not in self.cues.persistent:
+            status = "resolved"
+        if m.historical:
+            dates = [h for h in find_dates(text, st.note.when) if not h.relative or h.when.date() < st.note.when]
+            if dates:
+                onset = dates[0].when
+        site = " ".join(x for x in (m.side, m.site) if x)
+        label = m.matched
+        cond = Condition(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, m.concept, label),), label),
+                         clinical_status=status, verification=verification, category="encounter-diagnosis",
+                         onset=onset, recorded=self._day(st.note.when), body_site=site)
+        st.rec.conditions.append(cond)
+        self._keep(st, ref, prov)
+
+    def _medication(self, st: _State, m: Mention, prov: Provenance) -> None:
+        if m.negated:
+            return
+        ref = st.ref("m")
+        status = "stopped" if m.historical else "active"
+        st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
+                                                                          m.matched), status=status))
+        self._keep(st, ref, prov)
+
+    # ---- labs and vital signs -----------------------------------------------------------------
+    def _labs(self, st: _State, text: str, prov: Provenance) -> None:
+        joint_fluid = self.cues.has("joint_fluid", text)
+        done: set[str] = set()
+        taken: list[tuple[int, int]] = []
+        for concept, pats in self.cues.labs:
+            if concept == "wbc" and joint_fluid:
+                continue
+            for pat in pats:
+                for m in pat.finditer(text):
+                    if concept in done or any(a <= m.start() < b for a, b in taken):
+                        continue
+                    v = VALUE_AFTER.match(text[m.end():m.end() + 40])
+                    if not v:
+                        continue
+                    value = _num(v.group(1))
+                    if value is None:
+                        continue
+                    unit = self._unit(concept, v.group(2) or "", value)
+                    if unit is None:
+                        continue
+                    when = self._date_near(st, text, m.start())
+                    self._observation(st, concept, m.group(0), value, unit, when, prov)
+                    done.add(concept)
+                    taken.append((m.start(), m.end() + v.end()))
+        if "body-temperature" not in done:
+            for m in BARE_TEMP.finditer(text):
+                value = float(m.group(1))
+                unit = self._unit("body-temperature", m.group(2), value)
+                if unit is not None and (34 <= value <= 43 or 93 <= value <= 110):
+                    self._observation(st, "body-temperature", "temperature", value, unit,
+                                      self._date_near(st, text, m.start()), prov)
+                    break
+
+    def _unit(self, concept: str, raw: str, value: float) -> str | None:
+        """The unit as the knowledge base spells it; None when it cannot be read for this concept."""
+        c = self.kb.terminology.concepts[concept]
+        u = raw.replace(" ", "").replace("x10", "10").replace("deg", "°")
+        if concept == "body-temperature":
+            if not u:
+                return "Cel" if 30 <= value <= 45 else ("[degF]" if 86 <= value <= 113 else None)
+            return "Cel" if u.upper().endswith("C") else "[degF]"
+        if concept in ("wbc", "platelets") and not u:
+            return "/uL" if value > 1000 else ""
+        if concept == "esr" and u.lower().startswith("mm/h"):
+            u = "mm/h"
+        if not u or not c.unit:
+            return ""
+        table = self.kb.units.get(c.unit, {})
+        if u == c.unit or u in table:
+            return u
+        for k in table:
+            if k.lower() == u.lower():
+                return k
+        if u.lower() == c.unit.lower():
+            return c.unit
+        return None
+
+    def _observation(self, st: _State, concept: str, label: str, value: float, unit: str, when: datetime,
+                     prov: Provenance) -> None:
+        if when.date() > st.note.when:
+            return
+        for o in st.rec.observations:  # the same value on the same day is already known (coded or earlier)
+            if o.when is not None and o.when.date() == when.date() and o.value == value and \
+                    concept in self.kb.terminology.coded_concepts(o.code) | self.kb.terminology.text_concepts(o.code.all_text()):
+                return
+        ref = st.ref("o")
+        st.rec.observations.append(Observation(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, concept, label),), label),
+                                               when=when, value=value, unit=unit, status="final"))
+        self._keep(st, ref, prov)
+
+    def _joint_fluid(self, st: _State, text: str, prov: Provenance) -> None:
+        """Joint fluid results that make infection suspected (or confirmed) become a finding."""
+        cues = self.cues
+        what = None
+        if cues.has("culture_positive", text) and not cues.has("culture_negative", text):
+            what = ("confirmed", "joint fluid culture positive")
+        elif cues.has("gram_positive", text) and not cues.has("gram_negative", text):
+            what = ("provisional", "joint fluid Gram stain positive")
+        else:
+            m = re.search(rf"(?:wbc|white (?:blood )?cells?|cell count|leukocytes|wcc)[^.;\d]{{0,20}}{NUM}", text, re.I)
+            if m:
+                v = _num(m.group(1))
+                if v is not None and v < 500 and re.search(r"k|10\^?3|thousand", text[m.end():m.end() + 12], re.I):
+                    v *= 1000
+                if v is not None and v >= cues.joint_fluid_wbc_infection:
+                    what = ("provisional", f"joint fluid white cells {v:,.0f}/uL")
+        if what is None:
+            return
+        ref = st.ref("c")
+        st.rec.conditions.append(Condition(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, "joint-infection", what[1]),), what[1]),
+                                           clinical_status="active", verification=what[0],
+                                           category="encounter-diagnosis", recorded=self._day(st.note.when),
+                                           body_site=side_of(text) or ""))
+        self._keep(st, ref, prov)
+
+    def _date_near(self, st: _State, text: str, pos: int) -> datetime:
+        """The date stated with a value (the nearest after it in the sentence, else before), else the note's."""
+        hits = [h for h in find_dates(text, st.note.when) if h.precision == "day"]
+        after = [h for h in hits if h.start >= pos]
+        if after and after[0].start - pos < 60:
+            return after[0].when
+        before = [h for h in hits if h.end <= pos]
+        if before and pos - before[-1].end < 30:
+            return before[-1].when
+        return self._day(st.note.when)
+
+    # ---- pain scores --------------------------------------------------------------------------
+    def _pain(self, st: _State, text: str, prov: Provenance) -> None:
+        low = text.lower()
+        if "/10" not in low and "out of 10" not in low and not PAIN_FROM_TO.search(text):
+            return
+        ft = PAIN_FROM_TO.search(text)
+        spans: list[tuple[int, int]] = []
+        if ft:
+            a, b = to_number(ft.group(1)), to_number(ft.group(2))
+            rest = text[ft.end():ft.end() + 40]
+            w = WITHIN.search(rest)
+            hours = 1.0
+            if w and w.group(2):
+                n = float(w.group(1) or 1)
+                hours = n / 60 if w.group(2).lower().startswith("m") else n
+            if a is not None:
+                st.pains.append(_PainMention(a, "before", 0, None, prov))
+            if b is not None:
+                st.pains.append(_PainMention(b, "after-hours", hours, None, prov))
+            back = BACK_TO.search(text, ft.end())
+            if back:
+                v = to_number(back.group(1))
+                later = LATER.search(text, back.end())
+                hrs = 18.0 if later and "next" not in later.group(0).lower() else 30.0
+                if v is not None:
+                    st.pains.append(_PainMention(v, "after-hours", hrs, None, prov))
+                spans.append((back.start(), back.end()))
+            spans.append(ft.span())
+        for m in PAIN.finditer(text):
+            if any(a <= m.start() < b for a, b in spans):
+                continue
+            v = to_number(m.group(1))
+            if v is None or not 0 <= v <= 10:
+                continue
+            after = text[m.end():m.end() + 30]
+            before_ctx = text[max(0, m.start() - 25):m.start()].lower()
+            if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx:
+                st.pains.append(_PainMention(v, "before", 0, None, prov))
+                continue
+            w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
+            if w:
+                n = to_number(w.group(1)) or 0
+                days = n * UNIT_DAYS[w.group(2)[0].lower()]
+                st.pains.append(_PainMention(v, "at-days", days, None, prov))
+                continue
+            if re.match(r"\s*(today|now|currently|at present|this visit)", after, re.I):
+                st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                continue
+            st.pains.append(_PainMention(v, "date", 0, self._date_near(st, text, m.start()), prov))
+
+    def _resolve_pain(self, st: _State) -> None:
+        """Scores said relative to the injection ("before", "at 6 weeks") hang off the latest one in the note."""
+        anchor = st.injections[-1].start if st.injections else None
+        for p in st.pains:
+            when: datetime | None
+            if p.anchor in ("date", "note"):
+                when = p.when
+            elif anchor is None:
+                continue  # relative to an injection the note does not date: unknown
+            elif p.anchor == "before":
+                when = anchor
+            elif p.anchor == "after-hours":
+                when = anchor + timedelta(hours=p.offset_days)
+            else:
+                when = anchor + timedelta(days=p.offset_days)
+            if when is None or when.date() > st.note.when:
+                continue
+            self._observation(st, "pain-nrs", "pain score (NRS)", p.value, "{score}", when, p.prov)
+
+    # ---- allergies ----------------------------------------------------------------------------
+    def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
+        if self.cues.has("allergy_negated", text):
+            return
+        reaction = ", ".join(sorted({w.lower() for w in re.findall(
+            r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
+            r"shortness of breath|hypotension)\b", text, re.I)}))
+        agents: list[str] = []
+        low = text.lower()
+        for d in self.kb.drugs.values():
+            if d.id == "corticosteroid-unspecified":
+                continue
+            for p in d.text:
+                m = p.search(text)
+                if m:
+                    agents.append(f"{m.group(0)} ({d.label})")
+                    break
+        for label, pats in self.cues.allergy_classes:
+            for p in pats:
+                m = p.search(text)
+                if m:
+                    carriers = [self.kb.drugs[did].label for did, ex in self.cues.excipients.items()
+                                if label in ex and did in self.kb.drugs]
+                    extra = f"; in {', '.join(carriers)}" if carriers else ""
+                    agents.append(f"{m.group(0)} ({label}{extra})")
+                    break
+        for m in ms:
+            if m.concept in self.cues.medication_concepts and not m.negated:
+                agents.append(m.matched)
+        if not agents and "allerg" in low:
+            m2 = re.search(r"allerg(?:y|ic|ies) (?:to )?([a-z][\w-]+)", text, re.I)
+            if m2:
+                agents.append(m2.group(1))
+        seen: set[str] = set()
+        for a in agents:
+            if a.lower() in seen:
+                continue
+            seen.add(a.lower())
+            ref = st.ref("a")
+            st.rec.allergies.append(Allergy(ref=ref, code=Coded((), a), clinical_status="active",
+                                            verification="confirmed", recorded=self._day(st.note.when),
+                                            reaction=reaction))
+            self._keep(st, ref, prov)
+
+    # ---- injections ---------------------------------------------------------------------------
+    def _targets(self, text: str) -> list[Target]:
+        found: list[tuple[int, Target]] = []
+        for tid in self.kb.target_order:
+            t = self.kb.targets[tid]
+            best = None
+            for p in t.text:
+                m = p.search(text)
+                if m and (best is None or m.start() < best):
+                    best = m.start()
+            if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
+                found.append((best, t))
+        found.sort(key=lambda x: x[0])
+        ts = [t for _, t in found]
+        if len(ts) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
+            ts = [t for t in ts if t.id not in ("peripheral-nerve",)] or ts
+        return ts
+
+    def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
+        out = []
+        for d in self.agents:
+            for p in d.text:
+                m = p.search(text)
+                if not m:
+                    continue
+                tail = re.match(rf"[\s(]*{DOSE}", text[m.end():m.end() + 20], re.I)
+                head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
+                dm = tail or head
+                dose = float(dm.group(1)) if dm else None
+                unit = dm.group(2) if dm else "mg"
+                out.append((d, dose, unit))
+                break
+        return out
+
+    def _past_injection(self, st: _State, clause: str, prov: Provenance) -> None:
+        targets = self._targets(clause)
+        agents = self._agents(clause)
+        steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
+        if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
+            # "the shot did not work": the injection the note already described
+            if st.injections and self.cues.has("no_benefit", clause):
+                st.injections[-1].notes += " " + clause
+            return
+        ref_day = st.note.when
+        hits = [h for h in find_dates(clause, ref_day) if h.when.date() <= ref_day]
+        exact = [h for h in hits if h.precision in ("day", "month")]
+        count = _count(clause)
+        n = max(count or 0, len(exact), 1)
+        whens: list[tuple[datetime, str]] = [(h.when, "" if h.precision == "day" else " (month only)") for h in exact][:n]
+        if len(whens) < n:
+            start = None
+            sm = SINCE.search(clause)
+            if sm:
+                start = datetime(int(sm.group(1)), 1, 1)
+            sp = span_days(clause)
+            if sp:
+                start = self._day(ref_day) - timedelta(days=sp[0])
+            if start is None:
+                years = [h for h in hits if h.precision == "year"]
+                if years:
+                    start = years[0].when
+            if start is None and not whens:
+                return  # an injection with no date at all: its timing is unknown, nothing to count it by
+            if start is not None:
+                missing = n - len(whens)
+                step = (self._day(ref_day) - start) / missing
+                for k in range(missing):
+                    whens.append((start + step * (k + 0.5), " (date estimated: spread evenly over the stated period)"))
+        side = side_of(clause)
+        guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
+        outside = self.cues.has("outside", clause)
+        fail = self.cues.has("no_benefit", clause)
+        good = self.cues.has("benefit", clause) and not fail
+        whens.sort(key=lambda w: w[0])
+        for i, (when, note) in enumerate(whens):
+            if self._known_injection(st, when, note):
+                continue
+            target = targets[i % len(targets)] if targets else None
+            bits = [side or "", GUIDANCE_LABEL.get(guidance or "", ""),
+                    target.label if target else "", "injection"]
+            text = " ".join(b for b in bits if b)
+            notes = clause + note
+            if outside:
+                notes += " (given elsewhere)"
+            if fail:
+                notes += " (no lasting benefit)"
+            elif good:
+                notes += " (benefit reported)"
+            ref = st.ref("p")
+            proc = Procedure(ref=ref, code=Coded((), text), status="completed", start=when, body_site=side or "",
+                             notes=notes)
+            st.rec.procedures.append(proc)
+            st.injections.append(proc)
+            self._keep(st, ref, prov)
+            given = agents or ([(self.unspecified, None, "mg")] if self.unspecified else [])
+            for d, dose, unit in given:
+                aref = st.ref("d")
+                st.rec.administrations.append(MedicationAdministration(
+                    ref=aref, medication=Coded((), d.label), when=when, dose_value=dose, dose_unit=unit,
+                    part_of=(ref,), status="completed"))
+                self._keep(st, aref, prov)
+
+    def _known_injection(self, st: _State, when: datetime, note: str) -> bool:
+        """A coded injection near that date is the same event: the coded one is more specific."""
+        tol = 3 if not note else (31 if "month" in note else 0)
+        if "estimated" in note:
+            return any(p.start is not None and not p.ref.startswith(st.note.source) and _is_injection(p)
+                       for p in st.rec.procedures)
+        for p in st.rec.procedures:
+            if p.start is None or p.ref.startswith(st.note.source) or not _is_injection(p):
+                continue
+            if abs((p.start - when).days) <= tol:
+                return True
+        return False
+
+    # ---- the planned injection ----------------------------------------------------------------
+    def _plan(self, st: _State, clause: str, prov: Provenance) -> None:
+        targets = self._targets(clause)
+        ref = st.ref("sr")
+        sr = ServiceRequest(ref=ref, code=Coded((), clause.strip()), status="draft", intent="order",
+                            authored=self._day(st.note.when))
+        meds = []
+        for d, dose, unit in self._agents(clause):
+            mref = st.ref("mr")
+            meds.append(MedicationUse(ref=mref, medication=Coded((), d.label), status="draft", intent="order",
+                                      dose_value=dose, dose_unit=unit if dose is not None else "", reason_refs=(ref,)))
+        st.plans.append((sr, meds, bool(targets)))
+        self._keep(st, ref, prov)
+        for m in meds:
+            self._keep(st, m.ref, prov)
+
+    def _finish_plan(self, st: _State) -> None:
+        if not st.plans or any(s.status == "draft" for s in st.rec.service_requests if not s.ref.startswith(st.note.source)):
+            return
+        with_target = [p for p in st.plans if p[2]]
+        sr, meds, _ = (with_target or st.plans)[-1]
+        st.rec.service_requests.append(sr)
+        st.rec.draft_medications.extend(meds)
+
+    # ---- surgery ------------------------------------------------------------------------------
+    def _surgery(self, st: _State, m: Mention, text: str, prov: Provenance, future: bool) -> bool:
+        """Planned joint replacement -> an active ServiceRequest with its date; past -> a Procedure.
+        Returns True when the replacement is still to come."""
+        if m.negated or m.family or m.hypothetical:
+            return False
+        ahead = [h for h in find_dates(text, st.note.when, future=True) if h.when.date() > st.note.when]
+        past = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when and not h.relative]
+        label = f"{m.side + ' ' if m.side else ''}{m.matched}"
+        code = Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),), label)
+        if (future or ahead) and not m.historical:
+            ref = st.ref("sr")
+            st.rec.service_requests.append(ServiceRequest(ref=ref, code=code, status="active", intent="order",
+                                                          occurrence=ahead[0].when if ahead else None,
+                                                          authored=self._day(st.note.when), body_site=m.side or ""))
+            self._keep(st, ref, prov)
+            return True
+        ref = st.ref("p")
+        st.rec.procedures.append(Procedure(ref=ref, code=code, status="completed",
+                                           start=past[0].when if past else None, body_site=m.side or "",
+                                           category="surgery"))
+        self._keep(st, ref, prov)
+        return False
+
+    # ---- physical therapy ---------------------------------------------------------------------
+    def _therapy(self, st: _State, ms: list[Mention], text: str, prov: Provenance) -> None:
+        live = [m for m in ms if not (m.negated or m.family or m.hypothetical)]
+        if not live:
+            return
+        cues = self.cues
+        hits = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+        days = [h for h in hits if h.precision in ("day", "month")]
+        start = end = None
+        if len(days) >= 2:
+            start, end = days[0].when, days[1].when
+        elif len(days) == 1:
+            start = days[0].when
+        per = PERIOD_OF.search(text)
+        if per and start is None:
+            n = to_number(per.group(1)) or 0
+            span = timedelta(days=n * UNIT_DAYS[per.group(2)[0].lower()])
+            end = self._day(st.note.when)
+            start = end - span
+        ongoing = cues.has("therapy_ongoing", text) and not cues.has("therapy_completed", text)
+        status = "in-progress" if ongoing else "completed"
+        if status == "completed" and end is None and start is not None and per is None and len(days) < 2:
+            end = start
+        if ongoing:
+            end = None
+        region = " ".join(x for x in (live[0].side, live[0].site) if x)
+        ref = st.ref("p")
+        st.rec.procedures.append(Procedure(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, "exercise-therapy", live[0].matched),),
+                                                               f"Physical therapy - {live[0].matched}"),
+                                           status=status, start=start, end=end, body_site=region,
+                                           notes=" ".join(text.split()), category="therapy"))
+        self._keep(st, ref, prov)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+_SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•\d]+[.)]?\s)(?![A-Z][\w /]{0,30}:)\S)")
+
+
+def unwrap(text: str) -> str:
+    """Join hard-wrapped lines (a line break inside a sentence) so a sentence is not cut at the margin;
+    each break becomes one space, so character offsets stay the same."""
+    return _SOFT_WRAP.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _clauses(text: str) -> list[str]:
+    parts = re.split(r";|\.\s+(?=[A-Z])|\s+-\s+(?=[a-z])", text)
+    return [p for p in parts if p.strip()]
+
+
+def _names_target_event(ex: NoteExtractor, clause: str) -> bool:
+    """'Sacral blockade with steroid twice' names the event through its target words."""
+    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause))
+
+
+def _count(clause: str) -> int | None:
+    m = COUNT_BEFORE.search(clause)
+    if m:
+        v = to_number(m.group(1))
+        if v is not None and v >= 1 and v == int(v) and not re.match(r"\s*(mg|ml|%)", m.group(2) or ""):
+            return int(v)
+    t = TIMES.search(clause)
+    if t:
+        w = t.group(1).lower()
+        if w == "twice":
+            return 2
+        if w == "thrice":
+            return 3
+        v = to_number(t.group(2) or t.group(3) or "")
+        return int(v) if v else None
+    return None
+
+
+def _num(s: str) -> float | None:
+    s = s.strip()
+    s = s.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", s) else s.replace(",", ".")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _is_injection(p: Procedure) -> bool:
+    from injectwise.engine.clinical import INJECTION_TEXT
+    return (p.category != "therapy" and bool(INJECTION_TEXT.search(p.code.all_text() + " " + p.notes))) or any(
+        c.code.startswith(("206", "2055", "2709", "6232", "6447", "6448")) for c in p.code.codings)
+
+
+def _same_mention(m: Mention, c: Condition, st: _State) -> bool:
+    """One concept said twice in a sentence with the same modifiers counts once."""
+    prov = st.rec.provenance.get(c.ref)
+    if prov is None or prov.source != st.note.source:
+        return False
+    code = c.code.codings[0].code if c.code.codings else ""
+    return code == m.concept and prov.start <= m.start < prov.end and (c.verification == "refuted") == m.negated
+
+
+__all__ = ["DateHit", "NoteExtractor", "NoteInput"]
