@@ -421,6 +421,8 @@ def conservative_care(ctx: Context) -> Fact:
             continue
         items.append(th)
     if not items:
+        if any(u.startswith("physical therapy") for u in v.record.unavailable):
+            return Fact("unknown", [], "not known (the source does not say)")
         return Fact("none", [], f"none found in the last {look:g} days")
     ev = [Evidence(th.ref, th.label, th.status, th.start) for th in items]
     for th in items:

@@ -95,6 +95,7 @@ class _State:
     pains: list[_PainMention] = field(default_factory=list)
     plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
 
     def ref(self, kind: str) -> str:
         self.n += 1
@@ -117,8 +118,8 @@ class NoteExtractor:
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
 
     # ---- entry --------------------------------------------------------------------------------
-    def add(self, rec: PatientRecord, note: NoteInput) -> list[str]:
-        """Add the note's facts to the record; returns the refs added."""
+    def add(self, rec: PatientRecord, note: NoteInput) -> _State:
+        """Add the note's facts to the record; returns what was added and what the note stated."""
         analysis = analyze(unwrap(note.text), self.kb)
         st = _State(rec, note)
         by_sentence: dict[int, list[Mention]] = {}
@@ -129,7 +130,7 @@ class NoteExtractor:
             self._sentence(st, s, by_sentence.get(i, []))
         self._resolve_pain(st)
         self._finish_plan(st)
-        return st.added
+        return st
 
     def _prov(self, st: _State, s: Sentence) -> Provenance:
         return Provenance(st.note.source, " ".join(s.text.split()), s.start, s.end,
@@ -177,7 +178,7 @@ class NoteExtractor:
             if cues.has("plan", clause):
                 self._plan(st, clause, prov)
             else:
-                self._past_injection(st, clause, prov)
+                self._past_injection(st, clause, prov, text)
         self._labs(st, text, prov)
         self._pain(st, text, prov)
         has_injection = bool(injection_clauses)
@@ -202,6 +203,8 @@ class NoteExtractor:
                 continue  # a replacement still to come is not a prosthesis yet
             self._condition(st, m, text, prov)
         therapy = [m for m in ms if m.concept == "exercise-therapy"]
+        if therapy or cues.has("no_treatment", text):
+            st.therapy_stated = True
         if therapy:
             self._therapy(st, therapy, text, prov)
         if cues.has("joint_fluid", text):
@@ -492,7 +495,7 @@ class NoteExtractor:
                 break
         return out
 
-    def _past_injection(self, st: _State, clause: str, prov: Provenance) -> None:
+    def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
         targets = self._targets(clause)
         agents = self._agents(clause)
         steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
@@ -525,12 +528,15 @@ class NoteExtractor:
                 missing = n - len(whens)
                 step = (self._day(ref_day) - start) / missing
                 for k in range(missing):
-                    whens.append((start + step * (k + 0.5), " (date estimated: spread evenly over the stated period)"))
+                    est = start + step * (k + 0.5)
+                    whens.append((datetime(est.year, est.month, est.day),
+                                  " (date estimated: spread evenly over the stated period)"))
         side = side_of(clause)
         guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
-        outside = self.cues.has("outside", clause)
-        fail = self.cues.has("no_benefit", clause)
-        good = self.cues.has("benefit", clause) and not fail
+        whole = sentence or clause
+        outside = self.cues.has("outside", whole)
+        fail = self.cues.has("no_benefit", whole)
+        good = self.cues.has("benefit", whole) and not fail
         whens.sort(key=lambda w: w[0])
         for i, (when, note) in enumerate(whens):
             if self._known_injection(st, when, note):
@@ -539,7 +545,7 @@ class NoteExtractor:
             bits = [side or "", GUIDANCE_LABEL.get(guidance or "", ""),
                     target.label if target else "", "injection"]
             text = " ".join(b for b in bits if b)
-            notes = clause + note
+            notes = " ".join(whole.split()) + note
             if outside:
                 notes += " (given elsewhere)"
             if fail:
@@ -656,7 +662,7 @@ class NoteExtractor:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-_SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•\d]+[.)]?\s)(?![A-Z][\w /]{0,30}:)\S)")
+_SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
 
 
 def unwrap(text: str) -> str:

@@ -40,18 +40,23 @@ def read_note_text(path: str | Path) -> str:
     return plain
 
 
-def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date) -> list[str]:
+THERAPY_UNSTATED = "physical therapy / conservative care (the note does not say)"
+
+
+def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date) -> bool:
+    """Add one note; True when it says whether conservative care was tried."""
     when = note_date(text, dated) or dated
-    added = extractor(kb).add(rec, NoteInput(text, source, when))
-    reconcile(rec, kb, added)
-    return added
+    st = extractor(kb).add(rec, NoteInput(text, source, when))
+    reconcile(rec, kb, st.added)
+    return st.therapy_stated
 
 
 def note_only_record(path: str | Path, kb: Knowledge, as_of: date) -> PatientRecord:
     """A record from one note alone (no bundle): the note's date is its 'Date:' line, else the as-of date."""
     name = Path(path).name
     rec = PatientRecord(patient=Patient(ref="Patient/note"), source=str(path))
-    _add(rec, kb, read_note_text(path), f"note:{name}", as_of)
+    if not _add(rec, kb, read_note_text(path), f"note:{name}", as_of):
+        rec.unavailable = (*rec.unavailable, THERAPY_UNSTATED)  # unmentioned is unknown, not "none"
     rec.sources.append(f"note:{path}")
     return rec
 
