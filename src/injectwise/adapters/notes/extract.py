@@ -129,6 +129,8 @@ class NoteExtractor:
         for i, s in enumerate(analysis.sentences):
             self._sentence(st, s, by_sentence.get(i, []))
         self._resolve_pain(st)
+        if rec.patient.sex is None and any(m.concept == "pregnancy" and m.asserted for m in analysis.mentions):
+            rec.patient.sex = "female"  # a pregnancy the note asserts settles it
         self._finish_plan(st)
         return st
 
@@ -161,6 +163,11 @@ class NoteExtractor:
             if m:
                 w = (m.group(1) or m.group(2)).lower()
                 p.sex = "male" if w in ("m", "male", "man", "gentleman") else "female"
+            else:
+                she = len(re.findall(r"\b(she|her|hers)\b", text, re.I))
+                he = len(re.findall(r"\b(he|him|his)\b", text, re.I))
+                if she != he:
+                    p.sex = "female" if she > he else "male"
 
     # ---- one sentence -------------------------------------------------------------------------
     def _sentence(self, st: _State, s: Sentence, ms: list[Mention]) -> None:
