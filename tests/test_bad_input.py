@@ -129,10 +129,10 @@ def test_unknown_option_is_one_line(tmp_path):
     assert_clean_error(run_cli("assess", p, "--frobnicate"), "frobnicate")
 
 
-def test_notes_not_supported_yet(tmp_path):
+def test_note_without_a_planned_injection(tmp_path):
     note = tmp_path / "n.txt"
     note.write_text("hip pain")
-    assert_clean_error(run_cli("assess", "--note", str(note), "--on", "2026-01-01"), "not supported")
+    assert_clean_error(run_cli("assess", "--note", str(note), "--on", "2026-01-01"), "no planned injection")
 
 
 def test_several_files_give_json_lines(tmp_path):

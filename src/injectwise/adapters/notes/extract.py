@@ -175,7 +175,8 @@ class NoteExtractor:
         prov = self._prov(st, s)
         cues = self.cues
         is_allergy = cues.has("allergy", text)
-        injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)]
+        injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
+                             or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))]
         future_surgery = cues.has("future", text)
         if is_allergy:
             self._allergy(st, text, prov, ms)
@@ -486,6 +487,9 @@ class NoteExtractor:
             ts = [t for t in ts if t.id not in ("peripheral-nerve",)] or ts
         return ts
 
+    def _steroid_named(self, text: str) -> bool:
+        return any(p.search(text) for d in self.steroids for p in d.text)
+
     def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
         out = []
         for d in self.agents:
@@ -493,7 +497,9 @@ class NoteExtractor:
                 m = p.search(text)
                 if not m:
                     continue
-                tail = re.match(rf"[\s(]*{DOSE}", text[m.end():m.end() + 20], re.I)
+                word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
+                tail = re.match(rf"[\s(]*(?:acetate|acetonide|sodium phosphate|phosphate)?[\s(]*{DOSE}",
+                                text[word_end:word_end + 40], re.I)
                 head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
                 dm = tail or head
                 dose = float(dm.group(1)) if dm else None

@@ -1,0 +1,239 @@
+"""Clinical notes as input: facts only in a note fire their findings, negated or historical counterparts
+do not, every fact quotes its sentence, and the public vignettes pass through their notes alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import SHARED, cli_path, run_cli
+
+from injectwise.adapters.notes import note_only_record
+from injectwise.engine.evaluate import PlanOverrides, assess, review
+
+KNEE = {"target": "knee-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+        "dose": 40}
+SHOULDER = {"target": "subacromial-bursa", "side": "left", "guidance": "ultrasound", "steroid": "methylprednisolone",
+            "dose": 40}
+EPIDURAL = {"target": "lumbar-epidural", "guidance": "fluoroscopy", "steroid": "dexamethasone", "dose": 10}
+TROCH = {"target": "greater-trochanteric-bursa", "side": "left", "guidance": "landmark", "steroid": "betamethasone",
+         "dose": 6}
+
+
+def _record(tmp_path: Path, kb, text: str, on: str, name: str = "note.txt"):
+    p = tmp_path / name
+    p.write_text(text)
+    return note_only_record(p, kb, date.fromisoformat(on))
+
+
+def assess_note(tmp_path, kb, text: str, on: str, plan: dict | None = None):
+    rec = _record(tmp_path, kb, text, on)
+    return assess(rec, kb, date.fromisoformat(on), PlanOverrides(**(plan or {})))
+
+
+def review_note(tmp_path, kb, text: str, on: str):
+    rec = _record(tmp_path, kb, text, on)
+    return review(rec, kb, date.fromisoformat(on))
+
+
+def ids(result) -> list[str]:
+    return [f.id for f in result.findings]
+
+
+# ---- facts only in the note: each fires, and its negated / historical counterpart does not --------
+ASSESS_CASES = [
+    # (finding, plan, note that must fire it, counterpart that must not)
+    ("defer.anticoagulation-out-of-range", KNEE,
+     "71 yo M with R knee OA; completed 3 months of physical therapy. On warfarin for AF. Point-of-care INR 3.8 today.",
+     "71 yo M with R knee OA; completed 3 months of physical therapy. On warfarin for AF. Point-of-care INR 2.3 today."),
+    ("defer.planned-arthroplasty", KNEE,
+     "66 yo F, R knee OA, completed physical therapy. R total knee replacement booked in 6 weeks.",
+     "66 yo F, R knee OA, completed physical therapy. No plans for knee replacement."),
+    ("defer.injection-interval", SHOULDER,
+     "55 yo M, L subacromial bursitis; home exercise program done for 3 months. "
+     "L subacromial injection at another clinic 5 weeks ago (Depo-Medrol 40 mg).",
+     "55 yo M, L subacromial bursitis; home exercise program done for 3 months. No prior shoulder injections."),
+    ("contraindication.drug-allergy", KNEE,
+     "60 yo F, R knee OA; completed physical therapy. Hives after Kenalog in 2024.",
+     "60 yo F, R knee OA; completed physical therapy. No known drug allergies."),
+    ("contraindication.drug-allergy", SHOULDER,
+     "58 yo F, L shoulder pain, rotator cuff tendinopathy; completed physical therapy. Allergic to polyethylene glycol.",
+     "58 yo F, L shoulder pain, rotator cuff tendinopathy; completed physical therapy. NKDA."),
+    ("contraindication.skin-infection-at-site", KNEE,
+     "49 yo M, R knee OA; completed physical therapy. A boil over the needle entry site on the R knee.",
+     "49 yo M, R knee OA; completed physical therapy. Skin over the R knee intact, no boil."),
+    ("contraindication.red-flag", EPIDURAL,
+     "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. New saddle numbness since yesterday.",
+     "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. Denies saddle numbness."),
+    ("caution.pregnancy", KNEE,
+     "34 yo with R knee pain, patellofemoral OA; completed physical therapy. 21 weeks pregnant.",
+     "34 yo F with R knee pain, patellofemoral OA; completed physical therapy. Not pregnant."),
+    ("contraindication.infection-suspected", KNEE,
+     "62 yo M, R knee OA; completed physical therapy. Since yesterday T 101.8 F, R knee hot and swollen.",
+     "62 yo M, R knee OA; completed physical therapy. T 98.4 F, knee not warm."),
+    ("contraindication.infection-suspected", KNEE,
+     "62 yo M, R knee OA; completed physical therapy. R knee effusion, r/o septic arthritis.",
+     "62 yo M, R knee OA; completed physical therapy. History of septic arthritis of the R knee in 2009, treated."),
+    ("defer.conservative-care-not-tried", TROCH,
+     "44 yo F, 4 weeks of L lateral hip pain, tender over the greater trochanter. No treatment so far.",
+     "44 yo F, 4 months of L lateral hip pain, tender over the greater trochanter. Completed 12 weeks of PT."),
+]
+
+
+@pytest.mark.parametrize(("finding", "plan", "fires", "silent"), ASSESS_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(ASSESS_CASES)])
+def test_note_fact_fires_and_counterpart_is_silent(tmp_path, kb, finding, plan, fires, silent):
+    hit = assess_note(tmp_path, kb, fires, "2026-03-10", plan)
+    assert finding in ids(hit), (fires, ids(hit))
+    quoted = [e for f in hit.findings if f.id == finding for e in f.evidence if e.quote]
+    assert quoted or finding == "defer.conservative-care-not-tried", "a finding resting on a note quotes the sentence"
+    assert all(e.quote in " ".join(fires.split()) for e in quoted)
+    miss = assess_note(tmp_path, kb, silent, "2026-03-10", plan)
+    assert finding not in ids(miss), (silent, ids(miss))
+
+
+REVIEW_CASES = [
+    ("urgent.progressive-neurological-deficit",
+     "Date: 2026-04-20\n52 yo F with R piriformis syndrome. US-guided R piriformis injection on 2026-04-06 "
+     "(triamcinolone 40 mg + lidocaine). Pain 7/10 before. Now new R foot drop since the injection; pain 6/10 today.",
+     "Date: 2026-04-20\n52 yo F with R piriformis syndrome. US-guided R piriformis injection on 2026-04-06 "
+     "(triamcinolone 40 mg + lidocaine). Pain 7/10 before. No foot drop, strength 5/5; pain 6/10 today."),
+    ("failure.alternative-pathology.vascular",
+     "Date: 20 April 2026\n67 yo M, R buttock pain on walking, relieved by rest (buttock claudication); absent pedal "
+     "pulses on the right. Fluoroscopy-guided R SI joint injection with betamethasone 6 mg on 3/2. Pain 6/10 before, "
+     "6/10 today.",
+     "Date: 20 April 2026\n67 yo M, R buttock pain when standing; pedal pulses present, no claudication. "
+     "Fluoroscopy-guided R SI joint injection with betamethasone 6 mg on 3/2. Pain 6/10 before, 6/10 today."),
+]
+
+
+@pytest.mark.parametrize(("finding", "fires", "silent"), REVIEW_CASES, ids=[c[0] for c in REVIEW_CASES])
+def test_review_note_fact_fires_and_counterpart_is_silent(tmp_path, kb, finding, fires, silent):
+    assert finding in ids(review_note(tmp_path, kb, fires, "2026-04-20"))
+    assert finding not in ids(review_note(tmp_path, kb, silent, "2026-04-20"))
+
+
+# ---- what a note says, read into the record ---------------------------------------------------------
+def test_injection_history_counts_dates_drugs_and_outcome(tmp_path, kb):
+    rec = _record(tmp_path, kb, "Date: 03/05/2026\n61 yo M. Five landmark-guided (blind) L trochanteric steroid "
+                  "injections since 2022, none with lasting benefit. Sacral blockade with steroid twice (Aug and Nov "
+                  "2025), without benefit. Knee injection 3 weeks ago with methylprednisolone 80 mg.", "2026-03-20")
+    procs = [p for p in rec.procedures if "injection" in p.code.text]
+    assert len(procs) == 8
+    troch = [p for p in procs if "trochanteric" in p.code.text]
+    assert len(troch) == 5 and all(p.start and 2022 <= p.start.year <= 2026 for p in troch)
+    assert all("estimated" in p.notes and "no lasting benefit" in p.notes for p in troch)
+    si = sorted(p.start.date().isoformat() for p in procs if "sacroiliac" in p.code.text)
+    assert si == ["2025-08-01", "2025-11-01"]
+    knee = next(p for p in procs if "knee" in p.code.text)
+    assert knee.start.date() == date(2026, 2, 12)  # 3 weeks before the note's own date, not the as-of date
+    mp = [a for a in rec.administrations if knee.ref in a.part_of]
+    assert mp[0].medication.text.startswith("methylprednisolone") and mp[0].dose_value == 80
+    assert rec.patient.sex == "male" and rec.patient.birth_date == date(1965, 3, 5)
+
+
+def test_labs_units_and_temperatures(tmp_path, kb):
+    rec = _record(tmp_path, kb, "Temp 38.7 C. CRP 14.2 mg/dL, ESR 64 mm/hr, WBC 16.2. HbA1c 64 mmol/mol, glucose "
+                  "11.2 mmol/L. Platelets 45. Later febrile to 102.2 F.", "2026-05-11")
+    got = {o.code.codings[0].code: (o.value, o.unit) for o in rec.observations}
+    assert got["crp"] == (14.2, "mg/dL") and got["esr"] == (64, "mm/h") and got["wbc"] == (16.2, "")
+    assert got["hba1c"] == (64, "mmol/mol") and got["glucose"] == (11.2, "mmol/L") and got["platelets"] == (45, "")
+    temps = sorted((o.value, o.unit) for o in rec.observations if o.code.codings[0].code == "body-temperature")
+    assert temps[0] == (38.7, "Cel")
+
+
+def test_joint_fluid_results_make_infection_suspected(tmp_path, kb):
+    r = assess_note(tmp_path, kb, "R knee OA; completed physical therapy. Knee aspirate: WBC 68,000, Gram stain "
+                    "pending.", "2026-03-10", KNEE)
+    assert "contraindication.infection-suspected" in ids(r)
+    r = assess_note(tmp_path, kb, "R knee OA; completed physical therapy. Knee aspirate: WBC 900, culture no growth.",
+                    "2026-03-10", KNEE)
+    assert "contraindication.infection-suspected" not in ids(r)
+
+
+def test_pain_scores_relative_to_the_injection(tmp_path, kb):
+    r = review_note(tmp_path, kb, "56 yo F, R hip OA (KL 2), completed 3.5 months of PT. US-guided R hip IA injection "
+                    "6/3 (triamcinolone 40 mg + lidocaine). Pain went from 7 to 2 within an hour, back to 7 by the "
+                    "evening. Calls today (day 5) to say the shot did not work.", "2026-06-08")
+    assert r.outcome == "too-early"
+    assert r.detail["anesthetic_phase"] == "relief"
+    assert r.subject["date"] == "2026-06-03"
+
+
+def test_planned_injection_from_the_note(tmp_path, kb):
+    r = assess_note(tmp_path, kb, "70 yo M, R hip OA, 4 months of supervised exercise therapy. Plan: US-guided R hip "
+                    "IA triamcinolone 40 mg + lidocaine.", "2026-07-01")
+    assert r.subject["target"] == "hip-intra-articular" and r.subject["side"] == "right"
+    assert r.subject["guidance"] == "ultrasound" and r.subject["steroid"]["dose_mg"] == 40
+
+
+def test_family_and_hypothetical_mentions_are_dropped(tmp_path, kb):
+    r = assess_note(tmp_path, kb, "R knee OA; completed physical therapy. Her mother had septic arthritis. Return if "
+                    "fever or a hot swollen knee.", "2026-03-10", KNEE)
+    assert not [i for i in ids(r) if i.startswith("contraindication")]
+
+
+def test_coded_and_note_disagree_the_more_recent_wins(tmp_path, kb, vignette_dir):
+    """The bundle records 'Fever: refuted' on the visit day; a note written later says febrile."""
+    bundle = vignette_dir / "ex07-diabetic-anticoagulated-appropriate" / "bundle.json"
+    note = tmp_path / "later.txt"
+    note.write_text("Date: 2026-07-03\nSince yesterday fever 38.9 C and the R hip is hot and swollen.")
+    p = run_cli("assess", str(bundle), "--note", str(note), "--on", "2026-07-03", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["verdict"] == "do-not-inject"
+    assert out["sources"] == [str(bundle), "DocumentReference/" + out["sources"][1].split("/", 1)[1], f"note:{note}"]
+    quotes = [e.get("quote", "") for f in out["findings"] for e in f["evidence"]]
+    assert any("38.9" in q for q in quotes)
+
+
+# ---- the CLI ----------------------------------------------------------------------------------------
+def test_cli_note_alone_text_and_json(tmp_path):
+    note = tmp_path / "visit.html"
+    note.write_text("<html><body><p>Date: 2026-03-10</p><p>60 yo F, R knee OA; completed physical therapy.</p>"
+                    "<p>Hives after Kenalog.</p><p>Plan: US-guided R knee injection, triamcinolone 40 mg.</p></body></html>")
+    p = run_cli("assess", "--note", str(note), "--on", "2026-03-10", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["verdict"] == "do-not-inject" and out["sources"] == [f"note:{note}"]
+    ev = next(f for f in out["findings"] if f["id"] == "contraindication.drug-allergy")["evidence"]
+    assert ev[0]["quote"] == "Hives after Kenalog."
+    text = run_cli("assess", "--note", str(note), "--on", "2026-03-10")
+    assert text.returncode == 0 and b'"Hives after Kenalog."' in text.stdout
+
+
+def test_cli_rtf_note_review(tmp_path):
+    note = tmp_path / "visit.rtf"
+    note.write_text(r"{\rtf1\ansi{\fonttbl{\f0 Arial;}}\f0 Date: 2026-04-14\par 58 yo F, R SI joint pain. US-guided "
+                    r"R SI joint injection 2026-02-02 with triamcinolone 40 mg. Pain 7/10 before, 7/10 today.\par}")
+    p = run_cli("review", "--note", str(note), "--on", "2026-04-14", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["injection"]["target"] == "sacroiliac-joint" and out["response"] == "non-responder"
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02binary", b"   \n"])
+def test_cli_bad_note_is_one_line(tmp_path, content):
+    note = tmp_path / "bad.txt"
+    note.write_bytes(content)
+    p = run_cli("assess", "--note", str(note), "--on", "2026-03-10", "--target", "knee-intra-articular")
+    assert p.returncode == 2 and p.stdout == b""
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_cli_missing_note_file(tmp_path):
+    p = run_cli("review", "--note", str(tmp_path / "nope.txt"), "--on", "2026-03-10")
+    assert p.returncode == 2 and b"cannot read note" in p.stderr
+
+
+# ---- the public vignettes through their notes alone -------------------------------------------------
+def test_public_vignettes_pass_via_note():
+    vignettes = sorted(str(p) for p in (SHARED / "examples" / "vignettes").glob("*.yaml"))
+    p = subprocess.run([sys.executable, str(SHARED / "tools" / "eval_vignettes.py"), *vignettes, "--via", "note",
+                        "--cmd", cli_path()], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"{len(vignettes)} passed, 0 failed" in p.stdout
