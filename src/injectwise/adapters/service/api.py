@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from injectwise.adapters.fhir import read_bundle
+from injectwise.adapters.notes import add_bundle_notes
 from injectwise.adapters.service.outcome import ServiceError
 from injectwise.core.dates import parse_as_of, today_utc
 from injectwise.engine.evaluate import PlanOverrides, assess, review
@@ -82,10 +83,14 @@ def assess_json(body: Any, kb: Knowledge) -> dict[str, Any]:
     p = req.planned or Planned()
     ov = PlanOverrides(p.target, p.side, p.guidance, p.steroid, p.dose, p.anesthetic, p.anesthetic_dose)
     record = read_bundle(req.bundle, "request")
-    return assess(record, kb, parse_as_of(req.on) if req.on else today_utc(), ov).as_json()
+    as_of = parse_as_of(req.on) if req.on else today_utc()
+    add_bundle_notes(record, kb, as_of)
+    return assess(record, kb, as_of, ov).as_json()
 
 
 def review_json(body: Any, kb: Knowledge) -> dict[str, Any]:
     req: ReviewBody = _envelope(body, ReviewBody)
     record = read_bundle(req.bundle, "request")
-    return review(record, kb, parse_as_of(req.on) if req.on else today_utc(), req.injection).as_json()
+    as_of = parse_as_of(req.on) if req.on else today_utc()
+    add_bundle_notes(record, kb, as_of)
+    return review(record, kb, as_of, req.injection).as_json()

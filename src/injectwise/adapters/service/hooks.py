@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from injectwise.adapters.notes import add_bundle_notes
 from injectwise.adapters.service.cards import build_cards
 from injectwise.adapters.service.outcome import ServiceError
 from injectwise.adapters.service.prefetch import gather, templates
@@ -115,6 +116,7 @@ class HookHandler:
         t0 = time.perf_counter()
         as_of = as_of_for(record, self.settings)
         try:
+            add_bundle_notes(record, self.kb, as_of)  # DocumentReference notes join the coded data
             result = assess(record, self.kb, as_of) if svc.mode == "assess" else review(record, self.kb, as_of)
         except NotApplicable:
             return [], None, (time.perf_counter() - t0) * 1000
