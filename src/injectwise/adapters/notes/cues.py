@@ -22,8 +22,10 @@ def _rx(where: str, items: Any) -> tuple[re.Pattern[str], ...]:
         raise KnowledgeError(f"notes.yaml: {where}: bad pattern: {e}") from None
 
 
-def _any(pats: tuple[re.Pattern[str], ...], text: str) -> bool:
-    return any(p.search(text) for p in pats)
+def _one(where: str, items: Any) -> re.Pattern[str] | None:
+    """All patterns of one cue as a single alternation: one scan of the text per cue."""
+    pats = [p.pattern for p in _rx(where, items)]
+    return re.compile("|".join(f"(?:{p})" for p in pats), re.I) if pats else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +56,11 @@ class Cues:
     medication_concepts: frozenset[str]
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
+    joined: dict[str, re.Pattern[str] | None]
 
     def has(self, name: str, text: str) -> bool:
-        return _any(getattr(self, name), text)
+        pat = self.joined.get(name)
+        return pat is not None and pat.search(text) is not None
 
 
 @lru_cache(maxsize=1)
@@ -69,6 +73,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
               "allergy_negated", "therapy_completed", "therapy_ongoing", "no_treatment", "joint_fluid", "gram_positive",
               "gram_negative", "culture_positive", "culture_negative")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
+    kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
     kw["allergy_classes"] = tuple((label, _rx(f"allergy_classes.{label}", pats))
                                   for label, pats in (doc.get("allergy_classes") or {}).items())
     kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}

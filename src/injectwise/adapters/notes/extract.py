@@ -11,6 +11,7 @@ over it, and the item says so)."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -96,6 +97,15 @@ class _State:
     plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
+    hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
+
+    def near(self, name: str, s: Sentence) -> bool:
+        """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
+        pos = self.hits.get(name)
+        if not pos:
+            return False
+        i = bisect_left(pos, s.start)
+        return i < len(pos) and pos[i] < s.end
 
     def ref(self, kind: str) -> str:
         self.n += 1
@@ -116,12 +126,21 @@ class NoteExtractor:
         self.steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
         self.unspecified = kb.drugs.get("corticosteroid-unspecified")
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
+        lab_names = "|".join(f"(?:{p.pattern})" for _, pats in self.cues.labs for p in pats) + r"|\d\s?°?\s?[cf]\b"
+        steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
+        self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
+                           if (pat := self.cues.joined.get(name)) is not None}
+        self.prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
 
     # ---- entry --------------------------------------------------------------------------------
     def add(self, rec: PatientRecord, note: NoteInput) -> _State:
         """Add the note's facts to the record; returns what was added and what the note stated."""
-        analysis = analyze(unwrap(note.text), self.kb)
+        text = unwrap(note.text)
+        analysis = analyze(text, self.kb)
         st = _State(rec, note)
+        low = text.lower()  # prefilters scan lower-cased text without IGNORECASE: several times faster
+        for name, pat in self.prefilters.items():
+            st.hits[name] = [m.start() for m in pat.finditer(low)]
         by_sentence: dict[int, list[Mention]] = {}
         for m in analysis.mentions:
             by_sentence.setdefault(m.sentence, []).append(m)
@@ -174,10 +193,12 @@ class NoteExtractor:
         text = s.text
         prov = self._prov(st, s)
         cues = self.cues
-        is_allergy = cues.has("allergy", text)
-        injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
-                             or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))]
-        future_surgery = cues.has("future", text)
+        is_allergy = st.near("allergy", s)
+        injection_clauses = []
+        if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
+            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
+                                 or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))]
+        future_surgery = st.near("future", s)
         if is_allergy:
             self._allergy(st, text, prov, ms)
         for clause in injection_clauses:
@@ -187,7 +208,8 @@ class NoteExtractor:
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
-        self._labs(st, text, prov)
+        if st.near("lab", s):
+            self._labs(st, text, prov)
         self._pain(st, text, prov)
         has_injection = bool(injection_clauses)
         arthroplasty_future = False
@@ -211,11 +233,11 @@ class NoteExtractor:
                 continue  # a replacement still to come is not a prosthesis yet
             self._condition(st, m, text, prov)
         therapy = [m for m in ms if m.concept == "exercise-therapy"]
-        if therapy or cues.has("no_treatment", text):
+        if therapy or st.near("no_treatment", s):
             st.therapy_stated = True
         if therapy:
             self._therapy(st, therapy, text, prov)
-        if cues.has("joint_fluid", text):
+        if st.near("joint_fluid", s) and _HAS_DIGIT.search(text):
             self._joint_fluid(st, text, prov)
 
     # ---- problems and findings ----------------------------------------------------------------
@@ -251,6 +273,8 @@ class NoteExtractor:
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
+        if not _HAS_DIGIT.search(text):
+            return
         joint_fluid = self.cues.has("joint_fluid", text)
         done: set[str] = set()
         taken: list[tuple[int, int]] = []
@@ -675,6 +699,9 @@ class NoteExtractor:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+_HAS_DIGIT = re.compile(r"\d")
+BLOCK_WORD = re.compile(r"\bblock(ade)?\b")
+PREFILTER = ("allergy", "injection", "future", "no_treatment", "joint_fluid")
 _SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
 
 

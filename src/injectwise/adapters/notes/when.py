@@ -93,8 +93,14 @@ def _span_days(count: str, unit: str) -> float | None:
     return n * UNIT_DAYS.get(key, UNIT_DAYS.get(key[:2], 1))
 
 
+_MAYBE_DATE = re.compile(r"\d|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|yesterday|today|tonight|tomorrow|"
+                         r"morning|last|next|this|past|previous|ago", re.I)
+
+
 def find_dates(text: str, ref: date, future: bool = False) -> list[DateHit]:
     """Every date the text names, left to right; overlapping matches keep the more specific one."""
+    if not _MAYBE_DATE.search(text):
+        return []
     hits: list[DateHit] = []
     taken: list[tuple[int, int]] = []
     if "/10" in text:
