@@ -313,3 +313,75 @@ def _planned_bundle() -> dict:
     b = hip_candidate("inc")
     b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
     return b.bundle()
+
+
+# ---- text traps through the language layer (issue 7): each trap is silent, its true counterpart fires
+INFECTION = "contraindication.infection-suspected"
+RED_FLAG = "contraindication.red-flag"
+SKIN = "contraindication.skin-infection-at-site"
+PT_FIRST = "defer.conservative-care-not-tried"
+
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("Effusion right hip, r/o septic arthritis", True),
+    ("Septic arthritis of the right hip not ruled out", True),
+    ("? septic arthritis right hip", True),
+    ("No trauma, hot swollen right hip", True),
+    ("No fever but warm, swollen and red right hip", True),
+    ("Septic arthritis right hip", True),
+    ("Aseptic loosening", False),
+    ("Hay fever", False),
+    ("Septic arthritis ruled out", False),
+    ("No fever, chills or rigors", False),
+    ("History of septic arthritis of the right hip in 2009, resolved", False),
+    ("Return if fever or a hot swollen joint develops", False),
+    ("Mother had septic arthritis", False),
+    ("No increase in pain; no fever", False),
+])
+def test_infection_text_traps_and_counterparts(kb, text, fires):
+    b = hip_candidate()
+    b.condition(None, text, "2026-02-28")
+    assert (INFECTION in ids(run_assess(b, kb))) is fires, text
+
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("Peptic ulcer", False),
+    ("Ulcer over the right lateral hip", True),
+    ("Cellulitis of the right hip", True),
+])
+def test_skin_lesion_text_traps_and_counterparts(kb, text, fires):
+    b = hip_candidate()
+    b.condition(None, text, "2026-02-28")
+    assert (SKIN in ids(run_assess(b, kb))) is fires, text
+
+
+@pytest.mark.parametrize(("text", "fires"), [
+    ("Unable to walk more than 2 blocks because of hip pain", False),
+    ("Wrist fracture", False),
+    ("Avascular necrosis of the LEFT hip", False),
+    ("Unable to bear weight on the right leg since the fall", True),
+    ("Avascular necrosis of the right hip", True),
+    ("Fracture of the right femoral neck", True),
+])
+def test_red_flag_text_traps_and_counterparts(kb, text, fires):
+    b = hip_candidate()
+    b.condition(None, text, "2026-02-20")
+    assert (RED_FLAG in ids(run_assess(b, kb))) is fires, text
+
+
+def _text_procedure(b: BundleBuilder, text: str) -> None:
+    b.add({"resourceType": "Procedure", "subject": b.subject, "status": "completed", "code": {"text": text},
+           "performedPeriod": {"start": "2025-06-01", "end": "2025-09-01"}})
+
+
+@pytest.mark.parametrize(("text", "pt_done"), [
+    ("PT/INR monitoring", False),
+    ("Pt tolerated the procedure well", False),
+    ("PT for hip strengthening", True),
+    ("Physiotherapy, hip strengthening programme", True),
+])
+def test_physical_therapy_text_traps_and_counterparts(kb, text, pt_done):
+    b = BundleBuilder("p")
+    b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2022-01-01")
+    _text_procedure(b, text)
+    assert (PT_FIRST not in ids(run_assess(b, kb))) is pt_done, text

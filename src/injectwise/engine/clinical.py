@@ -42,7 +42,7 @@ SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def side_of(text: str) -> str | None:
     """Laterality named in a text; memoised because the same site texts recur on every call."""
     for side, pat in SIDE_WORDS:
@@ -223,7 +223,12 @@ class ClinicalView:
         return self._sides[c.ref]
 
     def _condition_side(self, c: Condition) -> str | None:
-        s = side_of(" ".join((c.code.all_text(), c.body_site)))
+        # the side of the condition's own mentions ("avascular necrosis of the LEFT hip; right hip OA"
+        # is left for the necrosis); only a text naming none of its concepts falls back to any side word
+        text = " | ".join(x for x in (c.code.all_text(), c.body_site) if x)
+        mentioned, s = self.term.mention_side(text, self.condition_concepts(c))
+        if not mentioned:
+            s = side_of(text)
         if s:
             return s
         for cd in c.code.codings:
@@ -535,14 +540,14 @@ class ClinicalView:
 
 
 # ---- text recognisers: pure functions of (knowledge, text), memoised across evaluations ----------
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _regions_of_text(kb: Knowledge, text: str) -> frozenset[str]:
     if "injection site" in text.lower():
         return frozenset({"*"})
     return frozenset(r.id for r in kb.regions.values() if any(p.search(text) for p in r.text))
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _target_of_text(kb: Knowledge, text: str) -> Target | None:
     for tid in kb.target_order:
         t = kb.targets[tid]
@@ -551,7 +556,7 @@ def _target_of_text(kb: Knowledge, text: str) -> Target | None:
     return None
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _drug_of(kb: Knowledge, rxnorm: frozenset[str], text: str) -> Drug | None:
     for d in kb.drugs.values():
         if rxnorm & d.rxnorm:
@@ -562,7 +567,7 @@ def _drug_of(kb: Knowledge, rxnorm: frozenset[str], text: str) -> Drug | None:
     return None
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _guidance_of_text(text: str) -> str | None:
     for name, pat in GUIDANCE_TEXT:
         if pat.search(text):

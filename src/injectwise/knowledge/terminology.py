@@ -117,6 +117,16 @@ class Terminology:
         hit = self._text_concepts(text)
         return set(hit) if only is None else set(hit) & only
 
+    def mention_side(self, text: str, concepts: frozenset[str] | set[str]) -> tuple[bool, str | None]:
+        """(any asserted mention of these concepts, the side they name). The side comes from each
+        mention's own clause, never from any side word elsewhere in the text; disagreeing sides give
+        None (unknown, which safety treats as compatible with any side)."""
+        found = [m for m in self.analyze(text).mentions if m.asserted and m.concept in concepts] if text else []
+        sides = {m.side for m in found if m.side}
+        if "bilateral" in sides:
+            return bool(found), "bilateral"
+        return bool(found), (sides.pop() if len(sides) == 1 else None)
+
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
         """Codes first; the text always adds what it says (a code rarely says everything)."""
         found = self.coded_concepts(coded)

@@ -80,7 +80,10 @@ class _Scope:
     def backward(self, m_end: int, t_start: int) -> bool:
         if self._any(self.terms, m_end, t_start) or self._words(m_end, t_start) > self.rules.window_tokens:
             return False
-        if self._any(self.commas, m_end, t_start):
+        i = bisect_left(self.commas, t_start) - 1
+        if i >= 0 and self.commas[i] >= m_end:  # "X, resolved" reaches back; "X, Y ruled out" only in a list
+            if self._words(self.commas[i], t_start) == 0:
+                return not self._any(self.commas, m_end, self.commas[i])
             return self.rules.list_conjunction.search(self.text, m_end, t_start) is not None
         return True
 

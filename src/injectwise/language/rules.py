@@ -101,7 +101,12 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
     pseudo = doc.get("pseudo") or {}
     for alt in _alternatives(f"{where}: pseudo", {**pseudo}):
         entries.append((alt, (PSEUDO, "none")))
-    entries.sort(key=lambda e: -len(e[0]))
+    # the same words as forward and backward trigger of one modifier ("?", "in 2009") are bidirectional
+    merged: dict[tuple[str, str], str] = {}
+    for alt, (mod, direction) in entries:
+        seen = merged.get((alt, mod))
+        merged[(alt, mod)] = direction if seen in (None, direction) else "bidirectional"
+    entries = sorted(((alt, (mod, d)) for (alt, mod), d in merged.items()), key=lambda e: -len(e[0]))
     kinds = {f"t{i}": kind for i, (_, kind) in enumerate(entries)}
     triggers = re.compile("|".join(f"(?P<t{i}>{alt})" for i, (alt, _) in enumerate(entries)), re.IGNORECASE)
 

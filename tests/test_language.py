@@ -1,0 +1,190 @@
+"""The language layer: sentences, concept matching on word boundaries with exclusions, ConText
+modifiers with scope, laterality and site per mention; random text never breaks it."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from injectwise.core.errors import KnowledgeError
+from injectwise.language import Analysis, Mention, analyze
+from injectwise.language.rules import compile_language
+
+
+def mentions(kb, text: str, concept: str) -> list[Mention]:
+    return [m for m in analyze(text, kb).mentions if m.concept == concept]
+
+
+def one(kb, text: str, concept: str) -> Mention:
+    found = mentions(kb, text, concept)
+    assert found, f"{concept} not found in {text!r}"
+    return found[0]
+
+
+# ---- sentences -------------------------------------------------------------------------------
+def test_sentences_respect_abbreviations_decimals_and_dates(kb):
+    a = analyze("Seen by Dr. Smith, e.g. for pain vs. stiffness. Temp 38.7 on 9/10/2025. No fever.", kb)
+    assert [s.text for s in a.sentences] == ["Seen by Dr. Smith, e.g. for pain vs. stiffness.",
+                                             "Temp 38.7 on 9/10/2025.", "No fever."]
+
+
+def test_sentences_split_bullets_and_line_breaks(kb):
+    a = analyze("ROS:\n- no fever\n- hot swollen right hip\n\nPlan: aspirate", kb)
+    assert [s.text for s in a.sentences] == ["ROS:", "no fever", "hot swollen right hip", "Plan: aspirate"]
+    assert one(kb, "- no fever\n- hot swollen right hip", "hot-joint").asserted
+
+
+def test_offsets_slice_back_to_the_match(kb):
+    text = "Pt seen.  Effusion right hip, r/o septic arthritis."
+    a = analyze(text, kb)
+    for m in a.mentions:
+        assert text[m.start:m.end] == m.matched
+        s = a.sentences[m.sentence]
+        assert s.start <= m.start < m.end <= s.end
+
+
+# ---- matching --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "concept"), [
+    ("aseptic loosening of the cup", "joint-infection"),
+    ("hay fever in spring", "fever"),
+    ("peptic ulcer disease", "skin-lesion"),
+    ("PT/INR 2.4 today", "exercise-therapy"),
+    ("Pt tolerated the procedure well", "exercise-therapy"),
+    ("unable to walk more than 2 blocks", "cannot-bear-weight"),
+    ("cannot walk further than 100 yards", "cannot-bear-weight"),
+    ("prediabetes on diet", "diabetes"),
+])
+def test_traps_do_not_match(kb, text, concept):
+    assert not [m for m in mentions(kb, text, concept) if m.asserted], text
+
+
+@pytest.mark.parametrize(("text", "concept"), [
+    ("septic arthritis of the hip", "joint-infection"),
+    ("fever 38.9 since yesterday", "fever"),
+    ("ulcer over the lateral hip", "skin-lesion"),
+    ("PT twice weekly for 8 weeks", "exercise-therapy"),
+    ("unable to walk since the fall", "cannot-bear-weight"),
+    ("type 2 diabetes", "diabetes"),
+])
+def test_true_counterparts_match(kb, text, concept):
+    assert any(m.asserted for m in mentions(kb, text, concept)), text
+
+
+# ---- modifiers -------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["No fever.", "Denies fever.", "Afebrile, without fever.", "Negative for fever.",
+                                  "Free of fever.", "Patient is not febrile.", "Fever: absent", "Fever ruled out.",
+                                  "No fever, chills or rigors."])
+def test_negated(kb, text):
+    m = mentions(kb, text, "fever")[-1]
+    assert m.negated and not m.asserted, text
+
+
+@pytest.mark.parametrize("text", ["r/o septic arthritis", "Rule out septic arthritis", "? septic arthritis",
+                                  "septic arthritis?", "concern for septic arthritis", "query septic arthritis",
+                                  "suspected septic arthritis", "possible septic arthritis",
+                                  "cannot exclude septic arthritis", "septic arthritis not ruled out"])
+def test_possible_counts_as_present(kb, text):
+    m = one(kb, text, "joint-infection")
+    assert m.possible and not m.negated and m.asserted, text
+
+
+@pytest.mark.parametrize("text", ["hx of septic arthritis", "History of septic arthritis", "septic arthritis in 2009",
+                                  "In 2009 septic arthritis", "septic arthritis, resolved", "previous septic arthritis",
+                                  "prior septic arthritis", "remote septic arthritis"])
+def test_historical_does_not_count_unless_the_concept_says(kb, text):
+    m = one(kb, text, "joint-infection")
+    assert m.historical and not m.asserted, text
+
+
+def test_historical_counts_for_lasting_concepts(kb):
+    m = one(kb, "s/p THA 2017", "prosthetic-hip")
+    assert m.historical and m.asserted
+    assert one(kb, "history of type 2 diabetes", "diabetes").asserted
+
+
+@pytest.mark.parametrize("text", ["Return if fever develops", "call if fever", "in case of fever, call",
+                                  "Should fever develop, return", "Watch for fever"])
+def test_hypothetical(kb, text):
+    m = one(kb, text, "fever")
+    assert m.hypothetical and not m.asserted, text
+
+
+@pytest.mark.parametrize("text", ["Mother had breast cancer", "Family history of cancer", "cancer in her mother"])
+def test_family(kb, text):
+    found = mentions(kb, text, "malignancy")  # "family history" is also an exclusion of malignancy
+    assert all(m.family for m in found) and not any(m.asserted for m in found), text
+
+
+@pytest.mark.parametrize("text", ["No increase in fever", "not only fever but pain", "no change in fever pattern",
+                                  "not certain whether fever"])
+def test_pseudo_triggers_do_not_negate(kb, text):
+    assert not one(kb, text, "fever").negated, text
+
+
+@pytest.mark.parametrize("text", ["No fever but warm, swollen and red", "No trauma, hot swollen right hip",
+                                  "No fever; hot swollen right hip", "Denies fever. Hot swollen right hip",
+                                  "No fever however hot swollen joint", "No fever although hot, swollen hip"])
+def test_scope_ends_at_clause_boundary(kb, text):
+    assert one(kb, text, "hot-joint").asserted, text
+
+
+def test_scope_ends_after_the_window(kb):
+    text = "No pain at rest overnight during the last several weeks of the winter and fever now"
+    assert one(kb, text, "fever").asserted
+
+
+# ---- laterality and site ---------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "concept", "side"), [
+    ("Avascular necrosis of the LEFT hip", "osteonecrosis-or-collapse", "left"),
+    ("Avascular necrosis of the left hip; right hip OA", "osteonecrosis-or-collapse", "left"),
+    ("Avascular necrosis of the left hip; right hip OA", "hip-osteoarthritis", "right"),
+    ("R hip OA", "hip-osteoarthritis", "right"),
+    ("lt hip pain", "hip-pain", "left"),
+    ("bilateral hip pain", "hip-pain", "bilateral"),
+    ("hip pain", "hip-pain", None),
+])
+def test_side_is_per_mention(kb, text, concept, side):
+    assert one(kb, text, concept).side == side
+
+
+def test_site_is_per_mention(kb):
+    assert one(kb, "Wrist fracture", "fracture").site == "wrist-hand"
+    assert one(kb, "fracture of the femoral neck", "fracture").site == "hip"
+
+
+def test_l4_and_litres_are_not_sides(kb):
+    assert one(kb, "sciatica L4-L5", "lumbar-spine-disorder").side is None
+
+
+# ---- data, not code --------------------------------------------------------------------------
+def test_language_data_is_validated():
+    with pytest.raises(KnowledgeError, match="window_tokens"):
+        compile_language({"window_tokens": 0, "max_text_chars": 1000})
+    with pytest.raises(KnowledgeError, match="quote"):
+        compile_language({"window_tokens": 5, "max_text_chars": 1000,
+                          "modifiers": {"negated": [{"direction": "forward", "phrases": [False]}]}})
+    with pytest.raises(KnowledgeError, match="direction"):
+        compile_language({"window_tokens": 5, "max_text_chars": 1000,
+                          "modifiers": {"negated": [{"direction": "sideways", "phrases": ["no"]}]}})
+
+
+def test_long_text_is_capped(kb):
+    cap = kb.terminology.language.max_text_chars
+    a = analyze("fever " * cap, kb)
+    assert a.truncated and len(a.text) == cap
+
+
+# ---- properties ------------------------------------------------------------------------------
+WORDS = ["no", "fever", "r/o", "septic", "arthritis", "right", "left", "hip", "but", ",", ".", ";", "?", "\n",
+         "history of", "Dr.", "38.7", "9/10/2025", "- ", "hot", "swollen", "mother had", "if", "PT/INR", "L", "R"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join)))
+def test_random_text_never_crashes_and_offsets_slice_back(kb, text):
+    a = analyze(text, kb)
+    assert isinstance(a, Analysis)
+    for s in a.sentences:
+        assert a.text[s.start:s.end] == s.text
+    for m in a.mentions:
+        assert a.text[m.start:m.end] == m.matched and m.end > m.start
+        assert m.side in (None, "left", "right", "bilateral")
