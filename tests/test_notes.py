@@ -247,3 +247,11 @@ def test_public_vignettes_pass_via_note():
     unexpected = {k: v for k, v in fails.items() if KNOWN_NOTE_GAPS.get(k) != v}
     assert not unexpected, p.stdout + p.stderr
     assert f"{len(vignettes) - len(fails)} passed" in p.stdout and len(fails) <= len(KNOWN_NOTE_GAPS)
+
+
+def test_outcome_said_in_a_later_sentence_belongs_to_the_injection(tmp_path, kb):
+    note = ("Date: 2026-04-20\nR knee OA, completed physical therapy. US-guided R knee injection 2026-01-10 with "
+            "triamcinolone 40 mg. It did not help at all.")
+    assert review_note(tmp_path, kb, note, "2026-04-20").outcome == "non-responder"
+    unknown = note.replace(" It did not help at all.", "")
+    assert review_note(tmp_path, kb, unknown, "2026-04-20").outcome == "unknown"

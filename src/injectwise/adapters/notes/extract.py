@@ -208,6 +208,8 @@ class NoteExtractor:
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
+        if not injection_clauses and st.injections and (cues.has("no_benefit", text) or cues.has("benefit", text)):
+            st.injections[-1].notes += " " + " ".join(text.split())  # how the injection the note described went
         if st.near("lab", s):
             self._labs(st, text, prov)
         self._pain(st, text, prov)
