@@ -46,9 +46,9 @@ class ConceptMatcher:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[Hit]:
         out: list[Hit] = []
-        low = _lower(text)
+        low = _lower(text if start == 0 and end is None else text[start:end])  # only the part asked for
         buckets, anywhere = self._buckets, self._anywhere
-        for m in WORD_START.finditer(low, start, len(low) if end is None else end):
+        for m in WORD_START.finditer(low):
             pos = m.start()
             pre, each = buckets.get(low[pos], anywhere)
             if pre is None or not pre.match(low, pos):
@@ -56,14 +56,14 @@ class ConceptMatcher:
             for cid, rx in each:
                 hit = rx.match(low, pos)
                 if hit and hit.end() > pos:
-                    out.append(Hit(cid, pos, hit.end()))
+                    out.append(Hit(cid, start + pos, start + hit.end()))
         return out
 
     def sites(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
         """Body regions named in text[start:end] as (start, end, region id)."""
         if self._regions is None:
             return []
-        return [(h.start, h.end, h.concept) for h in self._regions.find(text, start, end) if h.end <= end]
+        return [(h.start, h.end, h.concept) for h in self._regions.find(text, start, end) ]
 
 
 Bucket = tuple[re.Pattern[str] | None, list[tuple[str, re.Pattern[str]]]]
