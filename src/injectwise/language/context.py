@@ -42,16 +42,10 @@ class _Scope:
         self.text = text
         self.s = s
         self.rules = rules
-        self.triggers: list[tuple[int, int, str, str]] = []
-        for m in rules.triggers.finditer(text, s.start, s.end):
-            mod, direction = rules.kinds[m.lastgroup or ""]
-            if mod != PSEUDO:
-                self.triggers.append((m.start(), m.end(), mod, direction))
-        self.terms = [m.start() for m in rules.terminators.finditer(text, s.start, s.end)]
+        triggers, self.terms, self.sides = rules.scan(text, s.start, s.end)
+        self.triggers = [(a, b, mod, direction) for a, b, (mod, direction) in triggers if mod != PSEUDO]
         self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
         self.words = [m.start() for m in _WORD.finditer(text, s.start, s.end)]
-        self.sides = [(m.start(), m.end(), rules.side_names[m.lastgroup or ""])
-                      for m in rules.sides.finditer(text, s.start, s.end) if m.lastgroup]
         self.sites = matcher.sites(text, s.start, s.end)
 
     def _any(self, points: list[int], a: int, b: int) -> bool:

@@ -1,7 +1,8 @@
-"""Compile the ConText trigger data (knowledge/data/language.yaml) into a few regular expressions.
+"""Compile the ConText trigger data (knowledge/data/language.yaml) into phrase indexes.
 
-Every trigger category becomes part of ONE alternation (longest phrase first, pseudo-triggers
-included) so a sentence is scanned once for all triggers; terminators and side words likewise."""
+Trigger, terminator and side phrases are token sequences in one dict each (longest first,
+pseudo-triggers included), so a sentence is tokenised once per kind and each token costs one dict
+lookup; the few triggers that need a regular expression share one small alternation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from injectwise.core.errors import KnowledgeError
+from injectwise.language.phrases import PhraseIndex, tokens
 
 MODIFIERS = ("negated", "possible", "historical", "hypothetical", "family")
 DIRECTIONS = ("forward", "backward", "bidirectional")
@@ -17,18 +19,45 @@ SIDES = ("bilateral", "right", "left")
 PSEUDO = "pseudo"
 
 
+Span = tuple[int, int, Any]
+
+
 @dataclass(slots=True, frozen=True)
 class LanguageRules:
     version: str
     window_tokens: int
     max_text_chars: int
-    triggers: re.Pattern[str]  # named groups t0..tn; `kinds[name]` says (modifier, direction)
+    phrases: PhraseIndex  # trigger ("t", (modifier, direction)), terminator ("x", None), side ("s", side)
+    trigger_patterns: re.Pattern[str] | None  # named groups t0..tn; `kinds[name]` says (modifier, direction)
     kinds: dict[str, tuple[str, str]]
-    terminators: re.Pattern[str]
+    terminator_patterns: re.Pattern[str] | None
     list_conjunction: re.Pattern[str]
-    sides: re.Pattern[str]  # named groups s0..sn; `side_names[name]` says which side
+    side_patterns: re.Pattern[str] | None  # case-sensitive; named groups s0..sn
     side_names: dict[str, str]
     abbreviations: frozenset[str]
+
+    def scan(self, text: str, start: int, end: int) -> tuple[list[Span], list[int], list[Span]]:
+        """(triggers, terminator positions, side words) of text[start:end], tokenised once."""
+        triggers: list[Span] = []
+        terms: list[int] = []
+        sides: list[Span] = []
+        for a, b, (kind, label) in self.phrases.find(text, start, end):
+            if kind == "t":
+                triggers.append((a, b, label))
+            elif kind == "x":
+                terms.append(a)
+            else:
+                sides.append((a, b, label))
+        if self.trigger_patterns is not None:
+            triggers += [(m.start(), m.end(), self.kinds[m.lastgroup or ""])
+                         for m in self.trigger_patterns.finditer(text, start, end) if m.lastgroup]
+        if self.terminator_patterns is not None:
+            terms += [m.start() for m in self.terminator_patterns.finditer(text, start, end)]
+            terms.sort()
+        if self.side_patterns is not None:
+            sides += [(m.start(), m.end(), self.side_names[m.lastgroup or ""])
+                      for m in self.side_patterns.finditer(text, start, end) if m.lastgroup]
+        return triggers, terms, sides
 
 
 def phrase_regex(phrase: str) -> str:
@@ -58,15 +87,27 @@ def _checked(where: str, pattern: str, flags: int = re.IGNORECASE) -> str:
     return pattern
 
 
-def _alternatives(where: str, entry: dict[str, Any]) -> list[str]:
+def _entry(where: str, entry: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(phrases, checked patterns) of one data entry."""
     unknown = set(entry) - {"phrases", "patterns", "direction"}
     if unknown:
         raise KnowledgeError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    alts = [phrase_regex(p) for p in _strings(f"{where}: phrases", entry.get("phrases"))]
-    alts += [_checked(where, p) for p in _strings(f"{where}: patterns", entry.get("patterns"))]
-    if not alts:
+    phrases = _strings(f"{where}: phrases", entry.get("phrases"))
+    patterns = [_checked(where, p) for p in _strings(f"{where}: patterns", entry.get("patterns"))]
+    if not phrases and not patterns:
         raise KnowledgeError(f"{where}: needs phrases or patterns")
-    return alts
+    for p in phrases:
+        if not tokens(p):
+            raise KnowledgeError(f"{where}: phrase {p!r} has no words or symbols")
+    return phrases, patterns
+
+
+def _named(prefix: str, alts: list[tuple[str, Any]], flags: int) -> tuple[re.Pattern[str] | None, dict[str, Any]]:
+    alts = sorted(alts, key=lambda e: -len(e[0]))
+    if not alts:
+        return None, {}
+    rx = re.compile("|".join(f"(?P<{prefix}{i}>{a})" for i, (a, _) in enumerate(alts)), flags)
+    return rx, {f"{prefix}{i}": label for i, (_, label) in enumerate(alts)}
 
 
 def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
@@ -84,8 +125,9 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
     if not isinstance(cap, int) or cap < 100:
         raise KnowledgeError(f"{where}: max_text_chars must be an integer >= 100")
 
-    # (regex, group kind) pairs; sorted longest first so "not ruled out" wins over "not"
-    entries: list[tuple[str, tuple[str, str]]] = []
+    # the same words as forward and backward trigger of one modifier ("?", "in 2009") are bidirectional
+    phrase_dirs: dict[tuple[tuple[str, ...], str], str] = {}
+    pattern_dirs: dict[tuple[str, str], str] = {}
     mods = doc.get("modifiers") or {}
     if not isinstance(mods, dict) or set(mods) - set(MODIFIERS):
         raise KnowledgeError(f"{where}: modifiers must be among {', '.join(MODIFIERS)}")
@@ -96,43 +138,41 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
             w = f"{where}: modifiers.{mod}[{i}]"
             if not isinstance(entry, dict) or entry.get("direction") not in DIRECTIONS:
                 raise KnowledgeError(f"{w}: direction must be one of {', '.join(DIRECTIONS)}")
-            for alt in _alternatives(w, entry):
-                entries.append((alt, (mod, entry["direction"])))
-    pseudo = doc.get("pseudo") or {}
-    for alt in _alternatives(f"{where}: pseudo", {**pseudo}):
-        entries.append((alt, (PSEUDO, "none")))
-    # the same words as forward and backward trigger of one modifier ("?", "in 2009") are bidirectional
-    merged: dict[tuple[str, str], str] = {}
-    for alt, (mod, direction) in entries:
-        seen = merged.get((alt, mod))
-        merged[(alt, mod)] = direction if seen in (None, direction) else "bidirectional"
-    entries = sorted(((alt, (mod, d)) for (alt, mod), d in merged.items()), key=lambda e: -len(e[0]))
-    kinds = {f"t{i}": kind for i, (_, kind) in enumerate(entries)}
-    triggers = re.compile("|".join(f"(?P<t{i}>{alt})" for i, (alt, _) in enumerate(entries)), re.IGNORECASE)
+            phrases, patterns = _entry(w, entry)
+            d = entry["direction"]
+            for key, store in [((tokens(p), mod), phrase_dirs) for p in phrases] + \
+                              [((p, mod), pattern_dirs) for p in patterns]:
+                seen = store.get(key)  # type: ignore[call-overload]
+                store[key] = d if seen in (None, d) else "bidirectional"  # type: ignore[index]
+    pseudo_phrases, pseudo_patterns = _entry(f"{where}: pseudo", {**(doc.get("pseudo") or {})})
+    trigger_phrases = [(" ".join(t), ("t", (m, d))) for (t, m), d in phrase_dirs.items()] \
+        + [(p, ("t", (PSEUDO, "none"))) for p in pseudo_phrases]
+    trigger_patterns, kinds = _named("t", [(p, (m, d)) for (p, m), d in pattern_dirs.items()]
+                                     + [(p, (PSEUDO, "none")) for p in pseudo_patterns], re.IGNORECASE)
 
-    term = doc.get("terminators") or {}
-    term_alts = _alternatives(f"{where}: terminators", {**term})
-    terminators = re.compile("|".join(sorted(term_alts, key=len, reverse=True)), re.IGNORECASE)
+    term_phrases, term_patterns = _entry(f"{where}: terminators", {**(doc.get("terminators") or {})})
+    terminator_patterns = re.compile("|".join(term_patterns), re.IGNORECASE) if term_patterns else None
     conj = _strings(f"{where}: comma_list_conjunctions", doc.get("comma_list_conjunctions"))
     list_conjunction = re.compile("|".join(phrase_regex(c) for c in conj) or r"(?!)", re.IGNORECASE)
 
     # side words: phrases are case-insensitive; patterns are case-sensitive (a capital R/L is a side,
     # a lower-case l may be litres)
-    side_entries: list[tuple[str, str]] = []
+    side_phrases: list[tuple[str, str]] = []
+    side_alts: list[tuple[str, Any]] = []
     sides = doc.get("sides") or {}
     if not isinstance(sides, dict) or set(sides) - set(SIDES):
         raise KnowledgeError(f"{where}: sides must be among {', '.join(SIDES)}")
     for side, entry in sides.items():
         w = f"{where}: sides.{side}"
-        for p in _strings(f"{w}: phrases", entry.get("phrases")):
-            side_entries.append(("(?i:" + phrase_regex(p) + ")", side))
-        for p in _strings(f"{w}: patterns", entry.get("patterns")):
-            side_entries.append((_checked(w, p, 0), side))
-    side_entries.sort(key=lambda e: -len(e[0]))
-    side_names = {f"s{i}": side for i, (_, side) in enumerate(side_entries)}
-    side_rx = re.compile("|".join(f"(?P<s{i}>{alt})" for i, (alt, _) in enumerate(side_entries)) or r"(?!)")
+        side_phrases += [(p, side) for p in _strings(f"{w}: phrases", entry.get("phrases"))]
+        side_alts += [(_checked(w, p, 0), side) for p in _strings(f"{w}: patterns", entry.get("patterns"))]
+    side_patterns, side_names = _named("s", side_alts, 0)
     abbreviations = frozenset(a.lower().rstrip(".") for a in _strings(f"{where}: abbreviations",
                                                                       doc.get("abbreviations")))
-    return LanguageRules(version=str(doc.get("version", "0")), window_tokens=window, max_text_chars=cap,
-                         triggers=triggers, kinds=kinds, terminators=terminators, list_conjunction=list_conjunction,
-                         sides=side_rx, side_names=side_names, abbreviations=abbreviations)
+    return LanguageRules(
+        version=str(doc.get("version", "0")), window_tokens=window, max_text_chars=cap,
+        phrases=PhraseIndex(trigger_phrases + [(p, ("x", None)) for p in term_phrases]
+                            + [(p, ("s", side)) for p, side in side_phrases]),
+        trigger_patterns=trigger_patterns, kinds=kinds, terminator_patterns=terminator_patterns,
+        list_conjunction=list_conjunction, side_patterns=side_patterns,
+        side_names=side_names, abbreviations=abbreviations)
