@@ -126,7 +126,10 @@ class NoteExtractor:
         self.steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
         self.unspecified = kb.drugs.get("corticosteroid-unspecified")
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
-        lab_names = "|".join(f"(?:{p.pattern})" for _, pats in self.cues.labs for p in pats) + r"|\d\s?°?\s?[cf]\b"
+        # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
+        # from notes.yaml run only on those)
+        lab_names = (r"inr|a1c|glucose|sugar|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|plt|temp|"
+                     r"tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
         steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
         self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
                            if (pat := self.cues.joined.get(name)) is not None}
