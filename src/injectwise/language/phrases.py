@@ -38,7 +38,12 @@ class PhraseIndex:
         self.index = index
 
     def find(self, text: str, start: int, end: int) -> list[tuple[int, int, Any]]:
-        toks = [(m.start(), m.end(), m.group().lower()) for m in TOKEN.finditer(text, start, end)]
+        part = text[start:end]
+        low = part.lower()
+        if len(low) == len(part):  # one lower-casing per call, offsets unchanged
+            toks = [(start + m.start(), start + m.end(), m.group()) for m in TOKEN.finditer(low)]
+        else:
+            toks = [(m.start(), m.end(), m.group().lower()) for m in TOKEN.finditer(text, start, end)]
         out = []
         i, n = 0, len(toks)
         while i < n:
