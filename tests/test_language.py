@@ -127,6 +127,14 @@ def test_scope_ends_at_clause_boundary(kb, text):
     assert one(kb, text, "hot-joint").asserted, text
 
 
+@pytest.mark.parametrize(("text", "concept"), [
+    ("hot swollen joint with absent pulses", "hot-joint"),
+    ("septic arthritis with negative Gram stain", "joint-infection"),
+])
+def test_words_of_other_findings_do_not_negate(kb, text, concept):
+    assert one(kb, text, concept).asserted, text
+
+
 def test_scope_ends_after_the_window(kb):
     text = "No pain at rest overnight during the last several weeks of the winter and fever now"
     assert one(kb, text, "fever").asserted

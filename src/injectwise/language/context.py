@@ -103,6 +103,8 @@ class _Scope:
 def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], sites: list[tuple[int, int, str]],
                        matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
     sc = _Scope(text, s, sites, rules)
+    # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier
+    sc.triggers = [t for t in sc.triggers if not any(t[1] > h.start and t[0] < h.end for h in hits)]
     out = []
     for h in hits:
         ex = matcher.exclusions.get(h.concept)
@@ -112,8 +114,6 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                     historical_counts=matcher.historical_counts.get(h.concept, False))
         found: list[str] = []
         for ts, te, mod, direction in sc.triggers:
-            if te > h.start and ts < h.end:
-                continue  # a trigger word inside the mention itself ("absent pulses")
             if te <= h.start and direction in ("forward", "bidirectional"):
                 applies = sc.forward(te, h.start)
             elif ts >= h.end and direction in ("backward", "bidirectional"):
