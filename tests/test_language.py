@@ -196,3 +196,11 @@ def test_random_text_never_crashes_and_offsets_slice_back(kb, text):
     for m in a.mentions:
         assert a.text[m.start:m.end] == m.matched and m.end > m.start
         assert m.side in (None, "left", "right", "bilateral")
+
+
+def test_caches_are_bounded_and_keyed_by_clipped_text(kb):
+    term = kb.terminology
+    assert term._analyze.cache_info().maxsize and term._text_concepts.cache_info().maxsize
+    huge = "Right hip pain, no fever. " * 5000
+    assert term.analyze(huge).truncated
+    assert len(term.clip(huge)) == term.language.max_text_chars + 1
