@@ -90,7 +90,7 @@ class Terminology:
         return self._analyze(self.clip(text))
 
     def _text_concepts_uncached(self, text: str) -> frozenset[str]:
-        return analyze_text(text, self.matcher, self.language).concepts()
+        return self._analyze(text).concepts()  # one analysis per text, shared with `analyze`
 
     def coded_concepts(self, coded: Coded) -> set[str]:
         out: set[str] = set()
