@@ -127,6 +127,14 @@ def test_scope_ends_at_clause_boundary(kb, text):
     assert one(kb, text, "hot-joint").asserted, text
 
 
+@pytest.mark.parametrize(("text", "concept"), [
+    ("hot swollen joint with absent pulses", "hot-joint"),
+    ("septic arthritis with negative Gram stain", "joint-infection"),
+])
+def test_words_of_other_findings_do_not_negate(kb, text, concept):
+    assert one(kb, text, concept).asserted, text
+
+
 def test_scope_ends_after_the_window(kb):
     text = "No pain at rest overnight during the last several weeks of the winter and fever now"
     assert one(kb, text, "fever").asserted
@@ -188,3 +196,11 @@ def test_random_text_never_crashes_and_offsets_slice_back(kb, text):
     for m in a.mentions:
         assert a.text[m.start:m.end] == m.matched and m.end > m.start
         assert m.side in (None, "left", "right", "bilateral")
+
+
+def test_caches_are_bounded_and_keyed_by_clipped_text(kb):
+    term = kb.terminology
+    assert term._analyze.cache_info().maxsize and term._text_concepts.cache_info().maxsize
+    huge = "Right hip pain, no fever. " * 5000
+    assert term.analyze(huge).truncated
+    assert len(term.clip(huge)) == term.language.max_text_chars + 1

@@ -180,7 +180,7 @@ class ClinicalView:
         return hit
 
     def regions_of_text(self, text: str) -> frozenset[str]:
-        return _regions_of_text(self.kb, text)
+        return _regions_of_text(self.kb, self.term.clip(text))
 
     @cached_property
     def conditions(self) -> list[Condition]:
@@ -225,7 +225,7 @@ class ClinicalView:
     def _condition_side(self, c: Condition) -> str | None:
         # the side of the condition's own mentions ("avascular necrosis of the LEFT hip; right hip OA"
         # is left for the necrosis); only a text naming none of its concepts falls back to any side word
-        text = " | ".join(x for x in (c.code.all_text(), c.body_site) if x)
+        text = self.term.clip(" | ".join(x for x in (c.code.all_text(), c.body_site) if x))
         mentioned, s = self.term.mention_side(text, self.condition_concepts(c))
         if not mentioned:
             s = side_of(text)
@@ -335,7 +335,7 @@ class ClinicalView:
     # ---- drugs ----------------------------------------------------------------------------
     def identify_drug(self, coded: Coded) -> Drug | None:
         codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
-        return _drug_of(self.kb, codes, coded.all_text())
+        return _drug_of(self.kb, codes, self.term.clip(coded.all_text()))
 
     def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None) -> Agent:
         drug = self.identify_drug(coded)
@@ -363,7 +363,7 @@ class ClinicalView:
         """The first text naming a target wins (knowledge match order); else an unambiguous CPT code."""
         for text in texts:
             if text:
-                t = _target_of_text(self.kb, text)
+                t = _target_of_text(self.kb, self.term.clip(text))
                 if t is not None:
                     return t
         candidates = [t for t in self.kb.targets.values() if cpts & t.cpt]

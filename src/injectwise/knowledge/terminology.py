@@ -83,12 +83,17 @@ class Terminology:
     def _analyze_uncached(self, text: str) -> Analysis:
         return analyze_text(text, self.matcher, self.language)
 
+    def clip(self, text: str) -> str:
+        """A cache key never longer than the per-field cap (one more character keeps `truncated` true)."""
+        cap = self.language.max_text_chars
+        return text if len(text) <= cap else text[:cap + 1]
+
     def analyze(self, text: str) -> Analysis:
         """The language layer's reading of a text (cached, bounded: treat the result as read-only)."""
-        return self._analyze(text)
+        return self._analyze(self.clip(text))
 
     def _text_concepts_uncached(self, text: str) -> frozenset[str]:
-        return analyze_text(text, self.matcher, self.language).concepts()
+        return self._analyze(text).concepts()  # one analysis per text, shared with `analyze`
 
     def coded_concepts(self, coded: Coded) -> set[str]:
         out: set[str] = set()
@@ -114,7 +119,7 @@ class Terminology:
         """Concepts a text asserts (negated, hypothetical and family mentions never count)."""
         if not text:
             return set()
-        hit = self._text_concepts(text)
+        hit = self._text_concepts(self.clip(text))
         return set(hit) if only is None else set(hit) & only
 
     def mention_side(self, text: str, concepts: frozenset[str] | set[str]) -> tuple[bool, str | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
-from injectwise.language.matcher import ConceptMatcher, Hit
+from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
 from injectwise.language.model import Analysis, Mention, Sentence
 from injectwise.language.rules import PSEUDO, LanguageRules
 from injectwise.language.sentences import split_sentences
@@ -21,24 +21,28 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
     if truncated:
         text = text[:rules.max_text_chars]
     sentences = split_sentences(text, rules.abbreviations)
-    hits = matcher.find(text) if sentences else []
+    hits, sites = split_sites(matcher.find(text)) if sentences else ([], [])
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
     if not hits:
         return out
     starts = [s.start for s in sentences]
+    site_starts = [x[0] for x in sites]
     by_sentence: dict[int, list[Hit]] = {}
     for h in hits:
         i = max(0, bisect_left(starts, h.start + 1) - 1)
         by_sentence.setdefault(i, []).append(h)
     for i, shits in by_sentence.items():
-        out.mentions.extend(_sentence_mentions(text, sentences[i], i, shits, matcher, rules))
+        s = sentences[i]
+        lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
+        ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
+        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules))
     return out
 
 
 class _Scope:
     """The trigger, terminator, comma, word and side positions of one sentence."""
 
-    def __init__(self, text: str, s: Sentence, matcher: ConceptMatcher, rules: LanguageRules) -> None:
+    def __init__(self, text: str, s: Sentence, sites: list[tuple[int, int, str]], rules: LanguageRules) -> None:
         self.text = text
         self.s = s
         self.rules = rules
@@ -46,7 +50,7 @@ class _Scope:
         self.triggers = [(a, b, mod, direction) for a, b, (mod, direction) in triggers if mod != PSEUDO]
         self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
         self.words = [m.start() for m in _WORD.finditer(text, s.start, s.end)]
-        self.sites = matcher.sites(text, s.start, s.end)
+        self.sites = sites
 
     def _any(self, points: list[int], a: int, b: int) -> bool:
         i = bisect_left(points, a)
@@ -96,9 +100,11 @@ class _Scope:
         return None
 
 
-def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], matcher: ConceptMatcher,
-                       rules: LanguageRules) -> list[Mention]:
-    sc = _Scope(text, s, matcher, rules)
+def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], sites: list[tuple[int, int, str]],
+                       matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
+    sc = _Scope(text, s, sites, rules)
+    # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier
+    sc.triggers = [t for t in sc.triggers if not any(t[1] > h.start and t[0] < h.end for h in hits)]
     out = []
     for h in hits:
         ex = matcher.exclusions.get(h.concept)
@@ -108,8 +114,6 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], matc
                     historical_counts=matcher.historical_counts.get(h.concept, False))
         found: list[str] = []
         for ts, te, mod, direction in sc.triggers:
-            if te > h.start and ts < h.end:
-                continue  # a trigger word inside the mention itself ("absent pulses")
             if te <= h.start and direction in ("forward", "bidirectional"):
                 applies = sc.forward(te, h.start)
             elif ts >= h.end and direction in ("backward", "bidirectional"):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from injectwise.language.phrases import WORD_START, first_chars
 
+SITE = "site:"
+
 
 @dataclass(slots=True, frozen=True)
 class ConceptPatterns:
@@ -35,14 +37,13 @@ class ConceptMatcher:
     def __init__(self, concepts: Iterable[ConceptPatterns], regions: dict[str, tuple[str, ...]] | None = None) -> None:
         self.concepts = [c for c in concepts if c.patterns]
         self.historical_counts = {c.id: c.historical_counts for c in self.concepts}
+        # body regions ride in the same pass as concepts, under a prefixed id (see `split_sites`)
+        self.concepts += [ConceptPatterns(SITE + rid, pats) for rid, pats in (regions or {}).items() if pats]
         # patterns run on lower-cased text without IGNORECASE: `re` then skips branches by their first
-        # literal character, which makes a bucket's prefilter nearly free on words that match nothing
-        self._each = [(c.id, _compile([_strip_boundary(p) for p in c.patterns])) for c in self.concepts]
-        self._buckets, self._anywhere = _buckets(self.concepts, self._each)
+        # literal character, so a bucket costs little on words that match nothing
+        self._buckets, self._anywhere = _buckets(self.concepts)
         self.exclusions = {c.id: re.compile("|".join(f"(?:{p})" for p in c.exclude), re.IGNORECASE)
                            for c in self.concepts if c.exclude}
-        self._regions = ConceptMatcher([ConceptPatterns(rid, pats) for rid, pats in regions.items() if pats]) \
-            if regions else None
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[Hit]:
         out: list[Hit] = []
@@ -50,27 +51,43 @@ class ConceptMatcher:
         buckets, anywhere = self._buckets, self._anywhere
         for m in WORD_START.finditer(low):
             pos = m.start()
-            pre, each = buckets.get(low[pos], anywhere)
-            if pre is None or not pre.match(low, pos):
-                continue
-            for cid, rx in each:
-                hit = rx.match(low, pos)
-                if hit and hit.end() > pos:
-                    out.append(Hit(cid, start + pos, start + hit.end()))
+            b = buckets.get(low[pos], anywhere)
+            k = 0
+            while k < len(b.ids):  # one match call per concept found, plus one
+                hit = b.rx(k).match(low, pos)
+                if hit is None:
+                    break
+                j = int((hit.lastgroup or "g0")[1:])
+                if hit.end() > pos:
+                    out.append(Hit(b.ids[j], start + pos, start + hit.end()))
+                k = j + 1
         return out
 
-    def sites(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
-        """Body regions named in text[start:end] as (start, end, region id)."""
-        if self._regions is None:
-            return []
-        return [(h.start, h.end, h.concept) for h in self._regions.find(text, start, end) ]
+
+def split_sites(hits: list[Hit]) -> tuple[list[Hit], list[tuple[int, int, str]]]:
+    """(concept hits, body-site marks as (start, end, region id)) of one `find`."""
+    concepts = [h for h in hits if not h.concept.startswith(SITE)]
+    sites = [(h.start, h.end, h.concept[len(SITE):]) for h in hits if h.concept.startswith(SITE)]
+    return concepts, sites
 
 
-Bucket = tuple[re.Pattern[str] | None, list[tuple[str, re.Pattern[str]]]]
+class _Bucket:
+    """The concepts one first character can start; `rx(k)` is the alternation of concepts k.. (one
+    named group each), compiled on first use: a match names the first concept found, and the search
+    resumes after it."""
 
+    __slots__ = ("_rx", "alts", "ids")
 
-def _compile(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns) or "(?!)")
+    def __init__(self, items: list[ConceptPatterns]) -> None:
+        self.ids = [c.id for c in items]
+        self.alts = ["|".join(f"(?:{_strip_boundary(p)})" for p in c.patterns) for c in items]
+        self._rx: dict[int, re.Pattern[str]] = {}
+
+    def rx(self, k: int) -> re.Pattern[str]:
+        r = self._rx.get(k)
+        if r is None:
+            r = self._rx[k] = re.compile("|".join(f"(?P<g{j}>{self.alts[j]})" for j in range(k, len(self.alts))))
+        return r
 
 
 def _strip_boundary(p: str) -> str:
@@ -85,10 +102,8 @@ def _lower(text: str) -> str:
     return "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)  # keep offsets (e.g. dotted I)
 
 
-def _buckets(concepts: list[ConceptPatterns], compiled: list[tuple[str, re.Pattern[str]]]
-             ) -> tuple[dict[str, Bucket], Bucket]:
-    """first character -> (prefilter over its concepts' patterns, those concepts); concepts that could
-    start anywhere are in every bucket."""
+def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Bucket]:
+    """first character -> its bucket; concepts that could start anywhere are in every bucket."""
     anywhere: list[int] = []
     by_char: dict[str, list[int]] = {}
     for i, c in enumerate(concepts):
@@ -102,11 +117,5 @@ def _buckets(concepts: list[ConceptPatterns], compiled: list[tuple[str, re.Patte
         else:
             for ch in chars:
                 by_char.setdefault(ch, []).append(i)
-
-    def bucket(ids: list[int]) -> Bucket:
-        if not ids:
-            return None, []
-        pats = [_strip_boundary(p) for i in ids for p in concepts[i].patterns]
-        return _compile(pats), [compiled[i] for i in ids]
-
-    return ({ch: bucket(sorted(set(ids) | set(anywhere))) for ch, ids in by_char.items()}, bucket(anywhere))
+    buckets = {ch: _Bucket([concepts[i] for i in sorted(set(ids) | set(anywhere))]) for ch, ids in by_char.items()}
+    return buckets, _Bucket([concepts[i] for i in anywhere])

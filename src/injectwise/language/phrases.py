@@ -28,32 +28,39 @@ class PhraseIndex:
     """Longest-first, non-overlapping matching of token phrases, each carrying a label."""
 
     def __init__(self, phrases: Iterable[tuple[str, Any]]) -> None:
-        index: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+        index: dict[str, list[tuple[list[str], int, Any]]] = {}
         for phrase, label in phrases:
             toks = tokens(phrase)
             if toks:
-                index.setdefault(toks[0], []).append((toks, label))
+                index.setdefault(toks[0], []).append((list(toks), len(toks), label))
         for v in index.values():
-            v.sort(key=lambda e: -len(e[0]))
+            v.sort(key=lambda e: -e[1])
         self.index = index
 
     def find(self, text: str, start: int, end: int) -> list[tuple[int, int, Any]]:
-        toks = [(m.start(), m.end(), m.group().lower()) for m in TOKEN.finditer(text, start, end)]
+        part = text[start:end]
+        low = part.lower()
+        if len(low) == len(part):  # one lower-casing per call, offsets unchanged
+            found = list(TOKEN.finditer(low))
+            words = [m.group() for m in found]
+            base = start
+        else:  # a character whose lower case is longer (dotted I): tokens of the original text
+            found = list(TOKEN.finditer(text, start, end))
+            words = [m.group().lower() for m in found]
+            base = 0
         out = []
-        i, n = 0, len(toks)
+        index = self.index
+        i, n = 0, len(words)
         while i < n:
-            cands = self.index.get(toks[i][2])
+            cands = index.get(words[i])
+            step = 1
             if cands:
-                for words, label in cands:
-                    k = len(words)
-                    if i + k <= n and all(toks[i + j][2] == words[j] for j in range(1, k)):
-                        out.append((toks[i][0], toks[i + k - 1][1], label))
-                        i += k
+                for phrase, k, label in cands:
+                    if k == 1 or words[i:i + k] == phrase:
+                        out.append((base + found[i].start(), base + found[i + k - 1].end(), label))
+                        step = k
                         break
-                else:
-                    i += 1
-            else:
-                i += 1
+            i += step
         return out
 
 
