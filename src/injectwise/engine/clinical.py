@@ -212,9 +212,9 @@ class ClinicalView:
                 regs.add(r)
         for cd in c.code.codings:
             if system_kind(cd.system) == "icd10":
-                code = cd.code.replace(".", "").upper()
-                if code[:3] in self.kb.icd_site_categories and len(code) >= 5 and code[4] in self.kb.icd_site_digits:
-                    regs.add(self.kb.icd_site_digits[code[4]])
+                region, _ = self.kb.icd10_sites.locate(cd.code)
+                if region:
+                    regs.add(region)
         return frozenset(regs)
 
     def condition_side(self, c: Condition) -> str | None:
@@ -228,9 +228,9 @@ class ClinicalView:
             return s
         for cd in c.code.codings:
             if system_kind(cd.system) == "icd10":
-                code = cd.code.replace(".", "").upper()
-                if code[:1] in ("M", "S", "G") and len(code) >= 5 and code[-1] in "12":
-                    return "right" if code[-1] == "1" else "left"
+                _, side = self.kb.icd10_sites.locate(cd.code)
+                if side:
+                    return side
         return None
 
     def condition_active(self, c: Condition) -> bool:

@@ -254,7 +254,7 @@ class Compiler:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("observation needs a concept")
         for k in arg:
-            if k not in ("concept", "op", "value", "recent_days", "after", "within_days"):
+            if k not in ("concept", "op", "value", "recent_days", "after", "within_days", "beyond_days"):
                 raise self.err(f"unknown observation attribute {k!r}")
         (concept,) = tuple(self.concepts(arg["concept"]))
         op = arg.get("op", ">=")
@@ -264,14 +264,21 @@ class Compiler:
         recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
         after = arg.get("after")
         within = self.number(arg["within_days"]) if "within_days" in arg else None
+        beyond = self.number(arg["beyond_days"]) if "beyond_days" in arg else None
+        if beyond is not None and after != "injection":
+            raise self.err("beyond_days needs after: injection")
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             v = ctx.view
             ev = []
             for m in v.measurements(concept):
-                if recent is not None and (m.when is None or v.days_before_now(m.when) > recent(ctx)):
+                # an undated value may be current: recency checks count it (safety), timing checks cannot
+                if recent is not None and m.when is not None and v.days_before_now(m.when) > recent(ctx):
                     continue
                 if after is not None and (m.when is None or not _after(ctx, m.when, after, within)):
+                    continue
+                if beyond is not None and (ctx.injection.when is None or m.when is None
+                                           or m.when <= ctx.injection.when + timedelta(days=beyond(ctx))):
                     continue
                 if OPS[op](m.value, value(ctx)):
                     ev.append(Evidence(m.ref, m.label, f"{m.value:g} {m.unit}{m.note}".strip(), m.when))

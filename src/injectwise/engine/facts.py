@@ -108,6 +108,18 @@ class Context:
             self._outcomes[inj.ref] = o
         return o
 
+    def judge_after_days(self, inj: Injection) -> float:
+        """Days after which the steroid's response can be judged: the drug's own window, else policy."""
+        d = inj.steroid.drug if inj.steroid else None
+        return d.judge_after_days if d is not None and d.judge_after_days is not None else self.p("judge_after_days")
+
+    def anesthetic_hours(self, inj: Injection) -> float:
+        """The anaesthetic phase: the longest-acting anaesthetic's duration plus a margin (policy);
+        an anaesthetic of unknown duration uses the policy fallback."""
+        spans = [a.drug.duration_hours[1] if a.drug and a.drug.duration_hours else self.p("anesthetic_phase_hours")
+                 for a in inj.anesthetics]
+        return max(spans, default=self.p("anesthetic_phase_hours")) + self.p("anesthetic_phase_margin_hours")
+
     def _classify(self, inj: Injection) -> Outcome:
         v = self.view
         assert inj.when is not None
@@ -116,9 +128,10 @@ class Context:
         stop = min([t0 + timedelta(days=self.p("followup_max_days")), v.now, *later])
         base = [s for s in v.pain if s.when <= t0 and (t0 - s.when).days <= self.p("baseline_max_days")]
         baseline = base[-1] if base else None
-        an_end = t0 + timedelta(hours=self.p("anesthetic_phase_hours"))
+        an_end = t0 + timedelta(hours=self.anesthetic_hours(inj))
         an_scores = [s for s in v.pain if t0 < s.when <= an_end]
-        judge_from = t0 + timedelta(days=self.p("judge_after_days"))
+        judge_after = self.judge_after_days(inj)
+        judge_from = t0 + timedelta(days=judge_after)
         follow = [s for s in v.pain if judge_from <= s.when <= stop]
         ev: list[Evidence] = []
         if baseline:
@@ -130,7 +143,7 @@ class Context:
             anesthetic = "relief" if self._important(baseline.value, an_score.value) else "no-relief"
             ev.append(Evidence(an_score.ref, "pain in the anaesthetic phase", f"{an_score.value:g}/10", an_score.when))
         days = (v.now - t0).total_seconds() / 86400
-        if inj is self.injection and days < self.p("judge_after_days"):
+        if inj is self.injection and days < judge_after:
             return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)
         if not baseline or not follow:
             text_fail = NO_RELIEF_TEXT.search(inj.notes or "")
@@ -142,19 +155,28 @@ class Context:
         for s in follow:
             ev.append(Evidence(s.ref, f"pain {(s.when - t0).days} days after injection", f"{s.value:g}/10", s.when))
         b = baseline.value
-        if self._responder(b, latest.value):
-            resp = "responder"
+        relief = [s for s in follow if self._important(b, s.value)]
+        relief_days = max(((s.when - t0).total_seconds() / 86400 for s in relief), default=0.0)
+        lasted = relief_days >= self.p("durable_relief_days")
+        if self._responder(b, latest.value) or (lasted and self._responder(b, best.value)):
+            resp = "responder"  # relief at the last score, or relief that lasted the expected weeks then faded
         elif self._important(b, latest.value) or self._important(b, best.value):
             resp = "partial"
         else:
             resp = "non-responder"
-        relief = [s for s in follow if self._important(b, s.value)]
-        relief_days = max(((s.when - t0).total_seconds() / 86400 for s in relief), default=0.0)
-        durable = relief_days >= self.p("durable_relief_days")
+        # Durable: relief lasted the expected weeks. Relief still present at the last score of a shorter
+        # follow-up is not yet known to be durable or not (None), and is never counted as a failure.
+        still = self._important(b, latest.value)
+        durable: bool | None = True if lasted else (None if still else False)
         return Outcome(inj, resp, durable, baseline, latest, best, anesthetic, an_score, relief_days, ev)
 
     def _responder(self, base: float, score: float) -> bool:
-        return base > 0 and (base - score) / base * 100 >= self.p("responder_relief_percent")
+        """OMERACT-OARSI: a relative AND an absolute improvement (>= 50% and >= 20/100, i.e. 2 NRS points)."""
+        if base <= 0:
+            return False
+        drop = base - score
+        return (drop / base * 100 >= self.p("responder_relief_percent")
+                and drop >= self.p("responder_relief_points"))
 
     def _important(self, base: float, score: float) -> bool:
         if base <= 0:
@@ -611,7 +633,7 @@ def post_injection_flare(ctx: Context) -> Fact:
     inj = ctx.injection
     if o.baseline is None or inj.when is None:
         return Fact(False)
-    start = inj.when + timedelta(hours=ctx.p("anesthetic_phase_hours") / 4)
+    start = inj.when + timedelta(hours=ctx.anesthetic_hours(inj) / 4)
     end = inj.when + timedelta(days=ctx.p("flare_window_days"))
     hits = [s for s in ctx.view.pain if start < s.when <= end and s.value - o.baseline.value >= ctx.p("flare_rise_points")]
     ev = [Evidence(s.ref, "pain after injection", f"{s.value:g}/10 (baseline {o.baseline.value:g})", s.when) for s in hits]
