@@ -13,7 +13,8 @@ from typing import Any
 from injectwise.core.dates import fmt_date
 from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
 from injectwise.engine.result import Evidence
-from injectwise.knowledge.model import Knowledge
+from injectwise.core.record import Condition
+from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
                             r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective",
@@ -192,6 +193,7 @@ FACTS: dict[str, Callable[[Context], Fact]] = {}
 ENGINE_CONCEPTS = (
     "diabetes", "diabetes-medication", "insulin", "hba1c", "inr", "anticoagulant", "antiplatelet",
     "vitamin-k-antagonist", "advanced-osteoarthritis", "kl-grade", "pain-nrs", "exercise-therapy", "imaging-workup",
+    "radiograph",
     "allergy-corticosteroid", "allergy-local-anesthetic", "allergy-contrast", "allergy-antiseptic",
 )
 
@@ -586,17 +588,72 @@ def indication_present(ctx: Context) -> Fact:
     return Fact(bool(ev), ev)
 
 
-@fact
-def competing_generator(ctx: Context) -> Fact:
-    """Another pain generator recorded (any side: referred pain crosses sides)."""
+def _competing_conditions(ctx: Context) -> list[tuple[Condition, frozenset[str]]]:
+    """Other pain generators that could explain pain at this target: current (clinical status, not onset
+    date), on a compatible side, and in the target's region, its wider area (lumbar spine and sacroiliac
+    refer to the hip) or a region that refers pain to it (hip to knee). No recorded location counts."""
     v = ctx.view
     t = ctx.injection.target
     if t is None:
-        return Fact(False)
+        return []
     competing = set(t.competing) - set(t.indications)
-    ev = [Evidence(c.ref, c.code.label(), None, c.when) for c in v.conditions
-          if v.condition_active(c) and competing & v.condition_concepts(c)]
+    out = []
+    for c in v.conditions:
+        hit = competing & v.condition_concepts(c)
+        if not hit or not v.condition_active(c):
+            continue
+        if not sides_compatible(ctx.injection.side, v.condition_side(c)):
+            continue
+        if t.region and not _refers_here(ctx.kb, v.condition_regions(c) - {"*"}, t.region):
+            continue
+        out.append((c, frozenset(hit)))
+    return out
+
+
+def _refers_here(kb: Knowledge, regions: frozenset[str], target_region: str) -> bool:
+    if not regions:
+        return True
+    area = kb.regions[target_region].area
+    return any(r in kb.regions and (kb.regions[r].area == area or target_region in kb.regions[r].refers_to)
+               for r in regions)
+
+
+@fact
+def competing_generator(ctx: Context) -> Fact:
+    """Another current pain generator on this side, in or referring to the target's region."""
+    ev = [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c, _ in _competing_conditions(ctx)]
     return Fact(bool(ev), ev)
+
+
+@fact
+def planned_diagnostic_injection(ctx: Context) -> Fact:
+    """The plan is itself a diagnostic test: image-guided, with local anaesthetic, and no earlier guided
+    anaesthetic injection at this site has already answered the question."""
+    inj = ctx.injection
+    if ctx.mode != "assess" or not inj.guided or not inj.anesthetics:
+        return Fact(False)
+    done = [i for i in ctx.same_site_earlier() if i.guided and i.anesthetics]
+    if done:
+        return Fact(False, [_inj_ev(i, "earlier guided injection with anaesthetic") for i in done])
+    return Fact(True, [Evidence(inj.ref, "planned injection", f"{inj.guidance}-guided with "
+                                + ", ".join(a.label for a in inj.anesthetics), None)])
+
+
+@fact
+def other_source_to_block(ctx: Context) -> Fact:
+    """Targets whose diagnostic block would test another suspected pain generator (data: the targets
+    whose indications include a current competing diagnosis)."""
+    cur = ctx.injection.target
+    found: dict[str, Target] = {}
+    ev = []
+    for c, concepts in _competing_conditions(ctx):
+        blocks = [t for t in ctx.kb.targets.values()
+                  if cur is not None and t.id != cur.id and concepts & set(t.indications) and t.kind != "muscle"]
+        for t in blocks:
+            found.setdefault(t.id, t)
+        if blocks:
+            ev.append(Evidence(c.ref, c.code.label(), "suspected source: " + ", ".join(t.label for t in blocks), c.when))
+    return Fact(bool(found), ev, "; ".join(t.label for t in found.values()) or "none")
 
 
 @fact
@@ -617,6 +674,18 @@ def imaging_on_record(ctx: Context) -> Fact:
           if (p.start is None or p.start <= v.now) and "imaging-workup" in v.concepts(p.ref, p.code, p.notes)]
     ev += [Evidence(o.ref, o.code.label(), o.value_text or (f"{o.value:g}" if o.value is not None else None), o.when)
            for o in v.observations if {"imaging-workup", "kl-grade"} & v.observation_concepts(o)]
+    return Fact(bool(ev), ev)
+
+
+@fact
+def radiographs_on_record(ctx: Context) -> Fact:
+    """Plain radiographs done (a radiograph procedure or report, or a Kellgren-Lawrence grade read from one)."""
+    v = ctx.view
+    ev = [Evidence(p.ref, p.code.label(), None, p.start) for p in v.record.procedures
+          if p.status not in ("not-done", "entered-in-error") and (p.start is None or p.start <= v.now)
+          and "radiograph" in v.concepts(p.ref, p.code, p.notes)]
+    ev += [Evidence(o.ref, o.code.label(), o.value_text or (f"{o.value:g}" if o.value is not None else None), o.when)
+           for o in v.observations if {"radiograph", "kl-grade"} & v.observation_concepts(o)]
     return Fact(bool(ev), ev)
 
 
@@ -662,3 +731,13 @@ def unavailable_data(ctx: Context) -> Fact:
 
 def describe_date(d: datetime | None) -> str:
     return fmt_date(d) or "date unknown"
+
+
+@fact
+def relief_lasted_expected(ctx: Context) -> Fact:
+    """Relief lasted the expected weeks (then faded): the expected course, not a failed diagnosis."""
+    o = ctx.outcome(ctx.injection)
+    ok = o.durable is True
+    ev = [Evidence(ctx.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", ctx.injection.when)] \
+        if ok and o.relief_days is not None else []
+    return Fact(ok, ev, f"{o.relief_days:.0f} days" if o.relief_days is not None else "unknown")
