@@ -335,7 +335,10 @@ def repeated_nonresponse(ctx: Context) -> Fact:
     current = ctx.outcome(ctx.injection) if ctx.mode == "review" else None
     failures = fails.value + (1 if current and current.response in ("non-responder",) else 0)
     total = n.value + (1 if ctx.mode == "review" else 0)
-    ok = total >= ctx.p("repeated_nonresponse_min_injections") and failures >= 1 and wins.value == 0
+    # relief still present at the last score of a short follow-up is not a failure (durable unknown)
+    ongoing = any(o.durable is None and o.response in ("responder", "partial") for o in _prior_outcomes(ctx))
+    ok = (total >= ctx.p("repeated_nonresponse_min_injections") and failures >= 1 and wins.value == 0
+          and not ongoing)
     if ctx.mode == "review" and current and current.response in ("responder",):
         ok = False
     return Fact(ok, n.evidence + fails.evidence, f"{total} injections at this site, {failures} without benefit")
