@@ -263,7 +263,7 @@ def test_no_other_source_means_no_diagnostic_injection(kb):
 
 
 @pytest.mark.parametrize("icd,text", [(None, "Right buttock claudication on walking, eases with rest"),
-                                      ("I70.211", "Atherosclerosis of native arteries of right leg with intermittent claudication"),
+                                      ("I70.211", "Atherosclerosis of native arteries of right leg, intermittent claudication"),
                                       (None, "Absent pedal pulses, right foot")])
 def test_vascular_claudication_gets_a_vascular_referral(kb, icd, text):
     b = failed_hip(f"vasc{len(text)}")

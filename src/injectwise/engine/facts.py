@@ -11,9 +11,9 @@ from itertools import pairwise
 from typing import Any
 
 from injectwise.core.dates import fmt_date
+from injectwise.core.record import Condition
 from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
 from injectwise.engine.result import Evidence
-from injectwise.core.record import Condition
 from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
