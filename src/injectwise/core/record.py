@@ -92,6 +92,8 @@ class Procedure:
     notes: str = ""
     part_of: tuple[str, ...] = ()
     category: str = ""
+    reason_refs: tuple[str, ...] = ()  # the problems it treated (reasonReference)
+    reason_text: str = ""  # reasonCode text and displays
 
 
 @dataclass(slots=True)
@@ -148,6 +150,8 @@ class CarePlanActivity:
     start: datetime | None = None
     end: datetime | None = None
     plan_category: str = ""
+    reason_refs: tuple[str, ...] = ()  # CarePlan.addresses and the activity's reasonReference
+    reason_text: str = ""
 
 
 @dataclass(slots=True)
@@ -160,6 +164,8 @@ class ServiceRequest:
     authored: datetime | None = None
     body_site: str = ""
     notes: str = ""
+    reason_refs: tuple[str, ...] = ()
+    reason_text: str = ""
 
 
 @dataclass(slots=True)
@@ -187,6 +193,9 @@ class PatientRecord:
     # Kinds of data the source could not supply (e.g. a CDS client that sent no allergies): the
     # checks that need them cannot be made, and the result must say so rather than assume "none".
     unavailable: tuple[str, ...] = ()
+    # Resources whose dates are missing or impossible: (reference, what is wrong). They stay in the
+    # record (a fever with a bad date is still a fever) and the result lists them as unknowns.
+    date_problems: tuple[tuple[str, str], ...] = ()
 
     def last_event(self) -> datetime | None:
         """The most recent moment something happened in the record (not a future booking): the visit

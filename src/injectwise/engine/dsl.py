@@ -238,7 +238,8 @@ class Compiler:
                 if active and not v.condition_active(c):
                     continue
                 when = c.when
-                if recent is not None and (when is None or v.days_before_now(when) > recent(ctx)):
+                undatable = when is None and c.ref in v.bad_dates  # an impossible date: may be current
+                if recent is not None and not undatable and (when is None or v.days_before_now(when) > recent(ctx)):
                     continue
                 if region != "any" and not _region_ok(ctx, v.condition_regions(c), region):
                     continue

@@ -332,4 +332,6 @@ def _unknowns(ctx: Context) -> list[str]:
         out.append("no pain score before and at least two weeks after the injection: response cannot be judged")
     if ctx.mode == "review" and inj.anesthetics and ctx.fact("anesthetic_phase").value == "unknown":
         out.append("no pain score in the hours after the injection: the anaesthetic test cannot be read")
+    for ref, problem in ctx.view.record.date_problems:
+        out.append(f"{ref}: {problem}; its value counts as present but when it applied cannot be judged")
     return out
