@@ -4,9 +4,9 @@ components and coded values, reasons linking conservative care to its problem, a
 import copy
 
 import pytest
+from conftest import D, ids
 from hypothesis import given
 from hypothesis import strategies as st
-from conftest import D, ids
 from test_rules import AS_OF, hip_candidate
 
 from injectwise.adapters.fhir import read_bundle
