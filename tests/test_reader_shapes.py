@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from test_rules import AS_OF, hip_candidate
 
 from injectwise.adapters.fhir import read_bundle
+from injectwise.core.errors import InputError
 from injectwise.demo.builder import RXNORM, SNOMED, UCUM, BundleBuilder
 from injectwise.engine.evaluate import assess, review
 
@@ -207,3 +208,11 @@ def test_icd10_locate_is_total(kb, code):
     region, side = kb.icd10_sites.locate(code)
     assert region is None or region in kb.regions
     assert side in (None, "right", "left", "bilateral")
+
+
+def test_injection_with_an_impossible_date_is_one_clear_error(kb):
+    b = hip_candidate("badinj")
+    proc = b.injection("2025-12-01", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    proc["performedDateTime"] = "2025-02-30T10:00:00Z"
+    with pytest.raises(InputError, match=r"no performed date.*2025-02-30.*not a valid date"):
+        review(read_bundle(b.bundle()), kb, D("2026-01-15"))

@@ -432,7 +432,8 @@ class ClinicalView:
                 continue  # e.g. an intramuscular contraceptive or vaccine: not a musculoskeletal injection
             when = p.start or p.end
             if when is None:
-                raise InputError(f"{p.ref}: injection has no performed date")
+                bad = dict(self.record.date_problems).get(p.ref)
+                raise InputError(f"{p.ref}: injection has no performed date" + (f" ({bad})" if bad else ""))
             if when > self.now:
                 continue
             guidance, basis = self.guidance_of(cpts, f"{text} {p.body_site} {p.notes}", children.get(p.ref, []))
