@@ -306,3 +306,19 @@ def test_review_reads_nothing_after_the_as_of_date(kb):
     b.condition(None, "Right buttock claudication", "2026-02-20")  # recorded after the as-of date
     rec = read_bundle(b.bundle())
     assert "next.vascular-referral" not in ids(review(rec, kb, D("2026-02-10")))
+
+
+def test_foot_symptoms_after_a_lumbar_injection_still_count_as_neuropathy(kb):
+    b = hip_candidate("footdrop")
+    b.injection("2025-12-01", "lumbar-transforaminal", "right", "fluoroscopy", "dexamethasone", 10)
+    b.condition(None, "New numbness and tingling of the right foot", "2025-12-20")
+    assert "adverse.neuropathy" in ids(reviewed(kb, b, "2026-01-15"))
+
+
+def test_cellulitis_of_the_foot_does_not_block_a_hip_injection(kb):
+    b = hip_candidate("footcell")
+    b.condition("L03.031", "Cellulitis of right toe", "2026-02-20")
+    assert "contraindication.skin-infection-at-site" not in ids(run_assess(b, kb))
+    b2 = hip_candidate("hipcell")
+    b2.condition(None, "Cellulitis over the right lateral hip", "2026-02-20")
+    assert "contraindication.skin-infection-at-site" in ids(run_assess(b2, kb))

@@ -330,8 +330,11 @@ def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
         return True
     if mode == "target":
         return bool(wanted & regions)
-    areas = {ctx.kb.regions[r].area for r in wanted}
-    return any(ctx.kb.regions[r].area in areas for r in regions if r in ctx.kb.regions)
+    kb = ctx.kb
+    areas = {kb.regions[r].area for r in wanted}
+    # the area, and the regions it refers pain and nerve symptoms to (lumbar spine and hip to knee and foot)
+    referred = {x for r in kb.regions.values() if r.area in areas for x in r.refers_to}
+    return any(kb.regions[r].area in areas or r in referred for r in regions if r in kb.regions)
 
 
 def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float] | None) -> bool:
