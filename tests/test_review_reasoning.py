@@ -322,3 +322,10 @@ def test_cellulitis_of_the_foot_does_not_block_a_hip_injection(kb):
     b2 = hip_candidate("hipcell")
     b2.condition(None, "Cellulitis over the right lateral hip", "2026-02-20")
     assert "contraindication.skin-infection-at-site" in ids(run_assess(b2, kb))
+
+
+def test_an_mri_already_done_is_not_told_radiographs_first(kb):
+    b = failed_hip("mri")
+    b.procedure("MRI of right hip without contrast", "2025-11-01", snomed="241601008")
+    r = reviewed(kb, b, "2026-02-10")
+    assert "next.re-evaluate-diagnosis.radiographs-first" not in ids(r)
