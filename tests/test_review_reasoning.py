@@ -329,3 +329,16 @@ def test_an_mri_already_done_is_not_told_radiographs_first(kb):
     b.procedure("MRI of right hip without contrast", "2025-11-01", snomed="241601008")
     r = reviewed(kb, b, "2026-02-10")
     assert "next.re-evaluate-diagnosis.radiographs-first" not in ids(r)
+
+
+@pytest.mark.parametrize("when,counts", [("2026-01-05T13:30:00", True), ("2026-01-05T14:30:00", False)])
+def test_anaesthetic_window_has_a_policy_margin(kb, when, counts):
+    b = failed_hip(f"margin{when[-8:-6]}")  # injected 10:00; lidocaine 2 h + 2 h margin = until 14:00
+    b.pain(when, 7)
+    assert ("failure.incorrect-diagnosis" in ids(reviewed(kb, b, "2026-02-10"))) is counts
+
+
+def test_education_gives_the_planned_drugs_own_judging_day(kb):
+    r = run_assess(hip_candidate("edu"), kb, plan=("hip-intra-articular", "right", "ultrasound", "dexamethasone", 8))
+    f = next(f for f in r.findings if f.id == "education.what-to-expect")
+    assert "judged at 7" in f.rationale
