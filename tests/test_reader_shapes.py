@@ -216,3 +216,16 @@ def test_injection_with_an_impossible_date_is_one_clear_error(kb):
     proc["performedDateTime"] = "2025-02-30T10:00:00Z"
     with pytest.raises(InputError, match=r"no performed date.*2025-02-30.*not a valid date"):
         review(read_bundle(b.bundle()), kb, D("2026-01-15"))
+
+
+def test_draft_order_with_contained_medication_and_volume_dose(kb):
+    b = hip_candidate("draftml")
+    sr = b.planned("hip-intra-articular", "right", "ultrasound", None, None)
+    med = copy.deepcopy(KENALOG)
+    med["id"] = "k40"
+    b.add({"resourceType": "MedicationRequest", "status": "draft", "intent": "proposal", "subject": b.subject,
+           "contained": [med], "medicationReference": {"reference": "#k40"},
+           "reasonReference": [{"reference": f"ServiceRequest/{sr['id']}"}],
+           "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 3, "unit": "mL", "code": "mL"}}]}]})
+    r = assess(read_bundle(b.bundle()), kb, AS_OF)
+    assert r.subject["steroid"]["dose_mg"] == 120 and "dose.above-recommended" in ids(r)

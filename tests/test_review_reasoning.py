@@ -342,3 +342,27 @@ def test_education_gives_the_planned_drugs_own_judging_day(kb):
     r = run_assess(hip_candidate("edu"), kb, plan=("hip-intra-articular", "right", "ultrasound", "dexamethasone", 8))
     f = next(f for f in r.findings if f.id == "education.what-to-expect")
     assert "judged at 7" in f.rationale
+
+
+@pytest.mark.parametrize("verification,onset,defers", [("confirmed", "2026-02-01", True),
+                                                       ("refuted", "2026-02-01", False),
+                                                       ("confirmed", "2026-03-10", False)])  # after the as-of date
+def test_competing_diagnosis_refuted_or_future_does_not_defer(kb, verification, onset, defers):
+    b = hip_candidate(f"cv{verification[:3]}{onset[5:7]}")
+    b.condition(None, "Right-sided sciatica", onset, verification=verification)
+    assert ("defer.diagnosis-uncertain" in ids(run_assess(b, kb, plan=LANDMARK))) is defers
+
+
+def test_inflammatory_arthritis_in_text_only_skips_physiotherapy_first(kb):
+    b = BundleBuilder("psa")
+    b.condition(None, "Psoriatic arthritis with right hip synovitis", "2024-01-01")
+    assert "defer.conservative-care-not-tried" not in ids(run_assess(b, kb))
+
+
+@pytest.mark.parametrize("plan_side,fires", [("right", True), ("left", False)])
+def test_prosthesis_side_comes_from_the_code(kb, plan_side, fires):
+    b = hip_candidate(f"z96{plan_side}")
+    b.condition("Z96.641", "Presence of artificial hip joint", "2020-01-01")  # right, in the code only
+    plan = ("greater-trochanteric-bursa", plan_side, "ultrasound", "triamcinolone", 40)
+    b.condition("M70.61" if plan_side == "right" else "M70.62", "Trochanteric bursitis", "2025-10-01")
+    assert ("caution.prosthetic-joint" in ids(run_assess(b, kb, plan=plan))) is fires
