@@ -6,7 +6,7 @@ from conftest import D, ids
 from test_rules import hip_candidate, reviewed, run_assess
 
 from injectwise.adapters.fhir import read_bundle
-from injectwise.demo.builder import BundleBuilder
+from injectwise.demo.builder import CPT, BundleBuilder
 from injectwise.engine.evaluate import review
 
 
@@ -376,3 +376,19 @@ def test_relief_charted_hours_after_lidocaine_reads_as_the_anaesthetic_test(kb, 
     b.pain(when, 2)
     r = reviewed(kb, b, "2026-06-08")
     assert r.outcome == "too-early" and r.detail["anesthetic_phase"] == phase
+
+
+def test_failed_hip_injection_with_axial_back_pain_suggests_a_facet_block(kb):
+    b = failed_hip("facet")
+    b.condition("M47.816", "Lumbar spondylosis (facet arthropathy)", "2024-01-01")
+    f = finding(reviewed(kb, b, "2026-02-10"), "next.diagnostic-injection")
+    assert "lumbar facet joint or medial branch" in f.rationale
+
+
+def test_a_facet_injection_is_recognised_as_fluoroscopy_guided(kb):
+    b = hip_candidate("facetinj")
+    b.add({"resourceType": "Procedure", "subject": b.subject, "status": "completed",
+           "code": {"coding": [{"system": CPT, "code": "64493", "display": "Injection, paravertebral facet joint, lumbar"}]},
+           "performedDateTime": "2025-12-01T10:00:00Z", "bodySite": [{"text": "right L4-L5"}]})
+    r = reviewed(kb, b, "2026-01-15")
+    assert r.subject["target"] == "lumbar-facet" and r.subject["guidance"] == "fluoroscopy"

@@ -26,7 +26,8 @@ GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoros
 CPT_WITH_ULTRASOUND = {"20604", "20606", "20611"}
 CPT_WITH_IMAGING = {"27096": "fluoroscopy", "G0260": "fluoroscopy", "62321": "fluoroscopy", "62323": "fluoroscopy",
                     "64479": "fluoroscopy", "64480": "fluoroscopy", "64483": "fluoroscopy", "64484": "fluoroscopy",
-                    "27093": "fluoroscopy", "27095": "fluoroscopy"}
+                    "27093": "fluoroscopy", "27095": "fluoroscopy", "64490": "fluoroscopy", "64491": "fluoroscopy",
+                    "64492": "fluoroscopy", "64493": "fluoroscopy", "64494": "fluoroscopy", "64495": "fluoroscopy"}
 CPT_WITHOUT_ULTRASOUND = {"20600", "20605", "20610", "20550", "20551", "20552", "20553", "62320", "62322"}
 GUIDANCE_TEXT = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|no imaging|without (imaging|guidance|ultrasound)|unguided",
