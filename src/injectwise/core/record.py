@@ -92,6 +92,8 @@ class Procedure:
     notes: str = ""
     part_of: tuple[str, ...] = ()
     category: str = ""
+    reason_refs: tuple[str, ...] = ()  # the problems it treated (reasonReference)
+    reason_text: str = ""  # reasonCode text and displays
 
 
 @dataclass(slots=True)
@@ -148,6 +150,8 @@ class CarePlanActivity:
     start: datetime | None = None
     end: datetime | None = None
     plan_category: str = ""
+    reason_refs: tuple[str, ...] = ()  # CarePlan.addresses and the activity's reasonReference
+    reason_text: str = ""
 
 
 @dataclass(slots=True)
@@ -160,6 +164,8 @@ class ServiceRequest:
     authored: datetime | None = None
     body_site: str = ""
     notes: str = ""
+    reason_refs: tuple[str, ...] = ()
+    reason_text: str = ""
 
 
 @dataclass(slots=True)
@@ -201,6 +207,9 @@ class PatientRecord:
     # Items read from free text, by ref: the sentence they rest on (findings quote it).
     provenance: dict[str, Provenance] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # what was read: files, documents, notes
+    # Resources whose dates are missing or impossible: (reference, what is wrong). They stay in the
+    # record (a fever with a bad date is still a fever) and the result lists them as unknowns.
+    date_problems: tuple[tuple[str, str], ...] = ()
 
     def last_event(self) -> datetime | None:
         """The most recent moment something happened in the record (not a future booking): the visit

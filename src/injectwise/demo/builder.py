@@ -23,6 +23,7 @@ SITES = {  # target -> (CPT without ultrasound, CPT with ultrasound or None, sit
     "sacroiliac-joint": ("27096", None, "sacroiliac joint"),
     "lumbar-epidural": ("62323", None, "lumbar epidural space"),
     "lumbar-transforaminal": ("64483", None, "lumbar nerve root, transforaminal"),
+    "lumbar-facet": ("64493", None, "lumbar facet joint, L4-L5"),
     "trigger-point": ("20552", None, "gluteal muscle trigger points"),
     "peripheral-nerve": ("64450", None, "superior gluteal nerve"),
 }

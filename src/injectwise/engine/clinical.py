@@ -26,7 +26,8 @@ GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoros
 CPT_WITH_ULTRASOUND = {"20604", "20606", "20611"}
 CPT_WITH_IMAGING = {"27096": "fluoroscopy", "G0260": "fluoroscopy", "62321": "fluoroscopy", "62323": "fluoroscopy",
                     "64479": "fluoroscopy", "64480": "fluoroscopy", "64483": "fluoroscopy", "64484": "fluoroscopy",
-                    "27093": "fluoroscopy", "27095": "fluoroscopy"}
+                    "27093": "fluoroscopy", "27095": "fluoroscopy", "64490": "fluoroscopy", "64491": "fluoroscopy",
+                    "64492": "fluoroscopy", "64493": "fluoroscopy", "64494": "fluoroscopy", "64495": "fluoroscopy"}
 CPT_WITHOUT_ULTRASOUND = {"20600", "20605", "20610", "20550", "20551", "20552", "20553", "62320", "62322"}
 GUIDANCE_TEXT = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|no imaging|without (imaging|guidance|ultrasound)|unguided",
@@ -212,9 +213,9 @@ class ClinicalView:
                 regs.add(r)
         for cd in c.code.codings:
             if system_kind(cd.system) == "icd10":
-                code = cd.code.replace(".", "").upper()
-                if code[:3] in self.kb.icd_site_categories and len(code) >= 5 and code[4] in self.kb.icd_site_digits:
-                    regs.add(self.kb.icd_site_digits[code[4]])
+                region, _ = self.kb.icd10_sites.locate(cd.code)
+                if region:
+                    regs.add(region)
         return frozenset(regs)
 
     def condition_side(self, c: Condition) -> str | None:
@@ -233,9 +234,9 @@ class ClinicalView:
             return s
         for cd in c.code.codings:
             if system_kind(cd.system) == "icd10":
-                code = cd.code.replace(".", "").upper()
-                if code[:1] in ("M", "S", "G") and len(code) >= 5 and code[-1] in "12":
-                    return "right" if code[-1] == "1" else "left"
+                _, side = self.kb.icd10_sites.locate(cd.code)
+                if side:
+                    return side
         return None
 
     def condition_active(self, c: Condition) -> bool:
@@ -258,7 +259,14 @@ class ClinicalView:
 
     @cached_property
     def observations(self) -> list[Observation]:
-        return [o for o in self.record.observations if o.when is not None and o.when <= self.now]
+        """Observations up to the as-of day. Undated ones (missing or impossible date) stay visible: a
+        value whose timing is unknown may be current, and the result lists them as unknowns."""
+        return [o for o in self.record.observations if o.when is None or o.when <= self.now]
+
+    @cached_property
+    def bad_dates(self) -> frozenset[str]:
+        """References of resources whose dates are missing or impossible."""
+        return frozenset(ref for ref, _ in self.record.date_problems)
 
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
@@ -286,7 +294,8 @@ class ClinicalView:
                 note = f" (converted from {o.value:g} {unit})"
             elif c.unit and not unit and concept not in ("pain-nrs", "kl-grade"):
                 note = f" (unit not recorded; read as {c.unit})"
-            assert o.when is not None
+            if o.when is None:
+                note += " (date unknown)"
             out.append(Measurement(o.ref, o.code.label(), o.when, float(value), c.unit or unit, note))
         out.sort(key=lambda m: m.when or datetime.min)
         cache[concept] = out
@@ -307,7 +316,8 @@ class ClinicalView:
         for m in self.measurements("pain-nrs"):
             if not 0 <= m.value <= 10:
                 raise InputError(f"{m.ref}: pain score {m.value:g} is outside the 0-10 scale")
-            assert m.when is not None
+            if m.when is None:
+                continue  # a pain score with no date cannot be placed before or after an injection
             out.append(PainScore(m.ref, m.when, m.value))
         return out
 
@@ -428,7 +438,8 @@ class ClinicalView:
                 continue  # e.g. an intramuscular contraceptive or vaccine: not a musculoskeletal injection
             when = p.start or p.end
             if when is None:
-                raise InputError(f"{p.ref}: injection has no performed date")
+                bad = dict(self.record.date_problems).get(p.ref)
+                raise InputError(f"{p.ref}: injection has no performed date" + (f" ({bad})" if bad else ""))
             if when > self.now:
                 continue
             guidance, basis = self.guidance_of(cpts, f"{text} {p.body_site} {p.notes}", children.get(p.ref, []))
@@ -509,7 +520,9 @@ class ClinicalView:
             if "exercise-therapy" in self.concepts(p.ref, p.code, p.notes) and (p.start is None or p.start <= self.now):
                 out.append(Therapy(p.ref, p.code.label(), p.start, p.end,
                                    "in-progress" if p.status == "in-progress" or (p.end and p.end > self.now)
-                                   else "completed", self.regions_of_text(p.code.all_text() + " " + p.body_site)))
+                                   else "completed",
+                                   self.treated_regions(p.code.all_text() + " " + p.body_site, p.reason_refs,
+                                                        p.reason_text)))
         for a in self.record.care_plan_activities:
             if a.status in ("cancelled", "not-started", "entered-in-error", "scheduled", "stopped"):
                 continue
@@ -518,7 +531,8 @@ class ClinicalView:
                 status = "completed" if a.status == "completed" or (a.end and a.end <= self.now) else "in-progress"
                 out.append(Therapy(a.ref, a.code.label() + " (care plan)", a.start,
                                    a.end if a.end and a.end <= self.now else None, status,
-                                   self.regions_of_text(a.code.all_text() + " " + a.plan_category)))
+                                   self.treated_regions(a.code.all_text() + " " + a.plan_category, a.reason_refs,
+                                                        a.reason_text)))
         for s in self.record.service_requests:
             if s.status not in ("completed", "active"):
                 continue
@@ -528,9 +542,25 @@ class ClinicalView:
             if "exercise-therapy" in self.concepts(s.ref, s.code, s.notes):
                 out.append(Therapy(s.ref, s.code.label() + " (referral)", start, None,
                                    "completed" if s.status == "completed" else "in-progress",
-                                   self.regions_of_text(s.code.all_text() + " " + s.body_site)))
+                                   self.treated_regions(s.code.all_text() + " " + s.body_site, s.reason_refs,
+                                                        s.reason_text)))
         out.sort(key=lambda t: t.start or datetime.min)
         return out
+
+    def treated_regions(self, text: str, reason_refs: tuple[str, ...], reason_text: str) -> frozenset[str]:
+        """Where a course of therapy was aimed: its own text and body site, else the problems it
+        addressed (CarePlan.addresses, reasonReference, reasonCode), so an ankle sprain's exercises
+        do not count as hip physical therapy."""
+        own = self.regions_of_text(text)
+        if own:
+            return own
+        by_ref = {c.ref: c for c in self.record.conditions}
+        regs: set[str] = set(self.regions_of_text(reason_text)) if reason_text else set()
+        for ref in reason_refs:
+            c = by_ref.get(ref)
+            if c is not None:
+                regs |= self.condition_regions(c)
+        return frozenset(regs)
 
     def within(self, when: datetime | None, days: float) -> bool:
         return when is not None and when <= self.now and self.days_before_now(when) <= days

@@ -238,7 +238,8 @@ class Compiler:
                 if active and not v.condition_active(c):
                     continue
                 when = c.when
-                if recent is not None and (when is None or v.days_before_now(when) > recent(ctx)):
+                undatable = when is None and c.ref in v.bad_dates  # an impossible date: may be current
+                if recent is not None and not undatable and (when is None or v.days_before_now(when) > recent(ctx)):
                     continue
                 if region != "any" and not _region_ok(ctx, v.condition_regions(c), region):
                     continue
@@ -254,7 +255,7 @@ class Compiler:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("observation needs a concept")
         for k in arg:
-            if k not in ("concept", "op", "value", "recent_days", "after", "within_days"):
+            if k not in ("concept", "op", "value", "recent_days", "after", "within_days", "beyond_days"):
                 raise self.err(f"unknown observation attribute {k!r}")
         (concept,) = tuple(self.concepts(arg["concept"]))
         op = arg.get("op", ">=")
@@ -264,14 +265,21 @@ class Compiler:
         recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
         after = arg.get("after")
         within = self.number(arg["within_days"]) if "within_days" in arg else None
+        beyond = self.number(arg["beyond_days"]) if "beyond_days" in arg else None
+        if beyond is not None and after != "injection":
+            raise self.err("beyond_days needs after: injection")
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             v = ctx.view
             ev = []
             for m in v.measurements(concept):
-                if recent is not None and (m.when is None or v.days_before_now(m.when) > recent(ctx)):
+                # an undated value may be current: recency checks count it (safety), timing checks cannot
+                if recent is not None and m.when is not None and v.days_before_now(m.when) > recent(ctx):
                     continue
                 if after is not None and (m.when is None or not _after(ctx, m.when, after, within)):
+                    continue
+                if beyond is not None and (ctx.injection.when is None or m.when is None
+                                           or m.when <= ctx.injection.when + timedelta(days=beyond(ctx))):
                     continue
                 if OPS[op](m.value, value(ctx)):
                     ev.append(Evidence(m.ref, m.label, f"{m.value:g} {m.unit}{m.note}".strip(), m.when))
@@ -322,8 +330,11 @@ def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
         return True
     if mode == "target":
         return bool(wanted & regions)
-    areas = {ctx.kb.regions[r].area for r in wanted}
-    return any(ctx.kb.regions[r].area in areas for r in regions if r in ctx.kb.regions)
+    kb = ctx.kb
+    areas = {kb.regions[r].area for r in wanted}
+    # the area, and the regions it refers pain and nerve symptoms to (lumbar spine and hip to knee and foot)
+    referred = {x for r in kb.regions.values() if r.area in areas for x in r.refers_to}
+    return any(kb.regions[r].area in areas or r in referred for r in regions if r in kb.regions)
 
 
 def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float] | None) -> bool:

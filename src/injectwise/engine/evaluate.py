@@ -20,7 +20,8 @@ from injectwise.knowledge.model import Knowledge, RuleSpec
 VERDICTS = ("do-not-inject", "defer", "proceed-with-caution", "proceed")
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([a-z_0-9]+)\}")
 TARGET_ATTRS = {"label", "guidance_note", "landmark_accuracy", "dose_max", "dose_usual", "bleeding_risk", "kind"}
-INJECTION_ATTRS = {"describe", "date", "guidance", "side", "target", "steroid", "reassess_date", "age_days"}
+INJECTION_ATTRS = {"describe", "date", "guidance", "side", "target", "steroid", "reassess_date", "age_days",
+                   "judge_after_days"}
 
 
 @dataclass(slots=True)
@@ -211,7 +212,9 @@ def _render(ctx: Context, text: str) -> str:
             return inj.steroid.describe() if inj.steroid else "no corticosteroid"
         if name == "reassess_date":
             base = inj.when or ctx.view.now
-            return (base + timedelta(days=ctx.p("judge_after_days"))).date().isoformat()
+            return (base + timedelta(days=ctx.judge_after_days(inj))).date().isoformat()
+        if name == "judge_after_days":
+            return _num(ctx.judge_after_days(inj))
         if name == "age_days":
             return str(int(ctx.fact("days_since_injection").value))
         return m.group(0)
@@ -331,4 +334,6 @@ def _unknowns(ctx: Context) -> list[str]:
         out.append("no pain score before and at least two weeks after the injection: response cannot be judged")
     if ctx.mode == "review" and inj.anesthetics and ctx.fact("anesthetic_phase").value == "unknown":
         out.append("no pain score in the hours after the injection: the anaesthetic test cannot be read")
+    for ref, problem in ctx.view.record.date_problems:
+        out.append(f"{ref}: {problem}; its value counts as present but when it applied cannot be judged")
     return out

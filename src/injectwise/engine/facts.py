@@ -11,9 +11,10 @@ from itertools import pairwise
 from typing import Any
 
 from injectwise.core.dates import fmt_date
+from injectwise.core.record import Condition
 from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
 from injectwise.engine.result import Evidence
-from injectwise.knowledge.model import Knowledge
+from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
                             r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective",
@@ -108,6 +109,18 @@ class Context:
             self._outcomes[inj.ref] = o
         return o
 
+    def judge_after_days(self, inj: Injection) -> float:
+        """Days after which the steroid's response can be judged: the drug's own window, else policy."""
+        d = inj.steroid.drug if inj.steroid else None
+        return d.judge_after_days if d is not None and d.judge_after_days is not None else self.p("judge_after_days")
+
+    def anesthetic_hours(self, inj: Injection) -> float:
+        """The anaesthetic phase: the longest-acting anaesthetic's duration plus a margin (policy);
+        an anaesthetic of unknown duration uses the policy fallback."""
+        spans = [a.drug.duration_hours[1] if a.drug and a.drug.duration_hours else self.p("anesthetic_phase_hours")
+                 for a in inj.anesthetics]
+        return max(spans, default=self.p("anesthetic_phase_hours")) + self.p("anesthetic_phase_margin_hours")
+
     def _classify(self, inj: Injection) -> Outcome:
         v = self.view
         assert inj.when is not None
@@ -116,9 +129,10 @@ class Context:
         stop = min([t0 + timedelta(days=self.p("followup_max_days")), v.now, *later])
         base = [s for s in v.pain if s.when <= t0 and (t0 - s.when).days <= self.p("baseline_max_days")]
         baseline = base[-1] if base else None
-        an_end = t0 + timedelta(hours=self.p("anesthetic_phase_hours"))
+        an_end = t0 + timedelta(hours=self.anesthetic_hours(inj))
         an_scores = [s for s in v.pain if t0 < s.when <= an_end]
-        judge_from = t0 + timedelta(days=self.p("judge_after_days"))
+        judge_after = self.judge_after_days(inj)
+        judge_from = t0 + timedelta(days=judge_after)
         follow = [s for s in v.pain if judge_from <= s.when <= stop]
         ev: list[Evidence] = []
         if baseline:
@@ -130,7 +144,7 @@ class Context:
             anesthetic = "relief" if self._important(baseline.value, an_score.value) else "no-relief"
             ev.append(Evidence(an_score.ref, "pain in the anaesthetic phase", f"{an_score.value:g}/10", an_score.when))
         days = (v.now - t0).total_seconds() / 86400
-        if inj is self.injection and days < self.p("judge_after_days"):
+        if inj is self.injection and days < judge_after:
             return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)
         if not baseline or not follow:
             text_fail = NO_RELIEF_TEXT.search(inj.notes or "")
@@ -142,19 +156,28 @@ class Context:
         for s in follow:
             ev.append(Evidence(s.ref, f"pain {(s.when - t0).days} days after injection", f"{s.value:g}/10", s.when))
         b = baseline.value
-        if self._responder(b, latest.value):
-            resp = "responder"
+        relief = [s for s in follow if self._important(b, s.value)]
+        relief_days = max(((s.when - t0).total_seconds() / 86400 for s in relief), default=0.0)
+        lasted = relief_days >= self.p("durable_relief_days")
+        if self._responder(b, latest.value) or (lasted and self._responder(b, best.value)):
+            resp = "responder"  # relief at the last score, or relief that lasted the expected weeks then faded
         elif self._important(b, latest.value) or self._important(b, best.value):
             resp = "partial"
         else:
             resp = "non-responder"
-        relief = [s for s in follow if self._important(b, s.value)]
-        relief_days = max(((s.when - t0).total_seconds() / 86400 for s in relief), default=0.0)
-        durable = relief_days >= self.p("durable_relief_days")
+        # Durable: relief lasted the expected weeks. Relief still present at the last score of a shorter
+        # follow-up is not yet known to be durable or not (None), and is never counted as a failure.
+        still = self._important(b, latest.value)
+        durable: bool | None = True if lasted else (None if still else False)
         return Outcome(inj, resp, durable, baseline, latest, best, anesthetic, an_score, relief_days, ev)
 
     def _responder(self, base: float, score: float) -> bool:
-        return base > 0 and (base - score) / base * 100 >= self.p("responder_relief_percent")
+        """OMERACT-OARSI: a relative AND an absolute improvement (>= 50% and >= 20/100, i.e. 2 NRS points)."""
+        if base <= 0:
+            return False
+        drop = base - score
+        return (drop / base * 100 >= self.p("responder_relief_percent")
+                and drop >= self.p("responder_relief_points"))
 
     def _important(self, base: float, score: float) -> bool:
         if base <= 0:
@@ -170,6 +193,7 @@ FACTS: dict[str, Callable[[Context], Fact]] = {}
 ENGINE_CONCEPTS = (
     "diabetes", "diabetes-medication", "insulin", "hba1c", "inr", "anticoagulant", "antiplatelet",
     "vitamin-k-antagonist", "advanced-osteoarthritis", "kl-grade", "pain-nrs", "exercise-therapy", "imaging-workup",
+    "radiograph",
     "allergy-corticosteroid", "allergy-local-anesthetic", "allergy-contrast", "allergy-antiseptic",
 )
 
@@ -311,7 +335,10 @@ def repeated_nonresponse(ctx: Context) -> Fact:
     current = ctx.outcome(ctx.injection) if ctx.mode == "review" else None
     failures = fails.value + (1 if current and current.response in ("non-responder",) else 0)
     total = n.value + (1 if ctx.mode == "review" else 0)
-    ok = total >= ctx.p("repeated_nonresponse_min_injections") and failures >= 1 and wins.value == 0
+    # relief still present at the last score of a short follow-up is not a failure (durable unknown)
+    ongoing = any(o.durable is None and o.response in ("responder", "partial") for o in _prior_outcomes(ctx))
+    ok = (total >= ctx.p("repeated_nonresponse_min_injections") and failures >= 1 and wins.value == 0
+          and not ongoing)
     if ctx.mode == "review" and current and current.response in ("responder",):
         ok = False
     return Fact(ok, n.evidence + fails.evidence, f"{total} injections at this site, {failures} without benefit")
@@ -566,17 +593,72 @@ def indication_present(ctx: Context) -> Fact:
     return Fact(bool(ev), ev)
 
 
-@fact
-def competing_generator(ctx: Context) -> Fact:
-    """Another pain generator recorded (any side: referred pain crosses sides)."""
+def _competing_conditions(ctx: Context) -> list[tuple[Condition, frozenset[str]]]:
+    """Other pain generators that could explain pain at this target: current (clinical status, not onset
+    date), on a compatible side, and in the target's region, its wider area (lumbar spine and sacroiliac
+    refer to the hip) or a region that refers pain to it (hip to knee). No recorded location counts."""
     v = ctx.view
     t = ctx.injection.target
     if t is None:
-        return Fact(False)
+        return []
     competing = set(t.competing) - set(t.indications)
-    ev = [Evidence(c.ref, c.code.label(), None, c.when) for c in v.conditions
-          if v.condition_active(c) and competing & v.condition_concepts(c)]
+    out = []
+    for c in v.conditions:
+        hit = competing & v.condition_concepts(c)
+        if not hit or not v.condition_active(c):
+            continue
+        if not sides_compatible(ctx.injection.side, v.condition_side(c)):
+            continue
+        if t.region and not _refers_here(ctx.kb, v.condition_regions(c) - {"*"}, t.region):
+            continue
+        out.append((c, frozenset(hit)))
+    return out
+
+
+def _refers_here(kb: Knowledge, regions: frozenset[str], target_region: str) -> bool:
+    if not regions:
+        return True
+    area = kb.regions[target_region].area
+    return any(r in kb.regions and (kb.regions[r].area == area or target_region in kb.regions[r].refers_to)
+               for r in regions)
+
+
+@fact
+def competing_generator(ctx: Context) -> Fact:
+    """Another current pain generator on this side, in or referring to the target's region."""
+    ev = [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c, _ in _competing_conditions(ctx)]
     return Fact(bool(ev), ev)
+
+
+@fact
+def planned_diagnostic_injection(ctx: Context) -> Fact:
+    """The plan is itself a diagnostic test: image-guided, with local anaesthetic, and no earlier guided
+    anaesthetic injection at this site has already answered the question."""
+    inj = ctx.injection
+    if ctx.mode != "assess" or not inj.guided or not inj.anesthetics:
+        return Fact(False)
+    done = [i for i in ctx.same_site_earlier() if i.guided and i.anesthetics]
+    if done:
+        return Fact(False, [_inj_ev(i, "earlier guided injection with anaesthetic") for i in done])
+    return Fact(True, [Evidence(inj.ref, "planned injection", f"{inj.guidance}-guided with "
+                                + ", ".join(a.label for a in inj.anesthetics), None)])
+
+
+@fact
+def other_source_to_block(ctx: Context) -> Fact:
+    """Targets whose diagnostic block would test another suspected pain generator (data: the targets
+    whose indications include a current competing diagnosis)."""
+    cur = ctx.injection.target
+    found: dict[str, Target] = {}
+    ev = []
+    for c, concepts in _competing_conditions(ctx):
+        blocks = [t for t in ctx.kb.targets.values()
+                  if cur is not None and t.id != cur.id and concepts & set(t.indications) and t.kind != "muscle"]
+        for t in blocks:
+            found.setdefault(t.id, t)
+        if blocks:
+            ev.append(Evidence(c.ref, c.code.label(), "suspected source: " + ", ".join(t.label for t in blocks), c.when))
+    return Fact(bool(found), ev, "; ".join(t.label for t in found.values()) or "none")
 
 
 @fact
@@ -601,6 +683,18 @@ def imaging_on_record(ctx: Context) -> Fact:
 
 
 @fact
+def radiographs_on_record(ctx: Context) -> Fact:
+    """Plain radiographs done (a radiograph procedure or report, or a Kellgren-Lawrence grade read from one)."""
+    v = ctx.view
+    ev = [Evidence(p.ref, p.code.label(), None, p.start) for p in v.record.procedures
+          if p.status not in ("not-done", "entered-in-error") and (p.start is None or p.start <= v.now)
+          and "radiograph" in v.concepts(p.ref, p.code, p.notes)]
+    ev += [Evidence(o.ref, o.code.label(), o.value_text or (f"{o.value:g}" if o.value is not None else None), o.when)
+           for o in v.observations if {"radiograph", "kl-grade"} & v.observation_concepts(o)]
+    return Fact(bool(ev), ev)
+
+
+@fact
 def pediatric(ctx: Context) -> Fact:
     age = ctx.view.age
     ok = age is not None and age < ctx.p("pediatric_age_years")
@@ -613,7 +707,7 @@ def post_injection_flare(ctx: Context) -> Fact:
     inj = ctx.injection
     if o.baseline is None or inj.when is None:
         return Fact(False)
-    start = inj.when + timedelta(hours=ctx.p("anesthetic_phase_hours") / 4)
+    start = inj.when + timedelta(hours=ctx.anesthetic_hours(inj) / 4)
     end = inj.when + timedelta(days=ctx.p("flare_window_days"))
     hits = [s for s in ctx.view.pain if start < s.when <= end and s.value - o.baseline.value >= ctx.p("flare_rise_points")]
     ev = [Evidence(s.ref, "pain after injection", f"{s.value:g}/10 (baseline {o.baseline.value:g})", s.when) for s in hits]
@@ -642,3 +736,13 @@ def unavailable_data(ctx: Context) -> Fact:
 
 def describe_date(d: datetime | None) -> str:
     return fmt_date(d) or "date unknown"
+
+
+@fact
+def relief_lasted_expected(ctx: Context) -> Fact:
+    """Relief lasted the expected weeks (then faded): the expected course, not a failed diagnosis."""
+    o = ctx.outcome(ctx.injection)
+    ok = o.durable is True
+    ev = [Evidence(ctx.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", ctx.injection.when)] \
+        if ok and o.relief_days is not None else []
+    return Fact(ok, ev, f"{o.relief_days:.0f} days" if o.relief_days is not None else "unknown")

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from injectwise.core.errors import KnowledgeError
+from injectwise.knowledge.icd10_sites import load_icd10_sites
 from injectwise.knowledge.model import (
     Citation,
     DoseRange,
@@ -96,7 +97,6 @@ def _load(policy_file: Path | None) -> Knowledge:
         _apply_overrides(policy, policy_file)
     regions_doc = _read(d / "regions.yaml")
     regions = _load_regions(regions_doc)
-    icd_categories, icd_digits = _load_icd_sites(regions_doc, regions)
     units = _load_units(_read(d / "units.yaml"))
     language = compile_language(_read(d / "language.yaml"))
     terminology = _load_concepts(_read(d / "valuesets.yaml"), regions, units, language)
@@ -112,7 +112,8 @@ def _load(policy_file: Path | None) -> Knowledge:
         regions=regions, targets=targets, target_order=order, drugs=drugs,
         equivalence_unit=str(drugs_doc["equivalence_unit"]),
         equivalence_reference_mg=float(drugs_doc["equivalence_reference_mg"]), units=units,
-        vocabulary=vocabulary, icd_site_categories=icd_categories, icd_site_digits=icd_digits,
+        vocabulary=vocabulary,
+        icd10_sites=load_icd10_sites(_read(d / "icd10_sites.yaml"), set(regions)),
     )
     rules_dir = d / "rules"
     seen: dict[tuple[str, str], str] = {}  # one finding id may have one rule per mode
@@ -172,17 +173,14 @@ def _apply_overrides(policy: dict[str, PolicyValue], path: Path) -> None:
 
 
 def _load_regions(doc: dict[str, Any]) -> dict[str, Region]:
-    return {rid: Region(rid, str(r["area"]), _regexes(f"regions.yaml: {rid}", r.get("text")))
-            for rid, r in doc.items() if not rid.startswith("_")}
-
-
-def _load_icd_sites(doc: dict[str, Any], regions: dict[str, Region]) -> tuple[frozenset[str], dict[str, str]]:
-    site = doc.get("_icd10_site") or {}
-    digits = {str(k): str(v) for k, v in (site.get("digits") or {}).items()}
-    for k, v in digits.items():
-        if v not in regions:
-            raise KnowledgeError(f"regions.yaml: _icd10_site: digit {k}: unknown region {v!r}")
-    return frozenset(site.get("categories") or []), digits
+    out = {rid: Region(rid, str(r["area"]), _regexes(f"regions.yaml: {rid}", r.get("text")),
+                       tuple(r.get("refers_to") or ()))
+           for rid, r in doc.items() if not rid.startswith("_")}
+    for r in out.values():
+        for other in r.refers_to:
+            if other not in out:
+                raise KnowledgeError(f"regions.yaml: {r.id}: refers_to unknown region {other!r}")
+    return out
 
 
 def _load_units(doc: dict[str, Any]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -259,12 +257,15 @@ def _load_drugs(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str
         for did, d in doc[section].items():
             where = f"drugs.yaml: {did}"
             dur = d.get("duration_hours")
+            onset = d.get("onset_days")
             out[did] = Drug(
                 id=did, kind=kind, label=d["label"], rxnorm=frozenset(d.get("rxnorm", [])),
                 text=_regexes(where, d.get("text")), citations=_cites(where, d.get("citations"), citations),
                 equivalent_mg=float(d["equivalent_mg"]) if "equivalent_mg" in d else None,
                 particulate=bool(d.get("particulate", False)),
-                duration_hours=(float(dur[0]), float(dur[1])) if dur else None)
+                duration_hours=(float(dur[0]), float(dur[1])) if dur else None,
+                onset_days=(float(onset[0]), float(onset[1])) if onset else None,
+                judge_after_days=float(d["judge_after_days"]) if "judge_after_days" in d else None)
             if kind == "corticosteroid" and out[did].equivalent_mg is None:
                 raise KnowledgeError(f"{where}: a corticosteroid needs equivalent_mg")
     return out

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from injectwise.knowledge.icd10_sites import Icd10Sites
 from injectwise.knowledge.terminology import Terminology
 
 
@@ -79,6 +80,8 @@ class Drug:
     equivalent_mg: float | None = None
     particulate: bool = False
     duration_hours: tuple[float, float] | None = None
+    onset_days: tuple[float, float] | None = None
+    judge_after_days: float | None = None  # None: the policy default applies
 
 
 @dataclass(slots=True)
@@ -86,6 +89,7 @@ class Region:
     id: str
     area: str
     text: tuple[re.Pattern[str], ...]
+    refers_to: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -124,9 +128,8 @@ class Knowledge:
     equivalence_reference_mg: float
     units: dict[str, dict[str, tuple[float, float]]]
     vocabulary: dict[str, str]
-    icd_site_categories: frozenset[str] = frozenset()
-    icd_site_digits: dict[str, str] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
+    icd10_sites: Icd10Sites = field(default_factory=Icd10Sites)
 
     def p(self, name: str) -> float:
         return self.policy[name].value

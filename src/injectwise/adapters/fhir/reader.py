@@ -104,6 +104,17 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def _merge_problems(problems: list[tuple[str, str]], rec: PatientRecord) -> tuple[tuple[str, str], ...]:
+    """One line per resource: its date problems, and for a condition with no usable date at all, that."""
+    by_ref: dict[str, list[str]] = {}
+    for ref, msg in problems:
+        by_ref.setdefault(ref, []).append(msg)
+    for c in rec.conditions:
+        if c.ref in by_ref and c.onset is None and c.recorded is None:
+            by_ref[c.ref].append("no usable onset or recorded date")
+    return tuple((ref, "; ".join(dict.fromkeys(msgs))) for ref, msgs in by_ref.items())
+
+
 def _short(msg: str) -> str:
     return msg.splitlines()[0][:120] if msg else "parse error"
 
@@ -115,12 +126,17 @@ class _Builder:
         self.alias = alias
         self.source = source
         self.patient_refs: set[str] = set()
+        self.medication_index: dict[str, Json] = {}
+        self.current: str | None = None  # the resource being read, for date problems
+        self.date_problems: list[tuple[str, str]] = []
 
     # ---- helpers -------------------------------------------------------------------------
     def ref(self, value: Any) -> str | None:
         if not isinstance(value, dict):
             return None
         r = value.get("reference")
+        if isinstance(r, dict):  # R5 CodeableReference: {"reference": Reference}
+            return self.ref(r)
         if not isinstance(r, str) or not r:
             return None
         if r in self.alias:
@@ -190,21 +206,28 @@ class _Builder:
                                 out.append(c["display"])
         return "; ".join(out)
 
-    @staticmethod
-    def dt(r: Json, *keys: str) -> datetime | None:
+    def dt(self, r: Json, *keys: str) -> datetime | None:
         for k in keys:
             v = r.get(k)
             if v is not None:
-                d = parse_fhir_datetime(v)
+                d = self._date(v, k)
                 if d is not None:
                     return d
         return None
 
-    @staticmethod
-    def period(value: Any) -> tuple[datetime | None, datetime | None]:
+    def period(self, value: Any) -> tuple[datetime | None, datetime | None]:
         if not isinstance(value, dict):
             return None, None
-        return parse_fhir_datetime(value.get("start")), parse_fhir_datetime(value.get("end"))
+        return self._date(value.get("start"), "start"), self._date(value.get("end"), "end")
+
+    def _date(self, value: Any, field: str) -> datetime | None:
+        """A date that is present but impossible (2026-02-30) is noted, never silently dropped."""
+        if value is None:
+            return None
+        d = parse_fhir_datetime(value)
+        if d is None and self.current is not None:
+            self.date_problems.append((self.current, f"{field} {str(value)[:40]!r} is not a valid date"))
+        return d
 
     @staticmethod
     def quantity(value: Any) -> tuple[float | None, str]:
@@ -227,6 +250,7 @@ class _Builder:
         patient = self.patient(p)
         self.patient_refs = {patient.ref, *(k for k, v in self.alias.items() if v == patient.ref)}
         rec = PatientRecord(patient=patient, source=self.source)
+        self.medication_index = {r["__ref"]: r for r in resources if r["resourceType"] == "Medication"}
         handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
             "Condition": self.condition,
             "Observation": self.observation,
@@ -242,10 +266,13 @@ class _Builder:
         for r in resources:
             h = handlers.get(r["resourceType"])
             if h is not None:
+                self.current = r["__ref"]
                 try:
                     h(r, rec)
                 except (TypeError, AttributeError, ValueError) as e:
                     raise InputError(f"{r['__ref']}: malformed resource ({type(e).__name__})") from None
+        self.current = None
+        rec.date_problems = _merge_problems(self.date_problems, rec)
         return rec
 
     def patient(self, r: Json) -> Patient:
@@ -283,55 +310,157 @@ class _Builder:
         if _str(r.get("status")) in ("entered-in-error", "cancelled"):
             return
         self.check_subject(r)
-        value, unit = None, ""
-        value_text = ""
-        if "valueQuantity" in r:
-            value, unit = self.quantity(r["valueQuantity"])
-        elif isinstance(r.get("valueInteger"), int) and not isinstance(r.get("valueInteger"), bool):
-            value = float(r["valueInteger"])
-        elif isinstance(r.get("valueDecimal"), int | float) and not isinstance(r.get("valueDecimal"), bool):
-            value = float(r["valueDecimal"])
-        elif isinstance(r.get("valueString"), str):
-            value_text = r["valueString"]
-        elif isinstance(r.get("valueCodeableConcept"), dict):
-            value_text = self.coded(r["valueCodeableConcept"]).label()
-        elif isinstance(r.get("valueBoolean"), bool):
-            value_text = "true" if r["valueBoolean"] else "false"
+        value, unit, value_text = self._value(r)
         when = self.dt(r, "effectiveDateTime", "effectiveInstant", "issued") or self.period(
             r.get("effectivePeriod"))[0]
+        site = self.texts([r.get("bodySite")])
+        if when is None:
+            self.date_problems.append((r["__ref"], "no effective date"))
         rec.observations.append(Observation(
             ref=r["__ref"], code=self.coded(r.get("code")), when=when, value=value, unit=unit,
-            value_text=value_text, status=_str(r.get("status")), body_site=self.texts([r.get("bodySite")])))
+            value_text=value_text, status=_str(r.get("status")), body_site=site))
+        for i, comp in enumerate(r.get("component") or ()):  # blood pressure, panels: each part its own value
+            if isinstance(comp, dict):
+                cv, cu, ct = self._value(comp)
+                rec.observations.append(Observation(
+                    ref=f"{r['__ref']}#component-{i}", code=self.coded(comp.get("code")), when=when, value=cv,
+                    unit=cu, value_text=ct, status=_str(r.get("status")), body_site=site))
+
+    def _value(self, r: Json) -> tuple[float | None, str, str]:
+        """An Observation's (or component's) value: a number with its unit, or text (coded or free)."""
+        if "valueQuantity" in r:
+            value, unit = self.quantity(r["valueQuantity"])
+            return value, unit, ""
+        v = r.get("valueInteger")
+        if isinstance(v, int) and not isinstance(v, bool):
+            return float(v), "", ""
+        v = r.get("valueDecimal")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v), "", ""
+        if isinstance(r.get("valueString"), str):
+            return None, "", r["valueString"]
+        if isinstance(r.get("valueCodeableConcept"), dict):
+            return None, "", self.coded(r["valueCodeableConcept"]).all_text()
+        if isinstance(r.get("valueBoolean"), bool):
+            return None, "", "true" if r["valueBoolean"] else "false"
+        return None, "", ""
+
+    def reasons(self, r: Json, *ref_keys: str) -> tuple[tuple[str, ...], str]:
+        """What a procedure, request or plan treated: referenced problems and coded reasons' text."""
+        refs: tuple[str, ...] = ()
+        for k in ref_keys:
+            refs += self.refs(r.get(k))
+        reason = r.get("reason")  # R5: CodeableReference list
+        text = self.texts(r.get("reasonCode"))
+        if isinstance(reason, list):
+            refs += self.refs([x.get("reference") for x in reason if isinstance(x, dict)])
+            more = self.texts([x.get("concept") for x in reason if isinstance(x, dict)])
+            text = "; ".join(t for t in (text, more) if t)
+        return refs, text
 
     def procedure(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
         start, end = self.period(r.get("performedPeriod"))
-        when = self.dt(r, "performedDateTime")
+        when = self.dt(r, "performedDateTime", "occurrenceDateTime")
         if when is not None:
             start = end = when
+        reason_refs, reason_text = self.reasons(r, "reasonReference")
         rec.procedures.append(Procedure(
             ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")),
             start=start, end=end, body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
-            category=self.coded(r.get("category")).label()))
+            category=self.coded(r.get("category")).label(), reason_refs=reason_refs, reason_text=reason_text))
 
     def _medication(self, r: Json) -> Coded:
+        return self._medication_and_strength(r)[0]
+
+    def _medication_and_strength(self, r: Json) -> tuple[Coded, tuple[float, str, str] | None]:
+        """The medication as codes and text, and its strength (amount, unit, per unit) when one active
+        ingredient's strength is given: R4 medicationCodeableConcept / medicationReference to a bundled,
+        contained (#id) or relative Medication; R4B/R5 medication.concept / medication.reference."""
         if "medicationCodeableConcept" in r:
-            return self.coded(r["medicationCodeableConcept"])
+            return self.coded(r["medicationCodeableConcept"]), None
         ref = r.get("medicationReference")
-        if isinstance(ref, dict):
-            return Coded((), ref.get("display") if isinstance(ref.get("display"), str) else "")
-        return Coded()
+        med = r.get("medication")
+        if isinstance(med, dict):  # R5 CodeableReference
+            if isinstance(med.get("concept"), dict):
+                return self.coded(med["concept"]), None
+            ref = med.get("reference")
+        if not isinstance(ref, dict):
+            return Coded(), None
+        target = self._resolve_medication(r, ref)
+        display = ref.get("display") if isinstance(ref.get("display"), str) else ""
+        if target is None:
+            return Coded((), display), None
+        return self._medication_resource(target, display)
+
+    def _resolve_medication(self, r: Json, ref: Json) -> Json | None:
+        raw = ref.get("reference")
+        if not isinstance(raw, str) or not raw:
+            return None
+        if raw.startswith("#"):
+            for c in r.get("contained") or ():
+                if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id") == raw[1:]:
+                    return c
+            return None
+        canon = self.ref(ref)
+        return self.medication_index.get(canon) if canon else None
+
+    def _medication_resource(self, m: Json, display: str) -> tuple[Coded, tuple[float, str, str] | None]:
+        code = self.coded(m.get("code"))
+        codings = list(code.codings)
+        texts = [code.text or display]
+        strengths = []
+        for ing in m.get("ingredient") or ():
+            if not isinstance(ing, dict) or ing.get("isActive") is False:
+                continue
+            item = ing.get("itemCodeableConcept")
+            if item is None and isinstance(ing.get("item"), dict):  # R5 CodeableReference
+                item = ing["item"].get("concept")
+            if isinstance(item, dict):
+                c = self.coded(item)
+                codings.extend(c.codings)
+                texts.append(c.label())
+            st = self._strength(ing.get("strength") or ing.get("strengthRatio"))
+            if st is not None:
+                strengths.append(st)
+        text = " + ".join(t for t in texts if t)
+        return Coded(tuple(codings), text), strengths[0] if len(strengths) == 1 else None
+
+    def _strength(self, ratio: Any) -> tuple[float, str, str] | None:
+        """A strength ratio as (amount per one unit, amount unit, per unit), e.g. (40, mg, mL)."""
+        if not isinstance(ratio, dict):
+            return None
+        num, nunit = self.quantity(ratio.get("numerator"))
+        den, dunit = self.quantity(ratio.get("denominator"))
+        if num is None or not nunit:
+            return None
+        den = den if den else 1.0
+        return num / den, nunit, dunit or "1"
+
+    @staticmethod
+    def _dose_by_strength(value: float | None, unit: str,
+                          strength: tuple[float, str, str] | None) -> tuple[float | None, str]:
+        """A dose given as a volume (1 mL) becomes an amount (40 mg) through the product's strength."""
+        if value is None or strength is None:
+            return value, unit
+        per, amount_unit, per_unit = strength
+        if unit.strip().lower() == per_unit.strip().lower() and unit.strip().lower() in ("ml", "l", "1"):
+            return value * per, amount_unit
+        return value, unit
 
     def administration(self, r: Json, rec: PatientRecord) -> None:
         if _str(r.get("status")) in ("entered-in-error", "not-done"):
             return
         self.check_subject(r)
         dosage = r.get("dosage") if isinstance(r.get("dosage"), dict) else {}
-        value, unit = self.quantity(dosage.get("dose"))
-        when = self.dt(r, "effectiveDateTime") or self.period(r.get("effectivePeriod"))[0]
+        medication, strength = self._medication_and_strength(r)
+        value, unit = self._dose_by_strength(*self.quantity(dosage.get("dose")), strength)
+        # R5 spells the element occurence[x]
+        when = self.dt(r, "effectiveDateTime", "occurenceDateTime", "occurrenceDateTime") or self.period(
+            r.get("effectivePeriod"))[0]
         rec.administrations.append(MedicationAdministration(
-            ref=r["__ref"], medication=self._medication(r), when=when, dose_value=value, dose_unit=unit,
+            ref=r["__ref"], medication=medication, when=when, dose_value=value, dose_unit=unit,
             part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
             route=self.coded(dosage.get("route")).label(), status=_str(r.get("status"))))
 
@@ -367,8 +496,10 @@ class _Builder:
             dr = d0.get("doseAndRate")
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
                 value, unit = self.quantity(dr[0].get("doseQuantity"))
+        medication, strength = self._medication_and_strength(r)
+        value, unit = self._dose_by_strength(value, unit, strength)
         use = MedicationUse(
-            ref=r["__ref"], medication=self._medication(r), status=status, intent=_str(r.get("intent")),
+            ref=r["__ref"], medication=medication, status=status, intent=_str(r.get("intent")),
             start=start, end=end, dose_text=dose_text, dose_value=value, dose_unit=unit, site=site,
             reason_refs=self.refs(r.get("reasonReference")))
         if status == "draft":
@@ -392,6 +523,8 @@ class _Builder:
         self.check_subject(r)
         pstart, pend = self.period(r.get("period"))
         cat = "; ".join(self.coded(c).label() for c in r.get("category") or [] if isinstance(c, dict))
+        plan_refs, _ = self.reasons(r, "addresses")
+        plan_text = self.texts([a.get("concept") for a in r.get("addresses") or [] if isinstance(a, dict)])
         for a in r.get("activity") or []:
             if not isinstance(a, dict):
                 continue
@@ -399,17 +532,20 @@ class _Builder:
             if not isinstance(d, dict):
                 continue
             s, e = self.period(d.get("scheduledPeriod"))
+            refs, text = self.reasons(d, "reasonReference")
             rec.care_plan_activities.append(CarePlanActivity(
                 ref=r["__ref"], code=self.coded(d.get("code")), status=_str(d.get("status")),
-                plan_status=_str(r.get("status")), start=s or pstart, end=e or pend, plan_category=cat))
+                plan_status=_str(r.get("status")), start=s or pstart, end=e or pend, plan_category=cat,
+                reason_refs=plan_refs + refs, reason_text="; ".join(t for t in (plan_text, text) if t)))
 
     def service_request(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
         occ = self.dt(r, "occurrenceDateTime") or self.period(r.get("occurrencePeriod"))[0]
+        reason_refs, reason_text = self.reasons(r, "reasonReference")
         rec.service_requests.append(ServiceRequest(
             ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")), intent=_str(r.get("intent")),
             occurrence=occ, authored=self.dt(r, "authoredOn"), body_site=self.texts(r.get("bodySite")),
-            notes=self.texts(r.get("note"))))
+            notes=self.texts(r.get("note")), reason_refs=reason_refs, reason_text=reason_text))
 
     def document(self, r: Json, rec: PatientRecord) -> None:
         if _str(r.get("status")) == "entered-in-error":

@@ -16,14 +16,17 @@ from injectwise.adapters.service.outcome import ServiceError
 from injectwise.core.record import PatientRecord
 
 # key -> (resource type, query template, what the rules lose without it). Keys follow the examples.
+# Medication queries _include the referenced Medication resources (medicationReference, strengths).
 PREFETCH: dict[str, tuple[str, str, str]] = {
     "patient": ("Patient", "Patient/{{context.patientId}}", "patient demographics"),
     "conditions": ("Condition", "Condition?patient={{context.patientId}}", "conditions"),
     "procedures": ("Procedure", "Procedure?patient={{context.patientId}}", "procedures (earlier injections, therapy)"),
     "medicationAdministrations": ("MedicationAdministration",
-                                  "MedicationAdministration?patient={{context.patientId}}",
+                                  "MedicationAdministration?patient={{context.patientId}}"
+                                  "&_include=MedicationAdministration:medication",
                                   "medication administrations (injected drugs and doses)"),
-    "medicationStatements": ("MedicationStatement", "MedicationStatement?patient={{context.patientId}}",
+    "medicationStatements": ("MedicationStatement", "MedicationStatement?patient={{context.patientId}}"
+                             "&_include=MedicationStatement:medication",
                              "medication statements (anticoagulants, diabetes medicines)"),
     "observations": ("Observation", "Observation?patient={{context.patientId}}", "observations (pain, labs, vitals)"),
     "allergyIntolerances": ("AllergyIntolerance", "AllergyIntolerance?patient={{context.patientId}}", "allergies"),
