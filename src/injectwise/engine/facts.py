@@ -640,3 +640,7 @@ def unavailable_data(ctx: Context) -> Fact:
 
 def describe_date(d: datetime | None) -> str:
     return fmt_date(d) or "date unknown"
+
+
+# Safety facts live in their own module and register into FACTS on import.
+from injectwise.engine import safety as _safety  # noqa: E402,F401

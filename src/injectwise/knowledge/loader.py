@@ -13,6 +13,7 @@ import yaml
 
 from injectwise.core.errors import KnowledgeError
 from injectwise.knowledge.model import (
+    Antithrombotic,
     Citation,
     DoseRange,
     Drug,
@@ -101,6 +102,9 @@ def _load(policy_file: Path | None) -> Knowledge:
     targets, order = _load_targets(_read(d / "targets.yaml"), citations, terminology, regions)
     drugs_doc = _read(d / "drugs.yaml")
     drugs = _load_drugs(drugs_doc, citations)
+    for drug in drugs.values():
+        for ex in sorted(drug.excipients - set(terminology.concepts)):
+            raise KnowledgeError(f"drugs.yaml: {drug.id}: unknown excipient concept {ex!r}")
     vocab_doc = _read(d / "vocabulary.yaml")
     vocabulary = dict(vocab_doc["ids"])
     families = tuple(vocab_doc.get("open_families", []))
@@ -111,6 +115,7 @@ def _load(policy_file: Path | None) -> Knowledge:
         equivalence_unit=str(drugs_doc["equivalence_unit"]),
         equivalence_reference_mg=float(drugs_doc["equivalence_reference_mg"]), units=units,
         vocabulary=vocabulary, icd_site_categories=icd_categories, icd_site_digits=icd_digits,
+        antithrombotics=_load_antithrombotics(drugs_doc, citations),
     )
     rules_dir = d / "rules"
     seen: dict[tuple[str, str], str] = {}  # one finding id may have one rule per mode
@@ -257,9 +262,30 @@ def _load_drugs(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str
                 text=_regexes(where, d.get("text")), citations=_cites(where, d.get("citations"), citations),
                 equivalent_mg=float(d["equivalent_mg"]) if "equivalent_mg" in d else None,
                 particulate=bool(d.get("particulate", False)),
-                duration_hours=(float(dur[0]), float(dur[1])) if dur else None)
+                duration_hours=(float(dur[0]), float(dur[1])) if dur else None,
+                max_mg=float(d["max_mg"]) if "max_mg" in d else None,
+                max_mg_per_kg=float(d["max_mg_per_kg"]) if "max_mg_per_kg" in d else None,
+                excipients=frozenset(d.get("excipients", [])))
             if kind == "corticosteroid" and out[did].equivalent_mg is None:
                 raise KnowledgeError(f"{where}: a corticosteroid needs equivalent_mg")
+    return out
+
+
+ANTITHROMBOTIC_CLASSES = ("vka", "doac", "lmwh", "heparin", "other-anticoagulant", "p2y12", "aspirin",
+                          "other-antiplatelet")
+
+
+def _load_antithrombotics(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str, Antithrombotic]:
+    out = {}
+    for aid, d in (doc.get("antithrombotics") or {}).items():
+        where = f"drugs.yaml: antithrombotics: {aid}"
+        if d.get("class") not in ANTITHROMBOTIC_CLASSES:
+            raise KnowledgeError(f"{where}: class must be one of {', '.join(ANTITHROMBOTIC_CLASSES)}")
+        hold = d.get("hold_days")
+        out[aid] = Antithrombotic(
+            id=aid, label=str(d["label"]), drug_class=d["class"], hold_days=float(hold) if hold is not None else None,
+            rxnorm=frozenset(str(x) for x in d.get("rxnorm", [])), text=_regexes(where, d.get("text")),
+            citations=_cites(where, d.get("citations"), citations))
     return out
 
 

@@ -79,6 +79,22 @@ class Drug:
     equivalent_mg: float | None = None
     particulate: bool = False
     duration_hours: tuple[float, float] | None = None
+    max_mg: float | None = None  # local anaesthetic: absolute maximum single-session dose
+    max_mg_per_kg: float | None = None  # local anaesthetic: weight-based maximum
+    excipients: frozenset[str] = frozenset()  # allergy concepts of excipients in the usual products
+
+
+@dataclass(slots=True, frozen=True)
+class Antithrombotic:
+    """An anticoagulant or antiplatelet with the hold time ASRA asks before higher-risk procedures."""
+
+    id: str
+    label: str
+    drug_class: str  # vka, doac, lmwh, heparin, other-anticoagulant, p2y12, aspirin, other-antiplatelet
+    hold_days: float | None  # None: usually continued (e.g. aspirin alone)
+    rxnorm: frozenset[str]
+    text: tuple[re.Pattern[str], ...]
+    citations: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -127,6 +143,7 @@ class Knowledge:
     icd_site_categories: frozenset[str] = frozenset()
     icd_site_digits: dict[str, str] = field(default_factory=dict)
     rules: list[RuleSpec] = field(default_factory=list)
+    antithrombotics: dict[str, Antithrombotic] = field(default_factory=dict)
 
     def p(self, name: str) -> float:
         return self.policy[name].value
