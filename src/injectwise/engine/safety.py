@@ -182,12 +182,12 @@ def _hold_state(ctx: Context, m: MedicationUse, hold_days: float) -> tuple[bool,
             return None  # stopped at an unknown time long ago: not evidence of current use
         if m.end > v.now:
             return (False, f"{m.status}, ends {fmt_date(m.end)}") if m.status == "on-hold" else None
-        days = v.days_before_now(m.end)
+        days = (v.as_of - m.end.date()).days  # whole calendar days off the drug before the procedure day
         if days >= hold_days:
             return True, f"held {days:.0f} days (needs {hold_days:g})"
         return False, f"held only {days:.0f} days (needs {hold_days:g})"
     if m.end is not None and m.end <= v.now:
-        days = v.days_before_now(m.end)
+        days = (v.as_of - m.end.date()).days
         if days >= hold_days:
             return True, f"ended {days:.0f} days ago (needs {hold_days:g})"
         return False, f"ended only {days:.0f} days ago (needs {hold_days:g})"
