@@ -131,6 +131,10 @@ def _load(policy_file: Path | None) -> Knowledge:
     return kb
 
 
+CITATION_BASES = ("guideline", "consensus", "study-data", "review", "label", "standard", "seed-article",
+                  "local-convention")
+
+
 def _load_citations(doc: dict[str, Any]) -> dict[str, Citation]:
     out = {}
     for cid, c in doc.items():
@@ -138,7 +142,12 @@ def _load_citations(doc: dict[str, Any]) -> dict[str, Citation]:
             raise KnowledgeError(f"citations.yaml: {cid}: needs label, reference and confidence")
         if c["confidence"] not in ("H", "M", "L"):
             raise KnowledgeError(f"citations.yaml: {cid}: confidence must be H, M or L")
-        out[cid] = Citation(cid, c["label"], c["reference"], c["confidence"], c.get("doi"), c.get("url"))
+        basis = c.get("basis")
+        if basis not in CITATION_BASES:
+            raise KnowledgeError(f"citations.yaml: {cid}: basis must be one of {', '.join(CITATION_BASES)}")
+        if basis not in ("seed-article", "local-convention") and not (c.get("doi") or c.get("url")):
+            raise KnowledgeError(f"citations.yaml: {cid}: a published source needs a doi or url")
+        out[cid] = Citation(cid, c["label"], c["reference"], c["confidence"], c.get("doi"), c.get("url"), basis)
     return out
 
 

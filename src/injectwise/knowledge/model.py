@@ -17,9 +17,12 @@ class Citation:
     confidence: str
     doi: str | None = None
     url: str | None = None
+    basis: str = ""
 
     def as_json(self) -> dict[str, str]:
         out = {"id": self.id, "label": self.label, "confidence": self.confidence}
+        if self.basis:
+            out["basis"] = self.basis
         if self.doi:
             out["doi"] = self.doi
         if self.url:
