@@ -4,10 +4,15 @@ before the window, after the as-of date, old result)."""
 
 import pytest
 from conftest import D, ids
+from hypothesis import given
+from hypothesis import strategies as st
 
 from injectwise.adapters.fhir import read_bundle
+from injectwise.core.record import Coded, Observation
 from injectwise.demo.builder import BundleBuilder
+from injectwise.engine.clinical import _mg_per_ml
 from injectwise.engine.evaluate import assess, review
+from injectwise.engine.safety import result_reading
 
 AS_OF = D("2026-03-01")
 INFECTION = "contraindication.infection-suspected"
@@ -480,3 +485,29 @@ def test_arthroplasty_outside_window_other_side_joint_or_soft_tissue(text, date,
     b.injection("2026-02-01", target, "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
     b.future_order(text, date)
     assert ARTHRO not in ids(reviewed(b, "2026-03-01"))
+
+
+# ---- parsers: property tests ---------------------------------------------------------------
+@given(st.integers(min_value=1, max_value=40), st.sampled_from(["lidocaine", "bupivacaine", "ropivacaine"]))
+def test_percent_strength_is_ten_mg_per_ml_per_percent(tenths, drug):
+    pct = tenths / 10
+    assert _mg_per_ml(f"{drug} {pct:g}% injection") == pytest.approx(pct * 10)
+    assert _mg_per_ml(f"{drug} hydrochloride {pct * 10:g} MG/ML Injectable Solution") == pytest.approx(pct * 10)
+
+
+@given(st.text(max_size=60))
+def test_result_reading_never_fails_and_says_one_of_four(text):
+    o = Observation("Observation/x", Coded((), "culture"), value_text=text)
+    assert result_reading(o) in ("positive", "negative", "pending", "unknown")
+
+
+@given(st.sampled_from(["No growth", "no organisms seen", "Negative", "NEGATIVE for bacteria", "Sterile"]),
+       st.sampled_from(["", " at 48 h", " after 5 days"]))
+def test_negative_culture_wordings(word, tail):
+    assert result_reading(Observation("Observation/x", Coded(), value_text=word + tail)) == "negative"
+
+
+@given(st.sampled_from(["Staphylococcus aureus", "Gram-negative rods", "Gram-positive cocci in chains",
+                        "Positive", "E. coli isolated", "MRSA detected"]))
+def test_positive_culture_wordings(word):
+    assert result_reading(Observation("Observation/x", Coded(), value_text=word)) == "positive"
