@@ -511,3 +511,23 @@ def test_negative_culture_wordings(word, tail):
                         "Positive", "E. coli isolated", "MRSA detected"]))
 def test_positive_culture_wordings(word):
     assert result_reading(Observation("Observation/x", Coded(), value_text=word)) == "positive"
+
+
+def test_bilateral_order_with_a_per_side_dose_counts_both_sides():
+    b = candidate()
+    b.condition("M16.0", "Bilateral primary osteoarthritis of hip", "2022-01-01")
+    sr = b.planned("hip-intra-articular", "bilateral", "ultrasound", "triamcinolone", 40, "bupivacaine", 100)
+    for r in b.resources:
+        if r["resourceType"] == "MedicationRequest" and "bupivacaine" in r["medicationCodeableConcept"]["text"]:
+            r["dosageInstruction"][0]["text"] = "100 mg into each hip"
+    assert sr["status"] == "draft"
+    r = assess(read_bundle(b.bundle()), kb_(), AS_OF)
+    f = finding(r, DOSE)
+    assert any("both sides" in e.what for e in f.evidence)
+
+
+def test_bilateral_order_with_a_total_dose_is_not_doubled():
+    b = candidate()
+    b.condition("M16.0", "Bilateral primary osteoarthritis of hip", "2022-01-01")
+    b.planned("hip-intra-articular", "bilateral", "ultrasound", "triamcinolone", 40, "bupivacaine", 100)
+    assert DOSE not in ids(assess(read_bundle(b.bundle()), kb_(), AS_OF))

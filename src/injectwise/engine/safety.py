@@ -21,7 +21,7 @@ PENDING_RESULT = re.compile(r"pending|preliminary|in progress|to follow|awaited|
 NOT_PREGNANT = re.compile(r"not pregnant|non-?pregnant|\bnegative\b|\bneg\b|not detected|\bno\b|unknown|\bunk\b", re.I)
 PREGNANT = re.compile(r"pregnan|positive|\bpos\b|detected|reactive|\byes\b", re.I)
 INJECTED = re.compile(r"inject|intra-?articular|intramuscular|epidural|\bIM\b|\bIA\b|depot", re.I)
-ACTIVE_STATUSES = ("active", "on-hold", "intended", None, "")
+PER_SIDE = re.compile(r"\b(each|per) (side|hip|knee|shoulder|joint)\b|\beach\b|\bper side\b", re.I)
 ENDED_STATUSES = ("stopped", "completed", "on-hold", "cancelled")
 
 
@@ -254,7 +254,13 @@ def _same_day_anesthetics(ctx: Context) -> list[tuple[Agent, str]]:
     """The planned anaesthetics, every other draft anaesthetic order and those given earlier the same day."""
     v = ctx.view
     inj = ctx.injection
-    out: list[tuple[Agent, str]] = [(a, "planned") for a in inj.anesthetics]
+    texts = {m.ref: m.dose_text for m in v.record.draft_medications}
+    out: list[tuple[Agent, str]] = []
+    for a in inj.anesthetics:
+        if inj.side == "bilateral" and a.dose_mg is not None and PER_SIDE.search(texts.get(a.ref or "", "")):
+            out.append((Agent(a.drug, a.label, a.dose_mg * 2, None, a.ref), "planned, per side on both sides"))
+        else:
+            out.append((a, "planned"))
     seen = {a.ref for a in inj.anesthetics if a.ref}
     for m in v.record.draft_medications:
         if m.ref in seen:
