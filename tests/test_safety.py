@@ -531,3 +531,20 @@ def test_bilateral_order_with_a_total_dose_is_not_doubled():
     b.condition("M16.0", "Bilateral primary osteoarthritis of hip", "2022-01-01")
     b.planned("hip-intra-articular", "bilateral", "ultrasound", "triamcinolone", 40, "bupivacaine", 100)
     assert DOSE not in ids(assess(read_bundle(b.bundle()), kb_(), AS_OF))
+
+
+# ---- as of a date: what ended after it was still current on it -----------------------------
+def test_infection_resolved_only_after_the_as_of_day_was_current():
+    b = candidate()
+    b.condition("L03.115", "Cellulitis of right lower limb (lateral hip)", "2026-02-20", status="resolved",
+                abated="2026-03-10")
+    assert "contraindication.skin-infection-at-site" in ids(assessed(b))
+
+
+def test_drug_stopped_only_after_the_as_of_day_was_being_taken():
+    b = epidural_candidate()
+    b.medication("32968", "clopidogrel 75 MG Oral Tablet", "2025-01-01", status="stopped", end="2026-03-10")
+    assert "defer.anticoagulant-hold" in ids(assessed(b, plan=EPIDURAL, anesthetic=None))
+    b2 = candidate()
+    b2.medication("6851", "Methotrexate 2.5 MG Oral Tablet", "2024-01-01", status="stopped", end="2026-04-01")
+    assert "caution.immunosuppression" in ids(assessed(b2))

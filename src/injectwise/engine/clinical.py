@@ -248,6 +248,8 @@ class ClinicalView:
     def condition_active(self, c: Condition) -> bool:
         if not c.present:
             return False
+        if c.abated is not None and c.abated > self.now:
+            return True  # resolved only after the as-of day: still current on it
         if c.clinical_status in ("inactive", "resolved", "remission"):
             return False
         return not (c.abated is not None and c.abated <= self.now)
@@ -329,9 +331,10 @@ class ClinicalView:
                 continue
             if m.start is not None and m.start > self.now:
                 continue
-            if m.status in ("stopped", "completed", "entered-in-error", "cancelled", "not-taken", "revoked",
-                            "intended", "draft", "unknown"):
-                continue
+            ended_later = m.status in ("stopped", "completed") and m.end is not None and m.end > self.now
+            if not ended_later and m.status in ("stopped", "completed", "entered-in-error", "cancelled", "not-taken",
+                                                "revoked", "intended", "draft", "unknown"):
+                continue  # a course stopped only after the as-of day was still being taken on it
             if m.end is not None and m.end < self.now:
                 continue
             if recent_days is not None and (m.start is None or self.days_before_now(m.start) > recent_days):

@@ -180,8 +180,8 @@ def _hold_state(ctx: Context, m: MedicationUse, hold_days: float) -> tuple[bool,
             if m.status == "on-hold":
                 return False, "on hold, since when not documented"
             return None  # stopped at an unknown time long ago: not evidence of current use
-        if m.end > v.now:
-            return (False, f"{m.status}, ends {fmt_date(m.end)}") if m.status == "on-hold" else None
+        if m.end > v.now:  # stopped only after the as-of day: still taken on it
+            return False, f"{m.status} only on {fmt_date(m.end)}, after the procedure day"
         days = (v.as_of - m.end.date()).days  # whole calendar days off the drug before the procedure day
         if days >= hold_days:
             return True, f"held {days:.0f} days (needs {hold_days:g})"
