@@ -548,3 +548,16 @@ def test_drug_stopped_only_after_the_as_of_day_was_being_taken():
     b2 = candidate()
     b2.medication("6851", "Methotrexate 2.5 MG Oral Tablet", "2024-01-01", status="stopped", end="2026-04-01")
     assert "caution.immunosuppression" in ids(assessed(b2))
+
+
+def test_fluoroscopy_without_a_recent_pregnancy_test_says_not_excluded():
+    b = candidate(birth="1995-01-01")
+    r = assessed(b, plan=("hip-intra-articular", "right", "fluoroscopy", "triamcinolone", 40))
+    assert any("pregnancy not excluded" in u for u in r.unknowns)
+    b2 = candidate(birth="1995-01-01")
+    b2.result("2106-3", "Pregnancy test, urine", "Negative", "2026-02-27")
+    r2 = assessed(b2, plan=("hip-intra-articular", "right", "fluoroscopy", "triamcinolone", 40))
+    assert not any("pregnancy" in u for u in r2.unknowns) and "caution.pregnancy.ionising-guidance" not in ids(r2)
+    r3 = assessed(candidate(sex="male", birth="1995-01-01"),
+                  plan=("hip-intra-articular", "right", "fluoroscopy", "triamcinolone", 40))
+    assert not any("pregnancy" in u for u in r3.unknowns)

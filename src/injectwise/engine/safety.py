@@ -438,3 +438,21 @@ def arthroplasty_soon_after_injection(ctx: Context) -> Fact:
     if ev:
         ev.insert(0, _inj_ev(inj, "intra-articular corticosteroid injection"))
     return Fact(bool(ev), ev)
+
+
+@fact
+def pregnancy_not_excluded(ctx: Context) -> Fact:
+    """Ionising guidance planned for a woman of child-bearing age with no recent pregnancy status or test:
+    said as unknown, never read as 'not pregnant'."""
+    v = ctx.view
+    p = v.record.patient
+    if ctx.mode != "assess" or ctx.injection.guidance not in ("fluoroscopy", "ct") or p.sex != "female":
+        return Fact(False)
+    if v.age is None or not 12 <= v.age <= 55 or ctx.fact("pregnant"):
+        return Fact(False)
+    recent = ctx.p("pregnancy_test_recent_days")
+    tested = [o for o in v.observations if {"pregnancy-status", "pregnancy-test"} & v.observation_concepts(o)
+              and o.when is not None and v.days_before_now(o.when) <= recent]
+    text = (f"no pregnancy status or test in the last {recent:g} days: pregnancy not excluded before "
+            f"{ctx.injection.guidance} guidance")
+    return Fact(not tested, [], text)
