@@ -561,3 +561,38 @@ def test_fluoroscopy_without_a_recent_pregnancy_test_says_not_excluded():
     r3 = assessed(candidate(sex="male", birth="1995-01-01"),
                   plan=("hip-intra-articular", "right", "fluoroscopy", "triamcinolone", 40))
     assert not any("pregnancy" in u for u in r3.unknowns)
+
+
+# ---- boundaries and units -------------------------------------------------------------------
+def test_anaesthetic_exactly_at_the_maximum_is_allowed():
+    assert DOSE not in ids(assessed(candidate(), anesthetic="lidocaine", amg=300))
+    assert DOSE in ids(assessed(candidate(), anesthetic="lidocaine", amg=301))
+
+
+def test_hold_of_exactly_the_hold_time_is_enough():
+    b = epidural_candidate()
+    b.medication("32968", "clopidogrel 75 MG Oral Tablet", "2025-01-01", status="stopped", end="2026-02-22")
+    assert "defer.anticoagulant-hold" not in ids(assessed(b, plan=EPIDURAL, anesthetic=None))
+    b2 = epidural_candidate()
+    b2.medication("32968", "clopidogrel 75 MG Oral Tablet", "2025-01-01", status="stopped", end="2026-02-23")
+    assert "defer.anticoagulant-hold" in ids(assessed(b2, plan=EPIDURAL, anesthetic=None))
+
+
+@pytest.mark.parametrize("value,unit,fires", [(68, "10*3/uL", True), (68000, "/uL", True), (30, "10*9/L", False)])
+def test_joint_fluid_white_count_units(value, unit, fires):
+    b = candidate()
+    b.lab(None, "WBC count, joint fluid", value, unit, "2026-02-27")
+    assert (INFECTION in ids(assessed(b))) is fires
+
+
+@pytest.mark.parametrize("value,unit,fires", [(38000, "/uL", True), (45, "10*9/L", True), (120, "K/uL", False)])
+def test_platelet_units(value, unit, fires):
+    b = candidate()
+    b.lab("777-3", "Platelets", value, unit, "2026-02-25")
+    assert ("defer.anticoagulation-out-of-range" in ids(assessed(b))) is fires
+
+
+def test_hba1c_just_below_the_limit_does_not_defer():
+    b = candidate()
+    b.lab("4548-4", "Hemoglobin A1c", 7.9, "%", "2026-01-15")
+    assert "defer.uncontrolled-diabetes" not in ids(assessed(b))
