@@ -403,7 +403,7 @@ def hba1c_old(ctx: Context) -> Fact:
     m = ms[-1]
     assert m.when is not None
     days = ctx.view.days_before_now(m.when)
-    text = (f"latest HbA1c {m.value:g} % on {fmt_date(m.when)} is {days:.0f} days old (older than "
+    text = (f"latest HbA1c {m.value:g} % on {m.when.date().isoformat()} is {days:.0f} days old (older than "
             f"{ctx.p('hba1c_lookback_days'):g} days): current diabetes control unknown")
     return Fact(m.value, [Evidence(m.ref, m.label, f"{m.value:g} % (old result)", m.when)], text)
 
