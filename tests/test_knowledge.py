@@ -119,3 +119,30 @@ def test_bad_policy_file_is_one_line_exit_2(tmp_path, content, fragment):
     p = run_cli("assess", str(bundle), "--policy", str(policy), "--on", "2026-03-02")
     err = p.stderr.decode()
     assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_every_citation_is_traceable(kb):
+    """Published sources carry a doi or url and every citation says what kind of source it is."""
+    for c in kb.citations.values():
+        assert c.basis, c.id
+        assert c.doi or c.url or c.basis in ("seed-article", "local-convention"), c.id
+    assert "berkoff-2012" in kb.citations and "daniels-2018-accuracy" not in kb.citations
+    assert kb.citations["pji-meta-2022"].doi == "10.1007/s00402-022-04375-8"
+
+
+def test_citation_without_source_is_a_load_error(kb_copy):
+    _edit(kb_copy / "citations.yaml", lambda d: d["hoeber-2016"].pop("doi"))
+    with pytest.raises(KnowledgeError, match="hoeber-2016: a published source needs a doi or url"):
+        _load_and_compile()
+
+
+def test_new_safety_ids_are_in_the_vocabulary_and_have_rules(kb):
+    rule_ids = {r.id for r in kb.rules}
+    for fid in ("defer.anticoagulant-hold", "caution.immunosuppression", "dose.anesthetic-above-maximum"):
+        assert fid in kb.vocabulary and fid in rule_ids
+
+
+def test_antithrombotic_hold_times_are_data(kb):
+    holds = {a.id: a.hold_days for a in kb.antithrombotics.values()}
+    assert holds["clopidogrel"] == 7 and holds["rivaroxaban"] == 3 and holds["aspirin"] is None
+    assert kb.drugs["lidocaine"].max_mg == 300 and kb.drugs["lidocaine"].max_mg_per_kg == 4.5

@@ -68,23 +68,39 @@ class BundleBuilder:
         return r
 
     def condition(self, icd10: str | None, text: str, onset: str, category: str = "problem-list-item",
-                  verification: str = "confirmed", status: str = "active", snomed: str | None = None,
-                  body_site: str | None = None) -> dict[str, Any]:
+                  verification: str = "confirmed", status: str | None = "active", snomed: str | None = None,
+                  body_site: str | None = None, abated: str | None = None) -> dict[str, Any]:
+        """status None: no clinicalStatus at all (recency then decides)."""
         code = _cc(ICD10, icd10, text) if icd10 else _cc(SNOMED, snomed, text)
         r: dict[str, Any] = {
             "resourceType": "Condition", "subject": self.subject,
-            "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-clinical", status, status),
             "verificationStatus": _cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", verification,
                                       verification),
             "category": [_cc("http://terminology.hl7.org/CodeSystem/condition-category", category, category)],
             "code": code, "onsetDateTime": onset, "recordedDate": onset}
+        if status:
+            r["clinicalStatus"] = _cc("http://terminology.hl7.org/CodeSystem/condition-clinical", status, status)
+        if abated:
+            r["abatementDateTime"] = abated
         if body_site:
             r["bodySite"] = [{"text": body_site}]
         return self.add(r)
 
-    def medication(self, rxnorm: str | None, text: str, start: str, status: str = "active") -> dict[str, Any]:
+    def medication(self, rxnorm: str | None, text: str, start: str, status: str = "active",
+                   end: str | None = None) -> dict[str, Any]:
+        period = {"start": start, **({"end": end} if end else {})}
         return self.add({"resourceType": "MedicationStatement", "subject": self.subject, "status": status,
-                         "medicationCodeableConcept": _cc(RXNORM, rxnorm, text), "effectivePeriod": {"start": start}})
+                         "medicationCodeableConcept": _cc(RXNORM, rxnorm, text), "effectivePeriod": period})
+
+    def result(self, loinc: str | None, text: str, value: str, date: str, coded: bool = False) -> dict[str, Any]:
+        """A qualitative result: valueString, or valueCodeableConcept when `coded`."""
+        r: dict[str, Any] = {"resourceType": "Observation", "status": "final", "subject": self.subject,
+                             "code": _cc(LOINC, loinc, text), "effectiveDateTime": _when(date)}
+        if coded:
+            r["valueCodeableConcept"] = {"text": value}
+        else:
+            r["valueString"] = value
+        return self.add(r)
 
     def allergy(self, rxnorm: str | None, text: str, verification: str = "confirmed") -> dict[str, Any]:
         return self.add({
@@ -159,7 +175,9 @@ class BundleBuilder:
         return proc
 
     def planned(self, target: str, side: str | None, guidance: str, steroid: str | None, mg: float | None,
-                anesthetic: str | None = None, amg: float | None = None) -> dict[str, Any]:
+                anesthetic: str | None = None, amg: float | None = None, aunit: str = "mg",
+                atext: str | None = None) -> dict[str, Any]:
+        """A draft order; `aunit`/`atext` give the anaesthetic as e.g. 4 mL of "lidocaine 1%"."""
         cpt0, cpt_us, site_text = SITES[target]
         site = f"{side} {site_text}" if side else site_text
         code = cpt_us if guidance == "ultrasound" and cpt_us else cpt0
@@ -167,14 +185,14 @@ class BundleBuilder:
                        "subject": self.subject,
                        "code": _cc(CPT, code, f"Corticosteroid injection, {site}, {GUIDANCE_TEXT[guidance]}"),
                        "bodySite": [{"text": site}]})
-        for drug, dose in ((steroid, mg), (anesthetic, amg)):
+        for drug, dose, unit, label in ((steroid, mg, "mg", steroid), (anesthetic, amg, aunit, atext or anesthetic)):
             if drug:
                 self.add({"resourceType": "MedicationRequest", "status": "draft", "intent": "proposal",
-                          "subject": self.subject, "medicationCodeableConcept": _cc(RXNORM, DRUGS.get(drug), drug),
+                          "subject": self.subject, "medicationCodeableConcept": _cc(RXNORM, DRUGS.get(drug), label),
                           "reasonReference": [{"reference": f"ServiceRequest/{sr['id']}"}],
-                          "dosageInstruction": [{"text": f"{dose} mg into {site}", "site": {"text": site},
-                                                 "doseAndRate": [{"doseQuantity": {"value": dose, "unit": "mg",
-                                                                                   "system": UCUM, "code": "mg"}}]}]})
+                          "dosageInstruction": [{"text": f"{dose} {unit} into {site}", "site": {"text": site},
+                                                 "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit,
+                                                                                   "system": UCUM, "code": unit}}]}]})
         return sr
 
     def bundle(self, btype: str = "collection") -> dict[str, Any]:

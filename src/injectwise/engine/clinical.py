@@ -41,6 +41,18 @@ SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bboth (hips|knees|sides|sh
               ("right", re.compile(r"\bright\b|\brt\b", re.I)), ("left", re.compile(r"\bleft\b|\blt\b", re.I)))
 SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
+ML_UNITS = ("mL", "ml", "ML", "millilitre", "milliliter", "millilitres", "milliliters", "cc")
+PERCENT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)
+
+
+def _mg_per_ml(text: str) -> float | None:
+    """Concentration named in a product or dose text: '1%' is 10 mg/mL; '40 mg/mL' as is."""
+    m = MG_PER_ML_STRENGTH.search(text)
+    if m:
+        return float(m.group(1)) / float(m.group(2) or 1)
+    m = PERCENT_STRENGTH.search(text)
+    return float(m.group(1)) * 10 if m else None
 
 
 @lru_cache(maxsize=4096)
@@ -242,6 +254,8 @@ class ClinicalView:
     def condition_active(self, c: Condition) -> bool:
         if not c.present:
             return False
+        if c.abated is not None and c.abated > self.now:
+            return True  # resolved only after the as-of day: still current on it
         if c.clinical_status in ("inactive", "resolved", "remission"):
             return False
         return not (c.abated is not None and c.abated <= self.now)
@@ -332,9 +346,10 @@ class ClinicalView:
                 continue
             if m.start is not None and m.start > self.now:
                 continue
-            if m.status in ("stopped", "completed", "entered-in-error", "cancelled", "not-taken", "revoked",
-                            "intended", "draft", "unknown"):
-                continue
+            ended_later = m.status in ("stopped", "completed") and m.end is not None and m.end > self.now
+            if not ended_later and m.status in ("stopped", "completed", "entered-in-error", "cancelled", "not-taken",
+                                                "revoked", "intended", "draft", "unknown"):
+                continue  # a course stopped only after the as-of day was still being taken on it
             if m.end is not None and m.end < self.now:
                 continue
             if recent_days is not None and (m.start is None or self.days_before_now(m.start) > recent_days):
@@ -347,17 +362,20 @@ class ClinicalView:
         codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
         return _drug_of(self.kb, codes, self.term.clip(coded.all_text()))
 
-    def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None) -> Agent:
+    def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None, text: str = "") -> Agent:
         drug = self.identify_drug(coded)
         mg = None
         if value is not None:
             u = (unit or "mg").strip()
+            per_ml = _mg_per_ml(f"{coded.all_text()} {text}") if u in ML_UNITS else None
             if u in ("mg", "MG", "milligram", "milligrams"):
                 mg = value
             elif u in ("g", "G"):
                 mg = value * 1000
             elif u in ("ug", "mcg", "µg"):
                 mg = value / 1000
+            elif per_ml is not None:
+                mg = value * per_ml  # e.g. 4 mL of 1% lidocaine = 40 mg
             else:
                 raise InputError(f"{ref or 'medication'}: dose unit {unit!r} cannot be converted to mg")
             if mg < 0:
@@ -497,10 +515,10 @@ class ClinicalView:
             inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),
                             guidance=guidance, guidance_basis=basis, text=text, refs=[sr.ref], source="draft-orders")
             meds = [m for m in self.record.draft_medications if not m.reason_refs or sr.ref in m.reason_refs]
-            self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref) for m in meds])
+            self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds])
             return inj
         meds = [m for m in self.record.draft_medications]
-        agents = [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref) for m in meds]
+        agents = [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds]
         if any(a.kind == "corticosteroid" for a in agents):
             site = " ".join(m.site or m.dose_text for m in meds)
             inj = Injection(ref=meds[0].ref, when=self.now, target=self.identify_target([site], set()),

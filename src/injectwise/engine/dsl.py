@@ -16,6 +16,7 @@ from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge
 
 Pred = Callable[[Context], tuple[bool, list[Evidence]]]
+CURRENT_STATUSES = ("active", "recurrence", "relapse")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
     "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
@@ -209,7 +210,8 @@ class Compiler:
     def p_condition(self, arg: Any) -> Pred:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("condition needs a concept")
-        allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept"}
+        allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept",
+                   "status_decides"}
         for k in arg:
             if k not in allowed:
                 raise self.err(f"unknown condition attribute {k!r}")
@@ -225,6 +227,9 @@ class Compiler:
         if after not in (None, "injection", "series"):
             raise self.err(f"after must be injection or series, got {after!r}")
         within = self.number(arg["within_days"]) if "within_days" in arg else None
+        # status_decides: a problem with a current clinical status counts whatever its onset; the
+        # recency window applies only to problems recorded without a status.
+        status_decides = bool(arg.get("status_decides", False))
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             v = ctx.view
@@ -239,7 +244,9 @@ class Compiler:
                     continue
                 when = c.when
                 undatable = when is None and c.ref in v.bad_dates  # an impossible date: may be current
-                if recent is not None and not undatable and (when is None or v.days_before_now(when) > recent(ctx)):
+                current = status_decides and c.clinical_status in CURRENT_STATUSES
+                if recent is not None and not undatable and not current and (
+                        when is None or v.days_before_now(when) > recent(ctx)):
                     continue
                 if region != "any" and not _region_ok(ctx, v.condition_regions(c), region):
                     continue
@@ -301,8 +308,8 @@ class Compiler:
         return run
 
     def p_allergy(self, arg: Any) -> Pred:
-        if arg not in ("planned-agents", "imaging-agents"):
-            raise self.err("allergy takes planned-agents or imaging-agents")
+        if arg not in ("planned-agents", "imaging-agents", "antiseptic"):
+            raise self.err("allergy takes planned-agents, imaging-agents or antiseptic")
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             return _allergies(ctx, arg)
@@ -374,13 +381,16 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
                     hit = f"{a.label} (corticosteroid class)"
                 elif d.kind == "anesthetic" and "allergy-local-anesthetic" in concepts:
                     hit = f"{a.label} (local anaesthetic class)"
+                elif d.excipients & concepts:
+                    names = ", ".join(sorted(x.removeprefix("allergy-") for x in d.excipients & concepts))
+                    hit = f"{a.label} (contains {names})"
                 if hit:
                     break
-        else:
+        elif which == "imaging-agents":
             if inj.guidance == "fluoroscopy" and "allergy-contrast" in concepts:
                 hit = "contrast used with fluoroscopy"
-            elif "allergy-antiseptic" in concepts:
-                hit = "skin antiseptic"
+        elif "allergy-antiseptic" in concepts:  # change the antiseptic: not a reason to withhold the steroid
+            hit = "skin antiseptic"
         if hit:
             ev.append(Evidence(al.ref, al.code.label(), f"allergy; planned: {hit}", al.recorded))
     return bool(ev), ev

@@ -326,8 +326,12 @@ def _unknowns(ctx: Context) -> list[str]:
         out.append("corticosteroid dose not recorded")
     if ctx.view.age is None:
         out.append("patient age unknown (no birth date)")
-    if ctx.fact("diabetic") and ctx.fact("hba1c").value is None:
+    if ctx.fact("hba1c_old").value is not None:
+        out.append(ctx.fact("hba1c_old").text)  # an old result is said to be old, never read as current
+    elif ctx.fact("diabetic") and ctx.fact("hba1c").value is None:
         out.append(ctx.fact("hba1c").text)
+    if ctx.fact("pregnancy_not_excluded"):
+        out.append(ctx.fact("pregnancy_not_excluded").text)
     if ctx.fact("vka") and ctx.fact("inr").value is None:
         out.append(ctx.fact("inr").text)
     if ctx.mode == "review" and ctx.fact("response").value == "unknown":

@@ -746,3 +746,7 @@ def relief_lasted_expected(ctx: Context) -> Fact:
     ev = [Evidence(ctx.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", ctx.injection.when)] \
         if ok and o.relief_days is not None else []
     return Fact(ok, ev, f"{o.relief_days:.0f} days" if o.relief_days is not None else "unknown")
+
+
+# Safety facts live in their own module and register into FACTS on import.
+from injectwise.engine import safety as _safety  # noqa: E402,F401

@@ -14,6 +14,7 @@ import yaml
 from injectwise.core.errors import KnowledgeError
 from injectwise.knowledge.icd10_sites import load_icd10_sites
 from injectwise.knowledge.model import (
+    Antithrombotic,
     Citation,
     DoseRange,
     Drug,
@@ -103,6 +104,9 @@ def _load(policy_file: Path | None) -> Knowledge:
     targets, order = _load_targets(_read(d / "targets.yaml"), citations, terminology, regions)
     drugs_doc = _read(d / "drugs.yaml")
     drugs = _load_drugs(drugs_doc, citations)
+    for drug in drugs.values():
+        for ex in sorted(drug.excipients - set(terminology.concepts)):
+            raise KnowledgeError(f"drugs.yaml: {drug.id}: unknown excipient concept {ex!r}")
     vocab_doc = _read(d / "vocabulary.yaml")
     vocabulary = dict(vocab_doc["ids"])
     families = tuple(vocab_doc.get("open_families", []))
@@ -114,6 +118,7 @@ def _load(policy_file: Path | None) -> Knowledge:
         equivalence_reference_mg=float(drugs_doc["equivalence_reference_mg"]), units=units,
         vocabulary=vocabulary,
         icd10_sites=load_icd10_sites(_read(d / "icd10_sites.yaml"), set(regions)),
+        antithrombotics=_load_antithrombotics(drugs_doc, citations),
     )
     rules_dir = d / "rules"
     seen: dict[tuple[str, str], str] = {}  # one finding id may have one rule per mode
@@ -129,6 +134,10 @@ def _load(policy_file: Path | None) -> Knowledge:
     return kb
 
 
+CITATION_BASES = ("guideline", "consensus", "study-data", "review", "label", "standard", "seed-article",
+                  "local-convention")
+
+
 def _load_citations(doc: dict[str, Any]) -> dict[str, Citation]:
     out = {}
     for cid, c in doc.items():
@@ -136,7 +145,12 @@ def _load_citations(doc: dict[str, Any]) -> dict[str, Citation]:
             raise KnowledgeError(f"citations.yaml: {cid}: needs label, reference and confidence")
         if c["confidence"] not in ("H", "M", "L"):
             raise KnowledgeError(f"citations.yaml: {cid}: confidence must be H, M or L")
-        out[cid] = Citation(cid, c["label"], c["reference"], c["confidence"], c.get("doi"), c.get("url"))
+        basis = c.get("basis")
+        if basis not in CITATION_BASES:
+            raise KnowledgeError(f"citations.yaml: {cid}: basis must be one of {', '.join(CITATION_BASES)}")
+        if basis not in ("seed-article", "local-convention") and not (c.get("doi") or c.get("url")):
+            raise KnowledgeError(f"citations.yaml: {cid}: a published source needs a doi or url")
+        out[cid] = Citation(cid, c["label"], c["reference"], c["confidence"], c.get("doi"), c.get("url"), basis)
     return out
 
 
@@ -265,9 +279,30 @@ def _load_drugs(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str
                 particulate=bool(d.get("particulate", False)),
                 duration_hours=(float(dur[0]), float(dur[1])) if dur else None,
                 onset_days=(float(onset[0]), float(onset[1])) if onset else None,
-                judge_after_days=float(d["judge_after_days"]) if "judge_after_days" in d else None)
+                judge_after_days=float(d["judge_after_days"]) if "judge_after_days" in d else None,
+                max_mg=float(d["max_mg"]) if "max_mg" in d else None,
+                max_mg_per_kg=float(d["max_mg_per_kg"]) if "max_mg_per_kg" in d else None,
+                excipients=frozenset(d.get("excipients", [])))
             if kind == "corticosteroid" and out[did].equivalent_mg is None:
                 raise KnowledgeError(f"{where}: a corticosteroid needs equivalent_mg")
+    return out
+
+
+ANTITHROMBOTIC_CLASSES = ("vka", "doac", "lmwh", "heparin", "other-anticoagulant", "p2y12", "aspirin",
+                          "other-antiplatelet")
+
+
+def _load_antithrombotics(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str, Antithrombotic]:
+    out = {}
+    for aid, d in (doc.get("antithrombotics") or {}).items():
+        where = f"drugs.yaml: antithrombotics: {aid}"
+        if d.get("class") not in ANTITHROMBOTIC_CLASSES:
+            raise KnowledgeError(f"{where}: class must be one of {', '.join(ANTITHROMBOTIC_CLASSES)}")
+        hold = d.get("hold_days")
+        out[aid] = Antithrombotic(
+            id=aid, label=str(d["label"]), drug_class=d["class"], hold_days=float(hold) if hold is not None else None,
+            rxnorm=frozenset(str(x) for x in d.get("rxnorm", [])), text=_regexes(where, d.get("text")),
+            citations=_cites(where, d.get("citations"), citations))
     return out
 
 

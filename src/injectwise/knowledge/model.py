@@ -18,9 +18,12 @@ class Citation:
     confidence: str
     doi: str | None = None
     url: str | None = None
+    basis: str = ""
 
     def as_json(self) -> dict[str, str]:
         out = {"id": self.id, "label": self.label, "confidence": self.confidence}
+        if self.basis:
+            out["basis"] = self.basis
         if self.doi:
             out["doi"] = self.doi
         if self.url:
@@ -82,6 +85,22 @@ class Drug:
     duration_hours: tuple[float, float] | None = None
     onset_days: tuple[float, float] | None = None
     judge_after_days: float | None = None  # None: the policy default applies
+    max_mg: float | None = None  # local anaesthetic: absolute maximum single-session dose
+    max_mg_per_kg: float | None = None  # local anaesthetic: weight-based maximum
+    excipients: frozenset[str] = frozenset()  # allergy concepts of excipients in the usual products
+
+
+@dataclass(slots=True, frozen=True)
+class Antithrombotic:
+    """An anticoagulant or antiplatelet with the hold time ASRA asks before higher-risk procedures."""
+
+    id: str
+    label: str
+    drug_class: str  # vka, doac, lmwh, heparin, other-anticoagulant, p2y12, aspirin, other-antiplatelet
+    hold_days: float | None  # None: usually continued (e.g. aspirin alone)
+    rxnorm: frozenset[str]
+    text: tuple[re.Pattern[str], ...]
+    citations: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -130,6 +149,7 @@ class Knowledge:
     vocabulary: dict[str, str]
     rules: list[RuleSpec] = field(default_factory=list)
     icd10_sites: Icd10Sites = field(default_factory=Icd10Sites)
+    antithrombotics: dict[str, Antithrombotic] = field(default_factory=dict)
 
     def p(self, name: str) -> float:
         return self.policy[name].value
