@@ -36,6 +36,10 @@ class ServiceSettings:
     cards: CardScope = "actionable"
     # Browser-based CDS clients (e.g. the CDS Hooks sandbox) call from another origin and need CORS.
     cors_origins: tuple[str, ...] = ()
+    # Longest a hook or REST call may take (gathering, engine, card log) before it answers 503 + Retry-After.
+    time_budget_s: float = 10.0
+    # Worker threads for evaluation, so a slow request never blocks the event loop.
+    eval_threads: int = 4
 
     @property
     def base(self) -> str:
