@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +98,10 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
         alias.setdefault(canon, canon)
         resources.append({**r, "__ref": canon})  # a shallow copy: the caller's resources stay untouched
     return _Builder(alias, source).build(resources)
+
+
+# No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
+MAX_QUANTITY = 1e6
 
 
 def _str(v: Any) -> str | None:
@@ -212,9 +217,15 @@ class _Builder:
             return None, ""
         v = value.get("value")
         unit = value.get("code") or value.get("unit") or ""
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return None, unit if isinstance(unit, str) else ""
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or abs(v) > MAX_QUANTITY:
+            return None, unit if isinstance(unit, str) else ""  # inf, nan, 1e308: unknown, never a number
         return float(v), unit if isinstance(unit, str) else ""
+
+    @classmethod
+    def dose(cls, value: Any) -> tuple[float | None, str]:
+        """A drug dose: zero or negative (including -0) is no dose at all, so it reads as not recorded."""
+        v, unit = cls.quantity(value)
+        return (v if v is not None and v > 0 else None), unit
 
     # ---- build ---------------------------------------------------------------------------
     def build(self, resources: list[Json]) -> PatientRecord:
@@ -328,7 +339,7 @@ class _Builder:
             return
         self.check_subject(r)
         dosage = r.get("dosage") if isinstance(r.get("dosage"), dict) else {}
-        value, unit = self.quantity(dosage.get("dose"))
+        value, unit = self.dose(dosage.get("dose"))
         when = self.dt(r, "effectiveDateTime") or self.period(r.get("effectivePeriod"))[0]
         rec.administrations.append(MedicationAdministration(
             ref=r["__ref"], medication=self._medication(r), when=when, dose_value=value, dose_unit=unit,
@@ -366,7 +377,7 @@ class _Builder:
             site = self.coded(d0.get("site")).label()
             dr = d0.get("doseAndRate")
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
-                value, unit = self.quantity(dr[0].get("doseQuantity"))
+                value, unit = self.dose(dr[0].get("doseQuantity"))
         use = MedicationUse(
             ref=r["__ref"], medication=self._medication(r), status=status, intent=_str(r.get("intent")),
             start=start, end=end, dose_text=dose_text, dose_value=value, dose_unit=unit, site=site,

@@ -268,6 +268,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """Factory for each worker of `injectwise serve --workers N` (settings come through the environment)."""
+    from injectwise.adapters.service.jsonlog import configure
+
+    settings = ServiceSettings.from_env()
+    configure(logging.getLogger().level or logging.INFO)
+    return create_app(settings)
+
+
 def _rule_html(doc: dict[str, Any]) -> str:
     e = html.escape
     parts = [f"<!doctype html><meta charset=utf-8><title>{e(doc['id'])}</title>",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -44,3 +45,17 @@ class ServiceSettings:
     @property
     def base(self) -> str:
         return self.public_base_url.rstrip("/")
+
+    def to_env(self) -> str:
+        """The settings as JSON for worker processes (uvicorn --workers starts them from an import string)."""
+        import orjson
+        return orjson.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}).decode()
+
+    @classmethod
+    def from_env(cls, var: str = "INJECTWISE_SERVE_SETTINGS") -> ServiceSettings:
+        import orjson
+        raw = orjson.loads(os.environ[var])
+        paths = {"trusted_issuers_file", "api_keys_file", "policy_file"}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k == "cors_origins" else v)
+                      for k, v in raw.items() if k in known})
