@@ -257,13 +257,13 @@ def test_a_replayed_token_is_refused_across_workers_and_restarts(tmp_path, vigne
 
 # ---- time budget, metrics, logs -----------------------------------------------------------
 def test_time_budget_answers_503_and_healthz_stays_fast(tmp_path, vignette_dir):
-    s = start_server(tmp_path, *REPLAY, "--time-budget", "0.05", name="budget")
+    s = start_server(tmp_path, *REPLAY, "--time-budget", "0.001", name="budget")
     try:
         req = next(r for r in _requests(vignette_dir) if r["hook"] != "patient-view")
         big = copy.deepcopy(req)
         notes = [{"resource": {"resourceType": "Condition", "id": f"c{i}", "subject": {"reference":
                   req["prefetch"]["patient"] and f"Patient/{req['context']['patientId']}"},
-                  "code": {"text": "pain in the hip region without infection " * 40}}} for i in range(1500)]
+                  "code": {"text": f"pain {i} in the hip region without infection " * 20}}} for i in range(3000)]
         big["prefetch"]["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": notes}
         results: dict[str, Any] = {}
 

@@ -215,7 +215,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes (they share the database: card log, feedback, "
                                               "JWT replay cache)", min=1, max=64)] = 1,
     time_budget: Annotated[float, typer.Option(help="Seconds a call may take before it answers 503 + Retry-After",
-                                               min=0.05)] = SERVE_DEFAULTS.time_budget_s,
+                                               min=0.001)] = SERVE_DEFAULTS.time_budget_s,
 ) -> None:
     """Run the CDS Hooks 2.0 service and REST API (same engine and knowledge as the CLI)."""
     import logging
