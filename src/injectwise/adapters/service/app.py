@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from injectwise.adapters.service import api
@@ -38,7 +38,7 @@ from injectwise.knowledge.model import Knowledge
 log = logging.getLogger("injectwise.service")
 
 
-class JSON(Response):
+class JSON(JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
@@ -182,7 +182,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post("/cds-services/{service_id}", summary="Call a CDS Hooks service", response_model=m.CardsResponse,
-              responses=m.errors(400, 401, 404, 412, 413, 415, 503), openapi_extra=m.request_body(m.HookRequest))
+              responses=m.errors(400, 401, 404, 412, 413, 415, 503), openapi_extra=m.request_body(m.HookRequest, list(BY_ID)))
     async def call_hook(service_id: str, request: Request) -> JSON:
         t0 = time.perf_counter()
         svc = BY_ID.get(service_id)
@@ -216,7 +216,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.post("/cds-services/{service_id}/feedback", summary="Feedback on cards (accepted / overridden)",
               response_model=m.FeedbackStored, responses=m.errors(400, 401, 404, 409, 413, 415),
-              openapi_extra=m.request_body(m.FeedbackRequest))
+              openapi_extra=m.request_body(m.FeedbackRequest, list(BY_ID)))
     async def feedback(service_id: str, request: Request) -> dict[str, Any]:
         if service_id not in BY_ID:
             raise ServiceError(404, f"no CDS service {service_id!r}")
@@ -252,7 +252,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return describe_knowledge(kb)
 
     @app.get("/rules/{finding_id}", summary="Human explanation of the rule(s) behind a finding id",
-             response_class=HTMLResponse, responses={
+             response_class=JSON, responses={
                  200: {"description": "HTML page, or JSON with ?format=json / Accept: application/json",
                        "content": {"text/html": {"schema": {"type": "string"}},
                                    "application/json": {"schema": m.inline_schema(m.RulePage)}}},

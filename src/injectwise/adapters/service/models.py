@@ -16,7 +16,7 @@ MAX_FEEDBACK_ITEMS = 100
 class _Open(BaseModel):
     """FHIR and CDS Hooks objects carry more than we read: unknown members are kept, not refused."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class BundleEntry(_Open):
@@ -55,7 +55,7 @@ class PrefetchValue(_Open):
 class HookRequest(_Open):
     hook: str
     hookInstance: str = Field(min_length=1, max_length=100)
-    fhirServer: str | None = None
+    fhirServer: str | None = Field(None, pattern=r"^https?://\S+$", description="base URL of the EHR's FHIR server")
     fhirAuthorization: FhirAuthorization | None = None
     context: HookContext
     prefetch: dict[str, PrefetchValue | None] | None = None
@@ -98,10 +98,15 @@ def checked(model: type[BaseModel], body: Any) -> Any:
         raise ServiceError(400, f"invalid request: {where}: {err.get('msg', 'invalid')}") from None
 
 
-def request_body(model: type[BaseModel]) -> dict[str, Any]:
+def request_body(model: type[BaseModel], service_ids: list[str] | None = None) -> dict[str, Any]:
     """openapi_extra declaring a JSON request body from a model (the handler reads the body itself,
-    under the size limit)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline_schema(model)}}}}
+    under the size limit), and the known values of the {service_id} path parameter."""
+    out: dict[str, Any] = {"requestBody": {"required": True,
+                                           "content": {"application/json": {"schema": inline_schema(model)}}}}
+    if service_ids:
+        out["parameters"] = [{"name": "service_id", "in": "path", "required": True,
+                              "schema": {"type": "string", "enum": service_ids}}]
+    return out
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
