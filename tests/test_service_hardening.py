@@ -87,7 +87,7 @@ def _targeted(req: dict[str, Any]) -> list[dict[str, Any]]:
         r = copy.deepcopy(req)
         r["context"]["draftOrders"]["entry"] = 3
         out.append(r)
-        for i, e in enumerate(orders.get("entry", [])):
+        for i in range(len(orders.get("entry", []))):
             for field in ("code", "orderDetail", "dosageInstruction", "medicationCodeableConcept", "bodySite"):
                 for bad in (7, "text", [1, 2], {"coding": 5}, {"coding": [{"display": 9}]}, {"text": ["a"]},
                             [{"text": 3, "coding": "x"}]):
