@@ -191,11 +191,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         await authenticate(request, allow_api_key=False)
         body = await read_json(request, settings.max_body_bytes)
         m.checked(m.HookRequest, body)
+        size = int(request.headers.get("content-length") or 0) or settings.inline_eval_max_bytes + 1
 
         async def work() -> tuple[list[dict[str, Any]], dict[str, Any], float]:
             record, drafts, meta = await handler.gather(svc, body)
-            cards, issued, engine_ms = await anyio.to_thread.run_sync(handler.evaluate, svc, body, record, drafts,
-                                                                      limiter=cpu)
+            if size <= settings.inline_eval_max_bytes:  # about a millisecond: a thread hop would cost more
+                cards, issued, engine_ms = handler.evaluate(svc, body, record, drafts)
+            else:  # large: in a worker thread, so the loop (and /healthz) keeps answering
+                cards, issued, engine_ms = await anyio.to_thread.run_sync(handler.evaluate, svc, body, record, drafts,
+                                                                          limiter=cpu)
             try:  # durable before it is returned: wait for the group commit that holds these cards
                 await asyncio.wrap_future(store.log_cards(issued))
             except Exception:

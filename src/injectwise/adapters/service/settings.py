@@ -41,6 +41,9 @@ class ServiceSettings:
     time_budget_s: float = 10.0
     # Worker threads for evaluation, so a slow request never blocks the event loop.
     eval_threads: int = 4
+    # Hook calls up to this size (the vignettes are 7-47 KiB, about 1 ms of CPU) are evaluated on the event
+    # loop: a thread hop and GIL hand-offs cost more than they free. Larger ones go to the worker threads.
+    inline_eval_max_bytes: int = 256 * 1024
 
     @property
     def base(self) -> str:
