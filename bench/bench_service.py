@@ -487,11 +487,10 @@ def server_timings(log_path: Path, offset: int) -> dict[str, list[float]]:
     with log_path.open("rb") as f:
         f.seek(offset)
         for line in f:
-            at = line.find(b'{"event":"hook"')
-            if at < 0:
+            if b'"event":"hook"' not in line or b"{" not in line:
                 continue
             with contextlib.suppress(orjson.JSONDecodeError):
-                doc = orjson.loads(line[at:])
+                doc = orjson.loads(line[line.find(b"{"):])  # one JSON object per log line
                 for k in ("gather_ms", "engine_ms", "total_ms"):
                     out[k].append(float(doc[k]) / 1000)
     return out
