@@ -237,18 +237,19 @@ def serve(
         fhir_timeout_s=fhir_timeout, max_body_bytes=max_body_bytes, clock=clock.value,
         missing_prefetch=missing_prefetch.value, cards=cards.value, cors_origins=tuple(cors_origin or ()),
         time_budget_s=time_budget)
+    log_config = {**LOG_CONFIG, "root": {"handlers": ["default"], "level": logging.getLevelName(level)}}
+    # Built here in every case: a bad configuration or database is one clear line before anything listens.
+    # With several workers this also migrates the database once, before any worker starts.
+    application = create_app(settings)
     if insecure_no_auth:
         print("injectwise: WARNING: --insecure-no-auth: authentication is OFF; never expose this service",
               file=sys.stderr)
-    log_config = {**LOG_CONFIG, "root": {"handlers": ["default"], "level": logging.getLevelName(level)}}
     if workers > 1:
-        # Check the configuration and migrate the database once, here, before any worker starts.
-        create_app(settings).state.store.close()
+        application.state.store.close()
         os.environ["INJECTWISE_SERVE_SETTINGS"] = settings.to_env()
         uvicorn.run("injectwise.adapters.service.app:app_from_environment", factory=True, workers=workers, host=host,
                     port=port, access_log=False, log_level=log_level.lower(), server_header=False, log_config=log_config)
         return
-    application = create_app(settings)
     _tune_gc()
     uvicorn.run(application, host=host, port=port, access_log=False, log_level=log_level.lower(),
                 server_header=False, log_config=log_config)
