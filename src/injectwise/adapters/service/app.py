@@ -113,19 +113,21 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600)
 
-    async def authenticate(request: Request, allow_api_key: bool) -> None:
+    async def authenticate(request: Request, allow_api_key: bool,
+                           defer_claim: bool = False) -> tuple[str, str, float] | None:
+        """Refuses untrusted callers. With defer_claim, returns the JWT id to commit with the call's cards."""
         if settings.insecure_no_auth:
-            return
+            return None
         authz = request.headers.get("authorization", "")
         if authz[:7].lower() == "bearer ":
             if not issuers:
                 raise ServiceError(401, "authentication failed: no JWT issuer is trusted here")
-            await trust.verify_jwt(authz[7:].strip(), settings.base + request.url.path)
-            return
+            claims = await trust.verify_jwt(authz[7:].strip(), settings.base + request.url.path, defer_claim)
+            return trust.claim_key(claims) if defer_claim else None
         key = request.headers.get("x-api-key")
         if allow_api_key and key:
             trust.verify_api_key(key)
-            return
+            return None
         raise ServiceError(401, "authentication required: send a signed JWT as a Bearer token"
                            + (" or an X-API-Key" if allow_api_key else ""),
                            {"WWW-Authenticate": "Bearer"})
@@ -188,7 +190,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         svc = BY_ID.get(service_id)
         if svc is None:
             raise ServiceError(404, f"no CDS service {service_id!r}")
-        await authenticate(request, allow_api_key=False)
+        tok = await authenticate(request, allow_api_key=False, defer_claim=True)
         body = await read_json(request, settings.max_body_bytes)
         m.checked(m.HookRequest, body)
         size = int(request.headers.get("content-length") or 0) or settings.inline_eval_max_bytes + 1
@@ -200,11 +202,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             else:  # large: in a worker thread, so the loop (and /healthz) keeps answering
                 cards, issued, engine_ms = await anyio.to_thread.run_sync(handler.evaluate, svc, body, record, drafts,
                                                                           limiter=cpu)
-            try:  # durable before it is returned: wait for the group commit that holds these cards
-                await asyncio.wrap_future(store.log_cards(issued))
+            try:  # durable before it is returned: wait for the group commit that holds these cards (and the jti)
+                fresh = await asyncio.wrap_future(store.log_cards(issued, tok))
             except Exception:
                 raise ServiceError(503, "the card log is unavailable; cards were not returned", {"Retry-After": "1"}) \
                     from None
+            if not fresh:
+                raise ServiceError(401, "authentication failed: token already used (jti replay)",
+                                   {"WWW-Authenticate": 'Bearer error="invalid_token"'})
             return cards, meta, engine_ms
 
         cards, meta, engine_ms = await within_budget(work())

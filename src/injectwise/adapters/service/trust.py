@@ -163,7 +163,9 @@ class Trust:
             return
         issuer.loaded_at = time.monotonic()
 
-    async def verify_jwt(self, token: str, audience: str) -> dict[str, Any]:
+    async def verify_jwt(self, token: str, audience: str, defer_claim: bool = False) -> dict[str, Any]:
+        """The verified claims. With defer_claim the shared store is not asked here: the caller commits
+        `claim_key(claims)` with its own writes and refuses the call if that finds the id used."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -200,10 +202,13 @@ class Trust:
         if (issuer.iss, jti) in self._seen_jti:
             raise _refuse("token already used (jti replay)")
         expires_at = float(claims["exp"]) + self.leeway
-        if self.claim is not None and not await self.claim(issuer.iss, jti[:300], expires_at):
+        if not defer_claim and self.claim is not None and not await self.claim(issuer.iss, jti[:300], expires_at):
             raise _refuse("token already used (jti replay)")
         self._seen_jti[(issuer.iss, jti)] = expires_at
         return claims
+
+    def claim_key(self, claims: dict[str, Any]) -> tuple[str, str, float]:
+        return str(claims["iss"]), str(claims["jti"])[:300], float(claims["exp"]) + self.leeway
 
     def _prune(self, now: float) -> None:
         if len(self._seen_jti) > 10_000:

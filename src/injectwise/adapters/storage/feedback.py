@@ -127,13 +127,15 @@ class FeedbackStore:
         self._writer = threading.Thread(target=self._drain, name="card-log-writer", daemon=True)
         self._writer.start()
 
-    def log_cards(self, cards: list[IssuedCard]) -> Future[bool]:
-        """Queue issued cards; the future is done when they are committed (at once when there are none)."""
+    def log_cards(self, cards: list[IssuedCard], token: tuple[str, str, float] | None = None) -> Future[bool]:
+        """Queue issued cards, and the JWT id (iss, jti, expires_at) of the call that produced them; the
+        future is done when they are committed. False: the token id was already used, so the cards were
+        not stored (the call is a replay and must not answer them). One commit per call, not two."""
         fut: Future[bool] = Future()
-        if not cards:
+        if not cards and token is None:
             fut.set_result(True)
             return fut
-        self._queue.put(_Job(cards, None, fut))
+        self._queue.put(_Job(cards, token, fut))
         return fut
 
     def claim_token(self, iss: str, jti: str, expires_at: float) -> Future[bool]:
@@ -178,11 +180,8 @@ class FeedbackStore:
                 return
 
     def _commit(self, jobs: list[_Job]) -> list[bool]:
-        rows = [_card_row(c) for job in jobs for c in job.cards]
         fresh = []
         with self.engine.begin() as conn:
-            if rows:
-                conn.execute(insert(issued_cards), rows)
             for job in jobs:
                 if job.token is None:
                     fresh.append(True)
@@ -191,6 +190,9 @@ class FeedbackStore:
                 res = conn.execute(self._conflict_insert(used_tokens).values(iss=iss, jti=jti, expires_at=exp)
                                    .on_conflict_do_nothing().returning(used_tokens.c.jti))
                 fresh.append(res.first() is not None)
+            rows = [_card_row(c) for job, ok in zip(jobs, fresh, strict=True) if ok for c in job.cards]
+            if rows:
+                conn.execute(insert(issued_cards), rows)
         return fresh
 
     def prune_tokens(self, now: float) -> int:
