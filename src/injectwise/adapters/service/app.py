@@ -202,8 +202,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             else:  # large: in a worker thread, so the loop (and /healthz) keeps answering
                 cards, issued, engine_ms = await anyio.to_thread.run_sync(handler.evaluate, svc, body, record, drafts,
                                                                           limiter=cpu)
+            t_commit = time.perf_counter()
             try:  # durable before it is returned: wait for the group commit that holds these cards (and the jti)
                 fresh = await asyncio.wrap_future(store.log_cards(issued, tok))
+                meta["commit_ms"] = round((time.perf_counter() - t_commit) * 1000, 2)
             except Exception:
                 raise ServiceError(503, "the card log is unavailable; cards were not returned", {"Retry-After": "1"}) \
                     from None
@@ -220,6 +222,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             "event": "hook", "hook": svc.hook, "service": svc.id, "hookInstance": body["hookInstance"],
             "cards": [f"{c['source']['topic']['code']}:{c['uuid']}" for c in cards], "fetched": meta["fetched"],
             "unavailable": meta["unavailable"], "gather_ms": meta["gather_ms"], "engine_ms": round(engine_ms, 2),
+            "commit_ms": meta.get("commit_ms", 0.0),
             "total_ms": round((time.perf_counter() - t0) * 1000, 2)}).decode())
         return JSON({"cards": cards})
 
