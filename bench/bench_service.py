@@ -487,12 +487,11 @@ def server_timings(log_path: Path, offset: int) -> dict[str, list[float]]:
     with log_path.open("rb") as f:
         f.seek(offset)
         for line in f:
-            at = line.find(b'{"event":"hook"')
-            if at < 0:
+            if b'"event":"hook"' not in line or b"{" not in line:
                 continue
             with contextlib.suppress(orjson.JSONDecodeError):
-                doc = orjson.loads(line[at:])
-                for k in ("gather_ms", "engine_ms", "total_ms"):
+                doc = orjson.loads(line[line.find(b"{"):])  # one JSON object per log line
+                for k in ("gather_ms", "engine_ms", "commit_ms", "total_ms"):
                     out[k].append(float(doc[k]) / 1000)
     return out
 
@@ -534,6 +533,7 @@ def report_processes(r: LoadResult, handler: dict[str, list[float]]) -> None:
     """Where the time went: the server's own per-call timings and CPU, and whether the client kept its schedule."""
     print(f"server      handler {spread_ms(handler.get('total_ms', []))}   [own log: auth+body+gather+engine]")
     print(f"             gather {spread_ms(handler.get('gather_ms', []))}")
+    print(f"             commit {spread_ms(handler.get('commit_ms', []))}   [awaited group commit: cards + jti]")
     print(f"             engine {spread_ms(handler.get('engine_ms', []))}   [worker thread: engine+cards+card log]")
     print(f"            CPU {r.server_cpu_s:.1f} s = {100 * r.server_cpu_s / r.wall_s:.0f}% of one core, "
           f"{1000 * r.server_cpu_s / max(1, len(r.outcomes)):.2f} ms per call")

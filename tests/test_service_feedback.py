@@ -12,7 +12,7 @@ import pytest
 from pgserver import available, postgres
 from servicekit import REPLAY, check_cards, is_outcome, post, server_fixture, start_server
 
-from injectwise.adapters.storage import FeedbackStore, IssuedCard
+from injectwise.adapters.storage import FeedbackRejected, FeedbackStore, IssuedCard
 
 NA = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 ORDER = "/cds-services/injectwise-order-select"
@@ -126,13 +126,20 @@ def test_feedback_store_on_a_real_postgresql_server():
         FeedbackStore(url).close()  # migrating twice is harmless
         now = datetime(2026, 11, 21, 12, 0)
         store.record_cards([IssuedCard(f"u{i}", "svc", "order-sign", "h1", "dose.above-recommended", "1.0.0",
-                                       "2026.11.3", "warning", now) for i in range(3)])
-        store.record_feedback("svc", [
+                                       "2026.11.3", "warning", now, ("s1",)) for i in range(3)])
+        items = [
             {"card": "u0", "outcome": "accepted", "accepted_suggestions": ["s1"], "override_reason": None,
              "user_comment": None, "outcome_timestamp": now},
             {"card": "u1", "outcome": "overridden", "accepted_suggestions": None,
              "override_reason": {"system": NA, "code": "risk-benefit-ratio", "display": "Recipient assessment"},
-             "user_comment": None, "outcome_timestamp": now}], now)
+             "user_comment": None, "outcome_timestamp": now}]
+        store.record_feedback("svc", items, now)
+        store.record_feedback("svc", items, now)  # a repeat is idempotent
+        with pytest.raises(FeedbackRejected):
+            store.record_feedback("svc", [{**items[0], "card": "nope"}], now)
+        assert store.claim_token("iss", "j1", 2e9).result(10) is True
+        assert store.claim_token("iss", "j1", 2e9).result(10) is False  # a replay, refused by the shared store
+        assert store.prune_tokens(3e9) == 1
         by = {f["finding_id"]: f for f in store.summary()["findings"]}
         d = by["dose.above-recommended"]
         assert (d["issued"], d["accepted"], d["overridden"], d["accept_rate"]) == (3, 1, 1, 0.5)

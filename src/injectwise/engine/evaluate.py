@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -238,7 +239,18 @@ def _verdict(findings: list[Finding]) -> str:
     return "proceed"
 
 
+MAX_DOSE_MG = 10_000.0  # far above any injection dose: beyond it the number is a typing or data error
+
+
+def _check_dose(name: str, mg: float | None) -> None:
+    """A planned dose must be a positive, finite, plausible number of mg: inf, nan, 1e308, 0, -0 are refused."""
+    if mg is not None and not (math.isfinite(mg) and 0 < mg <= MAX_DOSE_MG):
+        raise InputError(f"{name} must be a positive number of mg up to {MAX_DOSE_MG:g} (got {mg!r})")
+
+
 def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides) -> Injection:
+    _check_dose("--dose", ov.dose)
+    _check_dose("--anesthetic-dose", ov.anesthetic_dose)
     base = view.planned_from_orders()
     if base is None and ov.target is None:
         raise NotApplicable("no planned injection: the bundle has no draft injection order; give --target "

@@ -57,8 +57,12 @@ def _as_of(on: str | None):
 
 def _run_files(files: list[Path] | None, note: Path | None, policy: Path | None, on: str | None, fmt: Fmt,
                evaluate: Callable[[Any, Any, Any], Any], check: Callable[[Any], None] | None = None) -> None:
-    """Shared by assess and review: validate arguments, load knowledge once, one result per file."""
-    from injectwise.adapters.cli.inputs import load_records
+    """Shared by assess and review: validate arguments, load knowledge once, one result per input (`-`:
+    standard input); a bad file among several does not lose the others (adapters/cli/batch.py). Each
+    bundle's own notes are read, and --note adds a note to every bundle or stands alone."""
+    from injectwise.adapters.cli.batch import run_batch
+    from injectwise.adapters.cli.inputs import note_only_record, with_notes
+    from injectwise.adapters.cli.render import render
 
     if not files and note is None:
         raise InputError("no input: give one or more FHIR Bundle files, or --note FILE")
@@ -66,7 +70,13 @@ def _run_files(files: list[Path] | None, note: Path | None, policy: Path | None,
     as_of = _as_of(on)
     if check is not None:
         check(kb)
-    _emit([evaluate(rec, kb, as_of) for rec in load_records(files, note, kb, as_of)], fmt)
+    if not files:
+        assert note is not None
+        _emit([evaluate(note_only_record(note, kb, as_of), kb, as_of)], fmt)
+        return
+    rc = run_batch(files, lambda rec: evaluate(with_notes(rec, note, kb, as_of), kb, as_of), fmt is Fmt.json, render)
+    if rc:
+        raise typer.Exit(rc)
 
 
 def _emit(results: list, fmt: Fmt) -> None:
@@ -201,6 +211,10 @@ def serve(
     cors_origin: Annotated[list[str] | None, typer.Option(
         help="Allow browser calls from this origin (repeatable), e.g. https://sandbox.cds-hooks.org")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    workers: Annotated[int, typer.Option(help="Worker processes (they share the database: card log, feedback, "
+                                              "JWT replay cache)", min=1, max=64)] = 1,
+    time_budget: Annotated[float, typer.Option(help="Seconds a call may take before it answers 503 + Retry-After",
+                                               min=0.001)] = SERVE_DEFAULTS.time_budget_s,
 ) -> None:
     """Run the CDS Hooks 2.0 service and REST API (same engine and knowledge as the CLI)."""
     import logging
@@ -213,19 +227,31 @@ def serve(
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
         raise InputError(f"unknown log level {log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from injectwise.adapters.service.jsonlog import LOG_CONFIG, configure
+
+    configure(level)
     settings = ServiceSettings(
         public_base_url=public_base_url or f"http://{host}:{port}", trusted_issuers_file=trusted_issuers,
         api_keys_file=api_keys, insecure_no_auth=insecure_no_auth, database_url=database_url, policy_file=policy,
         fhir_timeout_s=fhir_timeout, max_body_bytes=max_body_bytes, clock=clock.value,
-        missing_prefetch=missing_prefetch.value, cards=cards.value, cors_origins=tuple(cors_origin or ()))
+        missing_prefetch=missing_prefetch.value, cards=cards.value, cors_origins=tuple(cors_origin or ()),
+        time_budget_s=time_budget)
+    log_config = {**LOG_CONFIG, "root": {"handlers": ["default"], "level": logging.getLevelName(level)}}
+    # Built here in every case: a bad configuration or database is one clear line before anything listens.
+    # With several workers this also migrates the database once, before any worker starts.
     application = create_app(settings)
-    _tune_gc()
     if insecure_no_auth:
         print("injectwise: WARNING: --insecure-no-auth: authentication is OFF; never expose this service",
               file=sys.stderr)
+    if workers > 1:
+        application.state.store.close()
+        os.environ["INJECTWISE_SERVE_SETTINGS"] = settings.to_env()
+        uvicorn.run("injectwise.adapters.service.app:app_from_environment", factory=True, workers=workers, host=host,
+                    port=port, access_log=False, log_level=log_level.lower(), server_header=False, log_config=log_config)
+        return
+    _tune_gc()
     uvicorn.run(application, host=host, port=port, access_log=False, log_level=log_level.lower(),
-                server_header=False)
+                server_header=False, log_config=log_config)
 
 
 def _tune_gc() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +98,10 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
         alias.setdefault(canon, canon)
         resources.append({**r, "__ref": canon})  # a shallow copy: the caller's resources stay untouched
     return _Builder(alias, source).build(resources)
+
+
+# No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
+MAX_QUANTITY = 1e6
 
 
 def _str(v: Any) -> str | None:
@@ -235,9 +240,15 @@ class _Builder:
             return None, ""
         v = value.get("value")
         unit = value.get("code") or value.get("unit") or ""
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return None, unit if isinstance(unit, str) else ""
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or abs(v) > MAX_QUANTITY:
+            return None, unit if isinstance(unit, str) else ""  # inf, nan, 1e308: unknown, never a number
         return float(v), unit if isinstance(unit, str) else ""
+
+    @classmethod
+    def dose(cls, value: Any) -> tuple[float | None, str]:
+        """A drug dose: zero or negative (including -0) is no dose at all, so it reads as not recorded."""
+        v, unit = cls.quantity(value)
+        return (v if v is not None and v > 0 else None), unit
 
     # ---- build ---------------------------------------------------------------------------
     def build(self, resources: list[Json]) -> PatientRecord:
@@ -455,7 +466,7 @@ class _Builder:
         self.check_subject(r)
         dosage = r.get("dosage") if isinstance(r.get("dosage"), dict) else {}
         medication, strength = self._medication_and_strength(r)
-        value, unit = self._dose_by_strength(*self.quantity(dosage.get("dose")), strength)
+        value, unit = self._dose_by_strength(*self.dose(dosage.get("dose")), strength)
         # R5 spells the element occurence[x]
         when = self.dt(r, "effectiveDateTime", "occurenceDateTime", "occurrenceDateTime") or self.period(
             r.get("effectivePeriod"))[0]
@@ -495,7 +506,7 @@ class _Builder:
             site = self.coded(d0.get("site")).label()
             dr = d0.get("doseAndRate")
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
-                value, unit = self.quantity(dr[0].get("doseQuantity"))
+                value, unit = self.dose(dr[0].get("doseQuantity"))
         medication, strength = self._medication_and_strength(r)
         value, unit = self._dose_by_strength(value, unit, strength)
         use = MedicationUse(

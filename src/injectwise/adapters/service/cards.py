@@ -160,15 +160,23 @@ def _suggestions(f: Finding, result: Result, kb: Knowledge, drafts: list[dict[st
 
 
 def _to_ultrasound(sr: dict[str, Any]) -> dict[str, Any]:
+    """The draft with ultrasound guidance; fields of an unexpected JSON type are replaced, not crashed on."""
     r = copy.deepcopy(sr)
-    code = r.setdefault("code", {})
-    for c in code.get("coding") or []:
-        if c.get("system") == CPT and c.get("code") in CPT_TO_ULTRASOUND:
+    code = r.get("code")
+    if not isinstance(code, dict):
+        code = r["code"] = {}
+    codings = code.get("coding")
+    for c in codings if isinstance(codings, list) else []:
+        if not isinstance(c, dict):
+            continue
+        if c.get("system") == CPT and isinstance(c.get("code"), str) and c["code"] in CPT_TO_ULTRASOUND:
             c["code"] = CPT_TO_ULTRASOUND[c["code"]]
-        if c.get("display"):
+        if isinstance(c.get("display"), str) and c["display"]:
             c["display"] = _ultrasound_text(c["display"])
-    code["text"] = _ultrasound_text(code.get("text") or "Corticosteroid injection")
-    r["orderDetail"] = [*(r.get("orderDetail") or []),
+    text = code.get("text")
+    code["text"] = _ultrasound_text(text if isinstance(text, str) and text else "Corticosteroid injection")
+    details = r.get("orderDetail")
+    r["orderDetail"] = [*(details if isinstance(details, list) else []),
                         {"coding": [{"system": CPT, "code": "76942", "display": "Ultrasonic guidance for needle placement"}],
                          "text": "ultrasound guidance"}]
     return r
@@ -190,11 +198,15 @@ def _lower_dose(result: Result, kb: Knowledge, drafts: list[dict[str, Any]]) -> 
         if f"MedicationRequest/{r['id']}" != ref:
             continue
         new = copy.deepcopy(r)
-        for d in new.get("dosageInstruction") or []:
-            for dr in d.get("doseAndRate") or []:
-                if isinstance(dr.get("doseQuantity"), dict):
+        dosages = new.get("dosageInstruction")
+        for d in dosages if isinstance(dosages, list) else []:
+            if not isinstance(d, dict):
+                continue
+            rates = d.get("doseAndRate")
+            for dr in rates if isinstance(rates, list) else []:
+                if isinstance(dr, dict) and isinstance(dr.get("doseQuantity"), dict):
                     dr["doseQuantity"].update({"value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"})
-            if d.get("text"):
+            if isinstance(d.get("text"), str) and d["text"]:
                 d["text"] = re.sub(r"\d+(\.\d+)?\s*mg", f"{mg_text} mg", d["text"], count=1)
         return [{"type": "update", "description": f"Lower the {drug.label} dose to {mg_text} mg (usual for the {target.label})",
                  "resource": new}]

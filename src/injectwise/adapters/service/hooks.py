@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,7 +19,6 @@ from injectwise.core.dates import today_utc
 from injectwise.core.errors import InputError, NotApplicable
 from injectwise.core.record import PatientRecord
 from injectwise.engine.evaluate import assess, review
-from injectwise.engine.result import Result
 from injectwise.knowledge.model import Knowledge
 
 
@@ -93,6 +94,19 @@ def as_of_for(record: PatientRecord, settings: ServiceSettings) -> date:
     return today_utc()
 
 
+log = logging.getLogger("injectwise.service")
+# What a FHIR value of an unexpected JSON type raises deep inside the reader or the card builder.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+
+
+def shape_error(e: Exception, where: str) -> ServiceError:
+    """A 400 for data of the wrong shape; the log names the code location (never the data)."""
+    frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    log.warning('{"event": "malformed-fhir", "stage": "%s", "error": "%s", "at": "%s:%s"}', where, type(e).__name__,
+                frame.filename.rsplit("/", 1)[-1] if frame else "?", frame.lineno if frame else 0)
+    return ServiceError(400, f"{where}: a FHIR resource has a field of an unexpected type or shape ({type(e).__name__})")
+
+
 class HookHandler:
     def __init__(self, kb: Knowledge, settings: ServiceSettings, store: FeedbackStore) -> None:
         self.kb = kb
@@ -106,27 +120,34 @@ class HookHandler:
             got = await gather(body, drafts, self.settings.fhir_timeout_s, self.settings.missing_prefetch == "refuse")
         except InputError as e:
             raise ServiceError(400, f"prefetch is not usable FHIR: {e}") from None
+        except SHAPE_ERRORS as e:
+            raise shape_error(e, "prefetch or draftOrders") from None
         meta = {"gather_ms": round((time.perf_counter() - t0) * 1000, 2), "fetched": got.fetched,
                 "unavailable": got.unavailable}
         return got.record, drafts, meta
 
     def evaluate(self, svc: HookService, body: dict[str, Any], record: PatientRecord,
-                 drafts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Result | None, float]:
-        """CPU part of a call (engine, cards; the card log is queued, not written, here)."""
+                 drafts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[IssuedCard], float]:
+        """CPU part of a call: engine and cards, and the card log rows the caller must make durable."""
         t0 = time.perf_counter()
         as_of = as_of_for(record, self.settings)
         try:
             add_bundle_notes(record, self.kb, as_of)  # DocumentReference notes join the coded data
             result = assess(record, self.kb, as_of) if svc.mode == "assess" else review(record, self.kb, as_of)
         except NotApplicable:
-            return [], None, (time.perf_counter() - t0) * 1000
+            return [], [], (time.perf_counter() - t0) * 1000
         except InputError as e:
             raise ServiceError(400, str(e)) from None
-        cards = build_cards(result, self.kb, self.settings.base, svc.hook, drafts, self.settings.cards == "all")
+        except SHAPE_ERRORS as e:
+            raise shape_error(e, "patient data") from None
+        try:
+            cards = build_cards(result, self.kb, self.settings.base, svc.hook, drafts, self.settings.cards == "all")
+        except SHAPE_ERRORS as e:
+            raise shape_error(e, "context.draftOrders") from None
         now = datetime.now(UTC).replace(tzinfo=None)
         by_code = {f.id: f for f in result.findings}
-        self.store.log_cards([
-            IssuedCard(c["uuid"], svc.id, svc.hook, body["hookInstance"], c["source"]["topic"]["code"],
-                       by_code[c["source"]["topic"]["code"]].rule["version"], self.kb.version, c["indicator"], now)
-            for c in cards])
-        return cards, result, (time.perf_counter() - t0) * 1000
+        issued = [IssuedCard(c["uuid"], svc.id, svc.hook, body["hookInstance"], c["source"]["topic"]["code"],
+                             by_code[c["source"]["topic"]["code"]].rule["version"], self.kb.version, c["indicator"], now,
+                             tuple(s["uuid"] for s in c.get("suggestions") or ()))
+                  for c in cards]
+        return cards, issued, (time.perf_counter() - t0) * 1000

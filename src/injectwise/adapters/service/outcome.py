@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-ISSUE_CODES = {400: "invalid", 401: "security", 403: "forbidden", 404: "not-found", 405: "not-supported",
+ISSUE_CODES = {400: "invalid", 401: "security", 403: "forbidden", 404: "not-found", 405: "not-supported", 409: "conflict",
                412: "incomplete", 413: "too-costly", 415: "not-supported", 422: "invalid", 500: "exception",
-               502: "transient", 504: "timeout"}
+               502: "transient", 503: "transient", 504: "timeout"}
 
 
 class ServiceError(Exception):

@@ -106,7 +106,7 @@ async def _fetch_missing(request: dict[str, Any], keys: list[str], timeout_s: fl
     async with httpx.AsyncClient(headers=headers, timeout=timeout_s, follow_redirects=False) as client:
         async def one(key: str) -> None:
             # A failed fetch leaves the key out of `got`: it is then reported as unavailable.
-            with contextlib.suppress(httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
+            with contextlib.suppress(httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError, KeyError, TypeError):
                 got[key] = await _fetch(client, base, _query(PREFETCH[key][1], request["context"]))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
@@ -132,7 +132,10 @@ async def gather(request: dict[str, Any], draft_orders: list[dict[str, Any]], ti
             resources[key] = found
     fetched: list[str] = []
     if missing and request.get("fhirServer"):
-        got = await _fetch_missing(request, missing, timeout_s)
+        try:
+            got = await _fetch_missing(request, missing, timeout_s)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError):  # an unusable URL or token: nothing fetched
+            got = {}
         resources.update(got)
         fetched = [k for k in missing if k in got]
         missing = [k for k in missing if k not in got]

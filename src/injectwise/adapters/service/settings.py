@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +37,28 @@ class ServiceSettings:
     cards: CardScope = "actionable"
     # Browser-based CDS clients (e.g. the CDS Hooks sandbox) call from another origin and need CORS.
     cors_origins: tuple[str, ...] = ()
+    # Longest a hook or REST call may take (gathering, engine, card log) before it answers 503 + Retry-After.
+    time_budget_s: float = 10.0
+    # Worker threads for evaluation, so a slow request never blocks the event loop.
+    eval_threads: int = 4
+    # Hook calls up to this size (the vignettes are 7-47 KiB, about 1 ms of CPU) are evaluated on the event
+    # loop: a thread hop and GIL hand-offs cost more than they free. Larger ones go to the worker threads.
+    inline_eval_max_bytes: int = 256 * 1024
 
     @property
     def base(self) -> str:
         return self.public_base_url.rstrip("/")
+
+    def to_env(self) -> str:
+        """The settings as JSON for worker processes (uvicorn --workers starts them from an import string)."""
+        import orjson
+        return orjson.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}).decode()
+
+    @classmethod
+    def from_env(cls, var: str = "INJECTWISE_SERVE_SETTINGS") -> ServiceSettings:
+        import orjson
+        raw = orjson.loads(os.environ[var])
+        paths = {"trusted_issuers_file", "api_keys_file", "policy_file"}
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (Path(v) if k in paths and v is not None else tuple(v) if k == "cors_origins" else v)
+                      for k, v in raw.items() if k in known})

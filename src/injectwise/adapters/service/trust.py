@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,13 @@ def load_api_keys(path: Path) -> dict[str, str]:
 
 
 class Trust:
-    """Verifies callers. Holds the JWKS cache and the set of token ids already used."""
+    """Verifies callers. Holds the JWKS cache and a local memory of token ids already used; `claim`, when
+    given, records each new jti in the shared store (database) so other workers and restarts refuse it too."""
 
     def __init__(self, issuers: dict[str, Issuer], api_keys: dict[str, str], leeway_s: int, max_lifetime_s: int,
-                 jwks_cache_s: int, http_timeout_s: float) -> None:
+                 jwks_cache_s: int, http_timeout_s: float,
+                 claim: Callable[[str, str, float], Awaitable[bool]] | None = None) -> None:
+        self.claim = claim
         self.issuers = issuers
         self.api_keys = api_keys
         self.leeway = leeway_s
@@ -159,7 +163,9 @@ class Trust:
             return
         issuer.loaded_at = time.monotonic()
 
-    async def verify_jwt(self, token: str, audience: str) -> dict[str, Any]:
+    async def verify_jwt(self, token: str, audience: str, defer_claim: bool = False) -> dict[str, Any]:
+        """The verified claims. With defer_claim the shared store is not asked here: the caller commits
+        `claim_key(claims)` with its own writes and refuses the call if that finds the id used."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -195,13 +201,21 @@ class Trust:
         self._prune(now)
         if (issuer.iss, jti) in self._seen_jti:
             raise _refuse("token already used (jti replay)")
-        self._seen_jti[(issuer.iss, jti)] = float(claims["exp"]) + self.leeway
+        expires_at = float(claims["exp"]) + self.leeway
+        if not defer_claim and self.claim is not None and not await self.claim(issuer.iss, jti[:300], expires_at):
+            raise _refuse("token already used (jti replay)")
+        self._seen_jti[(issuer.iss, jti)] = expires_at
         return claims
+
+    def claim_key(self, claims: dict[str, Any]) -> tuple[str, str, float]:
+        return str(claims["iss"]), str(claims["jti"])[:300], float(claims["exp"]) + self.leeway
 
     def _prune(self, now: float) -> None:
         if len(self._seen_jti) > 10_000:
             for k in [k for k, exp in self._seen_jti.items() if exp < now]:
                 del self._seen_jti[k]
+        while len(self._seen_jti) > 10_000:  # bounded: the shared store still refuses what is forgotten here
+            del self._seen_jti[next(iter(self._seen_jti))]
 
     def verify_api_key(self, key: str) -> str:
         h = hash_key(key)

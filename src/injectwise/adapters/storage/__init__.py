@@ -1,5 +1,5 @@
 """Persistence of what the service issued and what clinicians did with it (SQLite or PostgreSQL)."""
 
-from injectwise.adapters.storage.feedback import FeedbackStore, IssuedCard
+from injectwise.adapters.storage.feedback import FeedbackRejected, FeedbackStore, IssuedCard
 
-__all__ = ["FeedbackStore", "IssuedCard"]
+__all__ = ["FeedbackRejected", "FeedbackStore", "IssuedCard"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -17,6 +17,7 @@ issued_cards = Table(
     Column("knowledge_version", String(32), nullable=False),
     Column("indicator", String(16), nullable=False),
     Column("issued_at", DateTime(timezone=False), nullable=False),
+    Column("suggestion_ids", JSON, nullable=True),  # 0003: feedback may only accept these
 )
 
 feedback = Table(
@@ -33,4 +34,15 @@ feedback = Table(
     Column("user_comment", Text, nullable=True),
     Column("outcome_timestamp", DateTime(timezone=False), nullable=False),
     Column("received_at", DateTime(timezone=False), nullable=False),
+)
+
+# 0003: one row per card and outcome, so a repeated feedback post cannot inflate the summary.
+Index("ux_feedback_card_outcome", feedback.c.card_uuid, feedback.c.outcome, unique=True)
+
+# 0003: JWT ids already accepted, shared by every worker and kept across restarts until they expire.
+used_tokens = Table(
+    "used_tokens", metadata,
+    Column("iss", String(300), primary_key=True),
+    Column("jti", String(300), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),  # Unix time after which a replay is refused by exp
 )
