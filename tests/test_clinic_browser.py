@@ -92,7 +92,8 @@ def test_full_clinic_flow(clinic, browser, vignette_dir):
     # Import an assess vignette: its verdict shows on the patient page.
     ex05 = vignette("ex05-suspected-septic-hip")
     page.goto(f"{url}/app/import")
-    page.get_by_label("FHIR R4 Bundle (JSON file)").set_input_files(str(vignette_dir / "ex05-suspected-septic-hip" / "bundle.json"))
+    page.get_by_label("FHIR R4 Bundle (JSON file)").set_input_files(
+        str(vignette_dir / "ex05-suspected-septic-hip" / "bundle.json"))
     page.get_by_label(re.compile("Evaluate as of")).fill(str(ex05["as_of"]))
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r"/app/patients/\d+$"))
@@ -109,7 +110,8 @@ def test_full_clinic_flow(clinic, browser, vignette_dir):
 
     # A review vignette, evaluated a few weeks on: no score after day 14 yet, so no response.
     page.goto(f"{url}/app/import")
-    page.get_by_label("FHIR R4 Bundle (JSON file)").set_input_files(str(vignette_dir / "ex06-too-early-to-judge" / "bundle.json"))
+    page.get_by_label("FHIR R4 Bundle (JSON file)").set_input_files(
+        str(vignette_dir / "ex06-too-early-to-judge" / "bundle.json"))
     page.get_by_label(re.compile("Evaluate as of")).fill("2026-06-25")
     page.get_by_role("button", name="Import").click()
     page.wait_for_url(re.compile(r"/app/patients/\d+$"))

@@ -24,7 +24,7 @@ from injectwise.adapters.service.settings import ServiceSettings
 from injectwise.adapters.storage.registry import Registry, User
 from injectwise.adapters.web import security
 from injectwise.adapters.web.analytics import summary
-from injectwise.adapters.web.chart import assess_plan, build_chart, identity
+from injectwise.adapters.web.chart import Chart, assess_plan, build_chart, identity
 from injectwise.adapters.web.measures import instruments, interval_score
 from injectwise.adapters.web.reports import explanation_context, report_pdf
 from injectwise.adapters.web.svg import km_plot, pain_plot, rate_bars
@@ -74,6 +74,19 @@ def _num(text: Any, what: str, lo: float, hi: float, integer: bool = False) -> f
     if not lo <= v <= hi or (integer and not v.is_integer()):
         raise WebError(400, f"{what} must be {'a whole number ' if integer else ''}from {lo:g} to {hi:g}")
     return v
+
+
+def _form_defaults(chart: Chart) -> dict[str, Any]:
+    """The assess form starts from the planned order, else the last injection (same site, same drug)."""
+    sub = chart.planned.subject if chart.planned else None
+    if sub:
+        st = sub.get("steroid") or {}
+        return {"target": sub.get("target"), "side": sub.get("side"), "guidance": sub.get("guidance"),
+                "steroid": st.get("drug"), "dose": st.get("dose_mg")}
+    if chart.timeline:
+        t = chart.timeline[-1]
+        return {"target": t.target_id, "side": t.side, "guidance": t.guidance, "dose": t.dose_mg}
+    return {}
 
 
 def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engine,
@@ -256,7 +269,7 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
         ctx = {"p": row, "chart": chart, "pain_svg": svg, "targets": targets, "steroids": steroids,
                "anesthetics": anesthetics, "limit_mg": f"{kb.p('max_cumulative_mg_per_year'):g}",
                "pgic": instruments()["pgic"]["answers"], "assessed": None, "assess_error": None,
-               "outcome_error": None, "form": {}}
+               "outcome_error": None, "form": _form_defaults(chart)}
         return page(request, "patient.html", ctx | (extra or {}), status)
 
     @app.get("/app/patients/{pid}", include_in_schema=False)
