@@ -49,6 +49,13 @@ def _syllables(word: str) -> int:
     return max(1, n)
 
 
+def visible_text(html: str) -> str:
+    """Text of an HTML fragment: block elements end a line, inline ones (strong, a) do not."""
+    from html import unescape
+    html = re.sub(r"</?(p|li|h[1-6]|ul|ol|div|article|section)\b[^>]*>", "\n", html)
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
 def flesch_kincaid_grade(text: str) -> float:
     """0.39 * words/sentence + 11.8 * syllables/word - 15.59 (Kincaid 1975); list items count as sentences."""
     sentences = [s for s in re.split(r"[.!?\n]+", text) if re.search(r"[A-Za-z]", s)]
