@@ -106,8 +106,8 @@ def test_full_clinic_flow(clinic, browser, vignette_dir):
     shot(page, "02-verdict")
 
     # The assess form evaluates a planned injection of the clinician's choice.
-    page.get_by_label("Target").select_option("hip-intra-articular")
-    page.get_by_label("Guidance").select_option("ultrasound")
+    page.get_by_label("Target", exact=True).select_option("hip-intra-articular")
+    page.get_by_label("Guidance", exact=True).select_option("ultrasound")
     page.get_by_role("button", name="Assess").click()
     expect(page.get_by_test_id("assessment").get_by_test_id("assess-outcome")).to_have_text("do-not-inject")
 

@@ -97,6 +97,26 @@ def test_bad_uploads_are_one_clear_line(alice):
     assert c.get("/app/patients/99999").status_code == 404
 
 
+def test_injection_recorded_in_the_app_joins_the_timeline(alice):
+    c = alice
+    token = csrf_of(c.get("/app/import").text)
+    r = c.post("/app/import", data={"csrf": token, "as_of": "2026-11-02"},
+               files={"bundle": ("x.json", json.dumps(demo_bundles()[0][1]).encode(), "application/json")})
+    page = c.get(r.headers["location"]).text
+    assert "No completed injection on or before 2026-11-02" in page
+    form = {"csrf": csrf_of(page), "date": "2026-10-01", "target": "hip-intra-articular", "side": "right",
+            "guidance": "ultrasound", "steroid": "triamcinolone", "dose": "40", "anesthetic": "lidocaine"}
+    assert c.post(f"{r.headers['location']}/injections", data=form).status_code == 303
+    page = unescape(c.get(r.headers["location"]).text)
+    assert "2026-10-01</td><td>hip joint (intra-articular)</td><td>right</td><td>ultrasound</td>" in page
+    assert "2026-12-24" in page  # next allowed: 84 days later by the default policy
+    # the engine sees it: planning the same hip a month later is deferred for the interval
+    assert "defer.injection-interval" in page
+    bad = form | {"target": "no-such-place"}
+    r2 = c.post(f"{r.headers['location']}/injections", data=bad)
+    assert r2.status_code == 400 and "not supported" in unescape(r2.text)
+
+
 def test_login_throttling(tmp_path):
     clinic = start_clinic(tmp_path, name="throttle")
     try:

@@ -24,11 +24,12 @@ from injectwise.adapters.service.settings import ServiceSettings
 from injectwise.adapters.storage.registry import Registry, User
 from injectwise.adapters.web import security
 from injectwise.adapters.web.analytics import summary
-from injectwise.adapters.web.chart import Chart, assess_plan, build_chart, identity
+from injectwise.adapters.web.chart import Chart, assess_plan, build_chart, identity, injection_resources
 from injectwise.adapters.web.measures import instruments, interval_score
 from injectwise.adapters.web.reports import explanation_context, report_pdf
 from injectwise.adapters.web.svg import km_plot, pain_plot, rate_bars
 from injectwise.core.errors import InputError, NotApplicable
+from injectwise.demo.builder import SITES
 from injectwise.engine.evaluate import PlanOverrides
 from injectwise.knowledge.model import Knowledge
 
@@ -99,6 +100,7 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
     targets = sorted(kb.targets.values(), key=lambda t: t.label)
     steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
     anesthetics = [d for d in kb.drugs.values() if d.kind == "anesthetic"]
+    recordable = [t for t in targets if t.id in SITES]
 
     def cookie(resp: Response, name: str, value: str, request: Request, max_age: int | None = None) -> None:
         resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", path="/",
@@ -267,7 +269,7 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
         svg = pain_plot(chart.pain, [(t.date, f"{t.side[:1].upper()} {t.target}") for t in chart.timeline if t.date],
                         chart.as_of)
         ctx = {"p": row, "chart": chart, "pain_svg": svg, "targets": targets, "steroids": steroids,
-               "anesthetics": anesthetics, "limit_mg": f"{kb.p('max_cumulative_mg_per_year'):g}",
+               "anesthetics": anesthetics, "recordable": recordable, "limit_mg": f"{kb.p('max_cumulative_mg_per_year'):g}",
                "pgic": instruments()["pgic"]["answers"], "assessed": None, "assess_error": None,
                "outcome_error": None, "form": _form_defaults(chart)}
         return page(request, "patient.html", ctx | (extra or {}), status)
@@ -341,6 +343,27 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
                "content": [{"attachment": {"contentType": "text/plain",
                                            "data": base64.b64encode(text.encode()).decode()}}]}
         await run_in_threadpool(reg.add_resource, u.name, pid, "note", orjson.dumps(doc).decode())
+        return RedirectResponse(f"/app/patients/{pid}", status_code=303)
+
+    @app.post("/app/patients/{pid}/injections", include_in_schema=False)
+    async def injection_form(request: Request, pid: int) -> Response:
+        u = need(request, CLINICAL)
+        data = await form(request)
+        f = {k: str(data.get(k) or "") for k in ("date", "target", "side", "guidance", "steroid", "dose", "anesthetic")}
+        when = _date(f["date"], "Date given")
+        if when is None:
+            raise WebError(400, "Date given is required")
+        row = patient_row(u, pid, "patient.read-for-write")
+        try:
+            res = injection_resources(orjson.loads(row["bundle"]), when, f["target"],
+                                      None if f["side"] in ("", "unknown") else f["side"], f["guidance"],
+                                      f["steroid"] or None, _num(f["dose"], "Dose", 0, 1000),
+                                      None if f["anesthetic"] in ("", "none") else f["anesthetic"],
+                                      f"app-{uuid.uuid4().hex[:10]}")
+        except InputError as e:
+            raise WebError(400, str(e)) from None
+        for r in res:
+            await run_in_threadpool(reg.add_resource, u.name, pid, "injection", orjson.dumps(r).decode())
         return RedirectResponse(f"/app/patients/{pid}", status_code=303)
 
     # ---- reports --------------------------------------------------------------------------------

@@ -172,5 +172,22 @@ def build_chart(row: dict[str, Any], kb: Knowledge, today: date, on: date | None
     return Chart(record, as_of, timeline(view), pain, exp, tae_year, rev, rev_note, planned, planned_note)
 
 
+def injection_resources(bundle: dict[str, Any], when: date, target: str, side: str | None, guidance: str,
+                        steroid: str | None, dose: float | None, anesthetic: str | None, key: str) -> list[dict[str, Any]]:
+    """FHIR resources (Procedure, MedicationAdministration) for an injection recorded in the app, coded
+    as the demo/fixture builder codes them, so the reader recognises target, side, guidance and drugs."""
+    from injectwise.demo.builder import GUIDANCE_TEXT, SITES, BundleBuilder
+
+    if target not in SITES:
+        raise InputError(f"recording an injection into {target!r} in the app is not supported yet; known: "
+                         f"{', '.join(sorted(SITES))}")
+    if guidance not in GUIDANCE_TEXT:
+        raise InputError(f"guidance {guidance!r}: one of {', '.join(GUIDANCE_TEXT)}")
+    b = BundleBuilder(key)
+    b.resources, b.subject = [], {"reference": patient_ref(bundle)}
+    b.injection(when.isoformat(), target, side, guidance, steroid, dose, anesthetic, None)
+    return b.resources
+
+
 def assess_plan(row: dict[str, Any], kb: Knowledge, as_of: date, plan: PlanOverrides) -> Result:
     return assess(record_of(row), kb, as_of, plan)
