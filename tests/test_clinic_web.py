@@ -14,8 +14,11 @@ import pgserver
 import pytest
 from clinickit import add_user, flesch_kincaid_grade, start_clinic, visible_text
 from conftest import run_cli
+from hypothesis import given
+from hypothesis import strategies as st
 
 from injectwise.adapters.storage.registry import Registry
+from injectwise.adapters.web.app import WebError, _date, _num
 from injectwise.adapters.web.chart import build_chart
 from injectwise.adapters.web.demo import load_demo
 from injectwise.adapters.web.measures import interval_score, observations
@@ -255,3 +258,20 @@ def test_user_add_cli(tmp_path):
     assert r.returncode == 2 and r.stderr.count(b"\n") == 1
     stored = Registry(url).password_hash("eve")[1]
     assert stored.startswith("$argon2id$") and pw not in stored
+
+
+@given(st.text(max_size=30))
+def test_form_parsers_fail_cleanly(text):
+    """Any text in a date or number field is either a value in range or a WebError (a 400), never a crash."""
+    for parse in (lambda t: _date(t, "Date"), lambda t: _num(t, "NRS", 0, 10), lambda t: _num(t, "Days", 0, 3650, True)):
+        try:
+            v = parse(text)
+        except WebError as e:
+            assert e.status == 400 and e.message
+        else:
+            assert v is None or isinstance(v, date | float)
+    try:
+        v = _num(text, "NRS", 0, 10)
+    except WebError:
+        return
+    assert v is None or 0 <= v <= 10

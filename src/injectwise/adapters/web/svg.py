@@ -54,14 +54,15 @@ def pain_plot(pain: list[tuple[date, float]], injections: list[tuple[date, str]]
 
 def rate_bars(rows: list[dict[str, Any]], title: str) -> str:
     """Horizontal bars for response rate with 95% CI whiskers; groups with nothing judged say so."""
-    w, row_h, left = 640, 28, 190
+    w, row_h, left = 680, 28, 250
     h = 30 + row_h * max(len(rows), 1)
     scale = w - left - 60
     body = [f'<text x="{left}" y="14">0%</text><text x="{left + scale}" y="14" text-anchor="end">100%</text>']
     for k, r in enumerate(rows):
         yy = 24 + k * row_h
-        body.append(f'<text x="{left - 6}" y="{yy + 14}" text-anchor="end">{escape(str(r["group"]))} '
-                    f'(n={r["judged"]})</text>')
+        name = str(r["group"])
+        name = name if len(name) <= 30 else name[:29] + "…"
+        body.append(f'<text x="{left - 6}" y="{yy + 14}" text-anchor="end">{escape(name)} (n={r["judged"]})</text>')
         if r["response_rate"] is None:
             body.append(f'<text x="{left}" y="{yy + 14}" fill="#555">not judged yet</text>')
             continue
