@@ -120,6 +120,13 @@ def test_full_clinic_flow(clinic, browser, vignette_dir):
     page.wait_for_url(re.compile(r"/app/patients/\d+$"))
     patient_url = page.url
     assert page.get_by_test_id("review-outcome").inner_text() != "responder"
+    # Accessible: every control has a label, the first Tab reaches the skip link, plots have a title.
+    unlabelled = page.evaluate("""[...document.querySelectorAll('input:not([type=hidden]),select,textarea')]
+                                  .filter(e => e.labels.length === 0).map(e => e.name)""")
+    assert unlabelled == []
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.locator("[data-testid=pain-plot] svg[role=img] > title").count() == 1
     points_before = page.locator("[data-testid=pain-plot] circle.pain").count()
     assert page.locator("[data-testid=pain-plot] line.injection").count() == 1
 
@@ -141,7 +148,7 @@ def test_full_clinic_flow(clinic, browser, vignette_dir):
     after = analytics_totals(page, url)
     assert after != before
     assert re.search(r"responders (\d+)", after).group(1) == str(int(re.search(r"responders (\d+)", before).group(1)) + 1)
-    assert page.locator("svg title", has_text="Kaplan-Meier").count() == 1
+    assert page.locator("svg > title", has_text="Kaplan-Meier").count() == 1
     shot(page, "04-analytics")
 
     # The PDF report, read back as text.

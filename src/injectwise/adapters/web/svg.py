@@ -4,6 +4,7 @@ and a text description for screen readers."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from html import escape
 from typing import Any
@@ -12,9 +13,11 @@ PALETTE = ("#1b5e9a", "#b3541e", "#2e7d32", "#6a1b9a", "#00695c", "#8d6e00")
 
 
 def _frame(w: int, h: int, title: str, desc: str, body: list[str]) -> str:
+    # ids unique per plot (several share a page) so aria-labelledby names the right one
+    k = hashlib.sha1(f"{title}|{desc}".encode()).hexdigest()[:8]
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" '
-            f'aria-labelledby="t d" style="max-width:{w}px;font:12px sans-serif">'
-            f'<title id="t">{escape(title)}</title><desc id="d">{escape(desc)}</desc>{"".join(body)}</svg>')
+            f'aria-labelledby="t{k} d{k}" style="max-width:{w}px;font:12px sans-serif">'
+            f'<title id="t{k}">{escape(title)}</title><desc id="d{k}">{escape(desc)}</desc>{"".join(body)}</svg>')
 
 
 def pain_plot(pain: list[tuple[date, float]], injections: list[tuple[date, str]], as_of: date) -> str:
