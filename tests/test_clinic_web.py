@@ -275,3 +275,23 @@ def test_form_parsers_fail_cleanly(text):
     except WebError:
         return
     assert v is None or 0 <= v <= 10
+
+
+def test_exposure_next_allowed_follows_interval_and_yearly_limit(kb):
+    from injectwise.demo.builder import BundleBuilder
+    b = BundleBuilder("exp")
+    for d in ("2026-01-01", "2026-04-01", "2026-07-01"):
+        b.injection(d, "hip-intra-articular", "right", "ultrasound", "betamethasone", 6)
+    b.injection("2026-06-01", "greater-trochanteric-bursa", "left", "landmark", "triamcinolone", 40)
+    row = {"id": 1, "bundle": json.dumps(b.bundle()), "resources": [], "outcomes": [], "as_of": date(2026, 8, 1)}
+    chart = build_chart(row, kb, date(2026, 8, 1))
+    hip = next(e for e in chart.exposure if "hip joint" in e.site)
+    # three at this site in 12 months (policy 3): the oldest must leave the window, later than 84 days on
+    assert hip.count_year == 3 and hip.next_allowed == date(2027, 1, 2)
+    assert hip.region == "hip" and hip.region_count_year == 4
+    bursa = next(e for e in chart.exposure if "bursa" in e.site)
+    # only one at the bursa, but four in the hip region (policy 4): the region limit sets the date
+    assert bursa.count_year == 1 and bursa.next_allowed == date(2027, 1, 2)
+    assert any("hip region" in r for r in bursa.reasons)
+    # betamethasone counts at 6 mg = 40 mg triamcinolone-equivalent (0.75 : 5 ratio in drugs.yaml)
+    assert chart.tae_year == pytest.approx(3 * 6 * kb.equivalence_reference_mg / kb.drugs["betamethasone"].equivalent_mg + 40)

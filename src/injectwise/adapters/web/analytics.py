@@ -44,7 +44,9 @@ def _relief(outcomes: list[dict[str, Any]], ref: str, start: date, end: date | N
 
 
 def injection_outcomes(rows: list[dict[str, Any]], kb: Knowledge, today: date) -> tuple[list[InjectionOutcome],
-                                                                                     list[int]]:
+                                                                                     list[tuple[int, int]]]:
+    """Each injection with the engine's response and its relief; per patient (injections in the last
+    12 months, most in any one region)."""
     items, per_year = [], []
     for row in rows:
         try:
@@ -53,7 +55,11 @@ def injection_outcomes(rows: list[dict[str, Any]], kb: Knowledge, today: date) -
             injs = ClinicalView(record, kb, as_of).injections
         except InputError:
             continue
-        per_year.append(sum(1 for i in injs if i.when and i.when.date() > as_of - timedelta(days=365)))
+        year = [i for i in injs if i.when and i.when.date() > as_of - timedelta(days=365)]
+        per_region: dict[str, int] = defaultdict(int)
+        for i in year:
+            per_region[i.region or "unknown"] += 1
+        per_year.append((len(year), max(per_region.values(), default=0)))
         for k, inj in enumerate(injs):
             try:
                 response = review(record, kb, as_of, inj.ref).outcome
@@ -102,7 +108,7 @@ def summary(rows: list[dict[str, Any]], kb: Knowledge, today: date) -> dict[str,
                            for s in steps]}
     limit = int(kb.p("max_per_region_per_year"))
     hist: dict[int, int] = defaultdict(int)
-    for n in per_year:
+    for n, _ in per_year:
         hist[n] += 1
     return {
         "patients": len(rows), "injections": len(items),
@@ -112,7 +118,8 @@ def summary(rows: list[dict[str, Any]], kb: Knowledge, today: date) -> dict[str,
         "time_to_recurrence_by_guidance": km,
         "injections_per_patient_year": {
             "policy_max_per_region": limit, "histogram": [{"injections": k, "patients": v} for k, v in sorted(hist.items())],
-            "median": median([float(n) for n in per_year]), "patients_over_policy": sum(1 for n in per_year if n > limit)},
+            "median": median([float(n) for n, _ in per_year]),
+            "patients_over_policy": sum(1 for _, most in per_year if most > limit)},
         "method": "response = the engine's review classification (responder >= 50% NRS relief); rate = responders / "
                   "injections judged (responder, partial, non-responder); 95% CI Wilson; median relief CI by order "
                   "statistics (n >= 6); time to recurrence = recorded relief duration, ongoing relief censored (Kaplan-Meier)",

@@ -79,6 +79,8 @@ class Exposure:
     tae_year: float
     last: date | None
     next_allowed: date | None
+    region: str | None = None
+    region_count_year: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -148,7 +150,7 @@ def exposure(view: ClinicalView, kb: Knowledge) -> tuple[list[Exposure], float]:
             why.append(f"at most {per_region} in the {region} region in 12 months")
         label = f"{side} {items[-1].target.label if items[-1].target else tid}"
         out.append(Exposure(label, len(in_year), round(sum(i.tae for i in items if i in year), 1),
-                            dates[-1] if dates else None, nxt, why))
+                            dates[-1] if dates else None, nxt, region, len(region_dates), why))
     return out, tae_year
 
 
