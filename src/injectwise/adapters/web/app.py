@@ -112,9 +112,14 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
         token = request.cookies.get(SESSION)
         return reg.session_user(security.token_hash(token)) if token else None
 
+    def anon_of(request: Request) -> str:
+        """The pre-sign-in identity a CSRF token binds to (no middleware: the CDS hot path stays untouched)."""
+        if not hasattr(request.state, "anon"):
+            request.state.anon = request.cookies.get(ANON) or security.new_token()
+        return str(request.state.anon)
+
     def csrf_for(request: Request) -> str:
-        bound = request.cookies.get(SESSION) or request.cookies.get(ANON) or request.state.anon
-        return security.csrf_token(secret, bound)
+        return security.csrf_token(secret, request.cookies.get(SESSION) or anon_of(request))
 
     def need(request: Request, roles: tuple[str, ...] = ("clinician", "analyst", "admin")) -> User:
         u = user_of(request)
@@ -149,13 +154,8 @@ def install(app: FastAPI, kb: Knowledge, settings: ServiceSettings, engine: Engi
         resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; style-src 'self' "
                                                    "'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
         if not request.cookies.get(ANON) and not request.cookies.get(SESSION):
-            cookie(resp, ANON, request.state.anon, request)
+            cookie(resp, ANON, anon_of(request), request)
         return resp
-
-    @app.middleware("http")
-    async def _anon(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.anon = request.cookies.get(ANON) or security.new_token()
-        return await call_next(request)
 
     @app.exception_handler(WebError)
     async def _web_error(request: Request, e: WebError) -> Response:
