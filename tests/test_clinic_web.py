@@ -295,3 +295,21 @@ def test_exposure_next_allowed_follows_interval_and_yearly_limit(kb):
     assert any("hip region" in r for r in bursa.reasons)
     # betamethasone counts at 6 mg = 40 mg triamcinolone-equivalent (0.75 : 5 ratio in drugs.yaml)
     assert chart.tae_year == pytest.approx(3 * 6 * kb.equivalence_reference_mg / kb.drugs["betamethasone"].equivalent_mg + 40)
+
+
+def test_insecure_no_auth_opens_the_pages_for_local_demos(tmp_path):
+    from servicekit import start_server
+    server = start_server(tmp_path, "--insecure-no-auth", name="open")
+    try:
+        c = httpx.Client(base_url=server.url)
+        page = c.get("/app/patients")
+        assert page.status_code == 200 and "authentication off" in page.text
+        # forms still need their CSRF token
+        assert c.post("/app/import", files={"bundle": ("b.json", b"{}", "application/json")}).status_code == 403
+        token = csrf_of(c.get("/app/import").text)
+        r = c.post("/app/import", data={"csrf": token},
+                   files={"bundle": ("b.json", json.dumps(demo_bundles()[0][1]).encode(), "application/json")})
+        assert r.status_code == 303
+        assert "AUTHENTICATION IS OFF" in server.log_text()
+    finally:
+        server.stop()
