@@ -9,8 +9,12 @@ $(BIN)/injectwise: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: demo test lint bench
-demo: $(BIN)/injectwise
+.PHONY: demo demo-text test lint bench
+demo: $(BIN)/injectwise   # the engine on the demo patients, then the clinic web app (prints URL and password)
+	$(BIN)/injectwise demo
+	$(BIN)/injectwise demo --web
+
+demo-text: $(BIN)/injectwise
 	$(BIN)/injectwise demo
 
 test: $(BIN)/injectwise

@@ -136,8 +136,17 @@ def review(
 
 
 @app.command()
-def demo(fmt: FmtOpt = Fmt.text) -> None:
-    """Run an assessment and a review on the built-in demo patients (no setup needed)."""
+def demo(fmt: FmtOpt = Fmt.text,
+         web: Annotated[bool, typer.Option("--web", help="Serve the clinic web app with demo patients and outcomes")]
+         = False,
+         port: Annotated[int, typer.Option(help="Port for --web", min=1, max=65535)] = 8000,
+         database: Annotated[Path, typer.Option(help="SQLite file for --web (recreated)")] = Path("injectwise-demo.db"),
+         ) -> None:
+    """Run an assessment and a review on the built-in demo patients (no setup needed); --web: the clinic."""
+    if web:
+        from injectwise.adapters.cli.clinic import demo_web
+        demo_web("127.0.0.1", port, database)
+        return
     from injectwise.demo import demo_cases
     from injectwise.engine.evaluate import assess as run_assess
     from injectwise.engine.evaluate import review as run_review
@@ -276,6 +285,11 @@ def apikey(name: Annotated[str, typer.Argument(help="Who the key is for, e.g. re
     key = new_api_key()
     print(f"key (give to the caller, shown once): {key}")
     print(f"line for the --api-keys file:        {name} {hash_key(key)}")
+
+
+from injectwise.adapters.cli.clinic import user_app  # noqa: E402
+
+app.add_typer(user_app, name="user")
 
 
 def main() -> None:

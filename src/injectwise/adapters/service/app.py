@@ -30,6 +30,7 @@ from injectwise.adapters.service.outcome import ServiceError, operation_outcome
 from injectwise.adapters.service.settings import ServiceSettings
 from injectwise.adapters.service.trust import Trust, load_api_keys, load_issuers
 from injectwise.adapters.storage import FeedbackRejected, FeedbackStore
+from injectwise.adapters.web.app import install as install_clinic
 from injectwise.core.errors import InputError
 from injectwise.knowledge import load_knowledge
 from injectwise.knowledge.describe import describe_knowledge, describe_rule
@@ -145,6 +146,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         await authenticate(request, allow_api_key=True)
         body = await read_json(request, settings.max_body_bytes)
         return JSON(await within_budget(anyio.to_thread.run_sync(run, body, kb, limiter=cpu)))
+
+    # The clinic web app (/app/) and registry API, on the same knowledge base and database.
+    app.state.registry = install_clinic(app, kb, settings, store.engine,
+                                        lambda request: authenticate(request, allow_api_key=True))
 
     @app.exception_handler(ServiceError)
     async def _service_error(_req: Request, e: ServiceError) -> JSON:

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from injectwise.adapters.storage import registry_tables  # noqa: F401  (registers the registry tables)
 from injectwise.adapters.storage.tables import metadata
 
 config = context.config
