@@ -259,6 +259,14 @@ def apikey(name: Annotated[str, typer.Argument(help="Who the key is for, e.g. re
     print(f"line for the --api-keys file:        {name} {hash_key(key)}")
 
 
+def _register_population() -> None:
+    from injectwise.adapters.population.cli import register
+    register(app)
+
+
+_register_population()
+
+
 def main() -> None:
     """Entry point: run Typer without its own error handling so every error is one clean line."""
     try:
