@@ -37,7 +37,6 @@ KEEP_TYPES = ("Patient", "Condition", "Observation", "Procedure", "MedicationReq
               "Encounter", "Immunization")
 TARGETS = (("hip-intra-articular", 0.5), ("greater-trochanteric-bursa", 0.25), ("knee-intra-articular", 0.25))
 PAIN_LOINC = b'"72514-3"'
-PT_TEXT = re.compile(rb"(?i)physical therap|physiotherap|exercise therap|91251008")
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 URN = re.compile(rb'"urn:uuid:([0-9a-f-]{36})"')
 DATE = re.compile(rb'"(\d{4})-(\d{2})-(\d{2})')
@@ -79,6 +78,21 @@ def load_templates(synthea: str | Path | None) -> list[Template]:
     return [_template(b) for b in bundles if any(r.get("resourceType") == "Patient" for r in b)]
 
 
+def _has_therapy(resources: list[dict[str, Any]]) -> bool:
+    """Whether the engine would see any physical/exercise therapy in the template (then it cannot serve the
+    no-conservative-care pattern); asked of the engine itself so the generator never disagrees with it."""
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.engine.clinical import ClinicalView
+    from injectwise.knowledge import load_knowledge
+
+    entries = [{"fullUrl": f"urn:uuid:{r.get('id')}", "resource": r} for r in resources]
+    try:
+        rec = read_bundle({"resourceType": "Bundle", "type": "collection", "entry": entries})
+        return bool(ClinicalView(rec, load_knowledge(), date(2100, 1, 1)).therapies)
+    except InputError:
+        return True
+
+
 def _template(resources: list[dict[str, Any]]) -> Template:
     lines, types, last = [], {}, date(1900, 1, 1)
     for r in resources:
@@ -96,8 +110,7 @@ def _template(resources: list[dict[str, Any]]) -> Template:
                 last = max(last, date(int(y), int(m), int(d)))
             except ValueError:
                 continue
-    has_pt = any(PT_TEXT.search(raw) for _, raw in lines)
-    return Template(lines, types, last, has_pt)
+    return Template(lines, types, last, _has_therapy([r for r in resources if r.get("resourceType") in KEEP_TYPES]))
 
 
 def _clone(t: Template, pid: str, shift: int) -> list[tuple[str, bytes]]:
@@ -139,13 +152,21 @@ def _history(b: BundleBuilder, pattern: str | None, on: date, rng: random.Random
 
     def inject(d: date, target: str, side: str, guidance: str = "ultrasound", mg: float = 40,
                responds: bool = True) -> None:
-        b.pain(f"{day(d)}T08:00:00Z", rng.choice((6, 7, 8)))
+        before = level if not responds else rng.choice((6, 7, 8))
+        b.pain(f"{day(d)}T08:00:00Z", before)
         b.injection(day(d), target, side, guidance, "triamcinolone", mg, "lidocaine", 40)
         for after in (21, 50):
-            if d + timedelta(days=after) < on:
+            if d + timedelta(days=after) < on:  # non-response: the pain stays at its level or rises a point
                 b.pain(f"{day(d + timedelta(days=after))}T09:00:00Z",
-                       rng.choice((1, 2, 3)) if responds else rng.choice((6, 7, 8)))
+                       rng.choice((1, 2, 3)) if responds else min(10, level + rng.choice((0, 1))))
 
+    def series(first: date, n: int, lo: int, hi: int) -> list[date]:
+        out = [first]
+        for _ in range(n - 1):
+            out.append(out[-1] + timedelta(days=rng.randint(lo, hi)))
+        return out
+
+    level = rng.choice((6, 7, 8))  # a non-responder's usual pain, the same before every injection
     side = rng.choice(("right", "left"))
     target = rng.choices([t for t, _ in TARGETS], [w for _, w in TARGETS])[0]
     if pattern is None:
@@ -159,10 +180,10 @@ def _history(b: BundleBuilder, pattern: str | None, on: date, rng: random.Random
         dates = [last - timedelta(days=rng.randint(30, 70)), last]
     elif pattern == "site-count":
         first = on - timedelta(days=rng.randint(300, 330))
-        dates = [first + timedelta(days=k * rng.randint(88, 95)) for k in range(4)]
+        dates = series(first, 4, 88, 95)
     elif pattern == "repeat-without-benefit":
         first = on - timedelta(days=rng.randint(300, 330))
-        dates = [first + timedelta(days=k * rng.randint(100, 110)) for k in range(3)]
+        dates = series(first, 3, 100, 110)
     else:
         dates = [on - timedelta(days=rng.randint(100, 200))]
     if pattern in ("landmark-where-guidance-recommended", "pre-arthroplasty"):
