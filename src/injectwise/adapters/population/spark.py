@@ -81,7 +81,8 @@ def run_spark(directory: str | Path, as_of: date, out: str | Path | None = None,
     types = {"string": StringType(), "int": LongType(), "double": DoubleType(), "bool": BooleanType()}
     schema = StructType([StructField(n, types[t], True) for n, t in cols])
     sc = spark.sparkContext
-    parts = [sc.textFile(str(f)).map(lambda line, name=f.name: _keyed(name, line)) for f in files]
+    parts = [sc.textFile(str(f)).filter(lambda line: bool(line.strip())).map(lambda line, name=f.name: _keyed(name, line))
+             for f in files]
     keyed = sc.union(parts).filter(lambda kv: kv[0] is not None)
     rows = keyed.groupByKey().map(lambda kv: _screen_group(kv[0], kv[1], as_of, policy))
     df = spark.createDataFrame(rows, schema).orderBy("patient")
