@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,8 +44,6 @@ class ScreenResult:
 def screen_export(directory: str | Path, as_of: date, engine: str = "local", workers: int | None = None,
                   out: str | Path | None = None, truth: str | Path | None = None, policy: str | None = None,
                   shard_bytes: int = 32 * 1024 * 1024, show_progress: bool = False) -> ScreenResult:
-    import os
-
     kb = load_knowledge(policy)
     ms = load_measures(kb)
     truth_map = load_truth(truth) if truth else None
