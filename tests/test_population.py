@@ -20,7 +20,7 @@ from injectwise.adapters.population.output import read_rows
 from injectwise.adapters.population.patient import screen_resources
 from injectwise.adapters.population.run import screen_export
 from injectwise.adapters.population.synth import generate
-from injectwise.core.errors import KnowledgeError
+from injectwise.core.errors import InputError, KnowledgeError
 from injectwise.demo.builder import BundleBuilder
 from injectwise.knowledge.measures import load_measures, parse_measures
 
@@ -230,6 +230,12 @@ def test_local_and_spark_give_identical_rows(tmp_path):
     assert len(a) == 40
     assert local.summary.as_json() == spark.summary.as_json()
     assert spark.accuracy["any"].recall == 1.0
+    bad = tmp_path / "bad"  # a bad line on an executor is the same one clear error (the session is reused)
+    bad.mkdir()
+    (bad / "Patient.ndjson").write_bytes(b'{"resourceType":"Patient","id":"a"}\n\n')
+    (bad / "Observation.ndjson").write_bytes(b'{"resourceType":"Observation","id":"o1","subject":{"refer\n')
+    with pytest.raises(InputError, match=r"Observation.ndjson: not valid JSON"):
+        screen_export(bad, ON, "spark", 2)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

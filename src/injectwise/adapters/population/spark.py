@@ -54,7 +54,7 @@ def _session(workers: int | None) -> Any:
     b = SparkSession.builder.appName("injectwise-screen")
     if not SparkConf().contains("spark.master"):
         n = workers or os.cpu_count() or 1
-        b = (b.master(f"local[{n}]").config("spark.ui.enabled", "false")
+        b = (b.master(f"local[{n}]").config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.shuffle.partitions", str(max(2, n * 2)))
              .config("spark.default.parallelism", str(max(2, n * 2))))
     spark = b.getOrCreate()
