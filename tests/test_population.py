@@ -160,6 +160,7 @@ def test_flags_explain_themselves(cases, kb, ms):
     hit = [d for d in orjson.loads(row["measure_detail"]) if d["measure"] == "pre-arthroplasty" and d["hit"]]
     assert hit and any(e.startswith("Procedure/") for e in hit[0]["evidence"])
     assert row["latest_injection"].startswith("Procedure/")
+    assert row["knowledge"] == f"{kb.version} measures {ms.version}"
     assert row["review_response"] in ("responder", "partial", "non-responder", "unknown", "too-early")
     assert "defer.planned-arthroplasty" not in row["repeat_findings"]  # the arthroplasty is done, not planned
     b, _ = cases["cum-yes"]

@@ -94,7 +94,7 @@ class Summary:
                 dens.add(mid)
                 for table, key in ((self.injection_rates, mid), (self.by_target, (mid, d["target"] or "unknown")),
                                    (self.by_guidance, (mid, d["guidance"]))):
-                    rate = table.setdefault(key, Rate())  # type: ignore[attr-defined]
+                    rate = table.setdefault(key, Rate())  # type: ignore[attr-defined]  # two key types
                     rate.den += 1
                     rate.num += int(d["hit"])
             for m in self.ms.measures:
@@ -107,8 +107,10 @@ class Summary:
         def table(t: dict[Any, Rate]) -> list[dict[str, Any]]:
             return [{"key": list(k) if isinstance(k, tuple) else k, "numerator": v.num, "denominator": v.den,
                      "percent": v.pct} for k, v in sorted(t.items())]
+        measures = [{"id": m.id, "version": m.version, "title": m.title, "citations": list(m.citations)}
+                    for m in self.ms.measures]
         return {"patients": self.patients, "patients_injected_12m": self.injected, "patient_errors": self.errors,
-                "measures_version": self.ms.version, "patient_rates": table(self.patient_rates),
+                "measures_version": self.ms.version, "measures": measures, "patient_rates": table(self.patient_rates),
                 "injection_rates": table(self.injection_rates), "by_target": table(self.by_target),
                 "by_guidance": table(self.by_guidance)}
 

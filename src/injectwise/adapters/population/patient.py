@@ -20,7 +20,7 @@ BASE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("patient", "string"), ("injections_12m", "int"), ("sites_12m", "string"), ("regions_12m", "string"),
     ("cumulative_tae_mg_12m", "double"), ("doses_unknown_12m", "int"), ("latest_injection", "string"),
     ("review_response", "string"), ("review_findings", "string"), ("repeat_verdict", "string"),
-    ("repeat_findings", "string"), ("measure_detail", "string"), ("error", "string"),
+    ("repeat_findings", "string"), ("measure_detail", "string"), ("error", "string"), ("knowledge", "string"),
 )
 
 
@@ -49,11 +49,12 @@ def _dumps(v: Any) -> str:
     return orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def empty_row(pid: str, ms: MeasureSet, error: str = "") -> dict[str, Any]:
+def empty_row(pid: str, ms: MeasureSet, error: str = "", kb: Knowledge | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"patient": pid, "injections_12m": 0, "sites_12m": "{}", "regions_12m": "{}",
                            "cumulative_tae_mg_12m": 0.0, "doses_unknown_12m": 0, "latest_injection": "",
                            "review_response": "", "review_findings": "", "repeat_verdict": "",
-                           "repeat_findings": "", "measure_detail": "[]", "error": error}
+                           "repeat_findings": "", "measure_detail": "[]", "error": error,
+                           "knowledge": f"{kb.version if kb else ''} measures {ms.version}"}
     for m in ms.measures:
         row[m.column] = False
     return row
@@ -66,11 +67,11 @@ def screen_resources(pid: str, resources: list[dict[str, Any]], kb: Knowledge, m
         record = read_bundle(bundle_of(resources), source=pid)
         return screen_record(pid, record, kb, ms, as_of)
     except InjectwiseError as e:
-        return empty_row(pid, ms, str(e).splitlines()[0])
+        return empty_row(pid, ms, str(e).splitlines()[0], kb)
 
 
 def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: date) -> dict[str, Any]:
-    row = empty_row(pid, ms)
+    row = empty_row(pid, ms, kb=kb)
     view = ClinicalView(record, kb, as_of)
     period = period_injections(view, ms.period_days)
     if not view.injections:
