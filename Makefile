@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/injectwise: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,spark]'
 	touch $@
 
 .PHONY: demo demo-text test lint bench

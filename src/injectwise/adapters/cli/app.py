@@ -292,6 +292,14 @@ from injectwise.adapters.cli.clinic import user_app  # noqa: E402
 app.add_typer(user_app, name="user")
 
 
+def _register_population() -> None:
+    from injectwise.adapters.population.cli import register
+    register(app)
+
+
+_register_population()
+
+
 def main() -> None:
     """Entry point: run Typer without its own error handling so every error is one clean line."""
     try:

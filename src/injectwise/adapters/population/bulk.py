@@ -1,0 +1,83 @@
+"""FHIR Bulk Data export input: NDJSON files (plain or gzip), one resource a line, references `Type/id`.
+
+Lines are routed to their patient without building the resource where a cheap byte scan can tell
+(the compartment reference), falling back to a full parse; every line is parsed in full later anyway."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from injectwise.core.errors import InputError
+
+SUFFIXES = (".ndjson", ".ndjson.gz")
+# The patient compartment link of the resource types the engine reads (and most others).
+PATIENT_KEYS = ("subject", "patient", "beneficiary")
+_REF = re.compile(rb'"(?:subject|patient|beneficiary)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"(?:[^"]*/)?Patient/([^"/]+)"')
+_PATIENT = re.compile(rb'^\s*\{\s*"resourceType"\s*:\s*"Patient"\s*,\s*"id"\s*:\s*"([^"]+)"')
+
+
+def export_files(directory: str | Path) -> list[Path]:
+    d = Path(directory)
+    if not d.exists():
+        raise InputError(f"{d}: no such directory")
+    if not d.is_dir():
+        raise InputError(f"{d}: not a directory (give the folder of a Bulk Data export)")
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+    if not files:
+        raise InputError(f"{d}: no .ndjson or .ndjson.gz files (expected a FHIR Bulk Data export)")
+    return files
+
+
+def open_ndjson(path: Path) -> IO[bytes]:
+    try:
+        return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def lines_of(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered non-blank lines; a damaged gzip stream is one clear error."""
+    with open_ndjson(path) as f:
+        try:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    yield n, line.rstrip(b"\r\n")
+        except (OSError, EOFError) as e:
+            raise InputError(f"{path}: cannot read ({e})") from None
+
+
+def parse_line(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        r = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({str(e).splitlines()[0][:80]})") from None
+    if not isinstance(r, dict) or not isinstance(r.get("resourceType"), str):
+        raise InputError(f"{where}: not a FHIR resource (no resourceType)")
+    return r
+
+
+def patient_of(r: dict[str, Any]) -> str | None:
+    """The patient id a resource belongs to, or None (Practitioner, Organization, Medication ...)."""
+    if r.get("resourceType") == "Patient":
+        rid = r.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    for key in PATIENT_KEYS:
+        v = r.get(key)
+        ref = v.get("reference") if isinstance(v, dict) else None
+        if isinstance(ref, str) and "Patient/" in ref:
+            return ref.rsplit("Patient/", 1)[1].split("/", 1)[0] or None
+    return None
+
+
+def patient_key(line: bytes, where: str) -> str | None:
+    """Fast path on the raw bytes; otherwise parse (which also reports a bad line, naming file and line)."""
+    m = _PATIENT.match(line) or _REF.search(line)
+    if m:
+        return m.group(1).decode()
+    return patient_of(parse_line(line, where))
