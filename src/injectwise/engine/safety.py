@@ -43,13 +43,13 @@ def _obs_ev(o: Observation, what: str | None = None) -> Evidence:
     return Evidence(o.ref, what or o.code.label(), value, o.when)
 
 
-def _in_window(ctx: Context, when: datetime | None) -> bool:
-    """Assess: recent (acute-problem window). Review: also anything since the injection within the
-    infection window."""
+def _in_window(ctx: Context, when: datetime | None, lookback: str = "recent_problem_days") -> bool:
+    """Assess: within the policy look-back (acute problems by default). Review: also anything since the
+    injection within the infection window."""
     v = ctx.view
     if when is None or when > v.now:
         return False
-    if v.days_before_now(when) <= ctx.p("recent_problem_days"):
+    if v.days_before_now(when) <= ctx.p(lookback):
         return True
     if ctx.mode == "review" and ctx.injection.when is not None:
         start = ctx.injection.when
@@ -93,15 +93,7 @@ def inflammatory_markers_raised(ctx: Context) -> Fact:
 
 
 def _lab_window(ctx: Context, when: datetime | None) -> bool:
-    v = ctx.view
-    if when is None or when > v.now:
-        return False
-    if v.days_before_now(when) <= ctx.p("labs_lookback_days"):
-        return True
-    if ctx.mode == "review" and ctx.injection.when is not None:
-        start = ctx.injection.when
-        return start.date() <= when.date() and when <= start + timedelta(days=ctx.p("infection_window_days"))
-    return False
+    return _in_window(ctx, when, "labs_lookback_days")
 
 
 @fact

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.notes import add_bundle_notes
+from injectwise.adapters.service.models import inline_schema
 from injectwise.adapters.service.outcome import ServiceError
 from injectwise.core.dates import parse_as_of, today_utc
 from injectwise.engine.evaluate import PlanOverrides, assess, review
@@ -42,20 +43,8 @@ class ReviewBody(BaseModel):
     injection: str | None = Field(None, description="Procedure id to review; default the latest")
 
 
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    """Replace local $refs by the definitions they name, so the schema stands alone in OpenAPI."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {k: _inline(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    s = model.model_json_schema()
-    s = _inline(s, s.pop("$defs", {}))
+    s = inline_schema(model)
     bare = {"type": "object", "description": "a bare FHIR R4 Bundle (evaluated as of today)",
             "properties": {"resourceType": {"const": "Bundle"}}, "required": ["resourceType"]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [s, bare]}}}}}
