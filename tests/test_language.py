@@ -27,6 +27,11 @@ def test_sentences_respect_abbreviations_decimals_and_dates(kb):
                                              "Temp 38.7 on 9/10/2025.", "No fever."]
 
 
+def test_capitalised_pt_ends_a_sentence_but_pt_abbreviation_does_not(kb):
+    a = analyze("Completed PT. R TKA booked for June. Pt. reports less pain.", kb)
+    assert [s.text for s in a.sentences] == ["Completed PT.", "R TKA booked for June.", "Pt. reports less pain."]
+
+
 def test_sentences_split_bullets_and_line_breaks(kb):
     a = analyze("ROS:\n- no fever\n- hot swollen right hip\n\nPlan: aspirate", kb)
     assert [s.text for s in a.sentences] == ["ROS:", "no fever", "hot swollen right hip", "Plan: aspirate"]

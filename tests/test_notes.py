@@ -155,6 +155,14 @@ def test_joint_fluid_results_make_infection_suspected(tmp_path, kb):
     assert "contraindication.infection-suspected" not in ids(r)
 
 
+def test_a_booked_replacement_is_planned_surgery_not_a_prosthesis(tmp_path, kb):
+    r = assess_note(tmp_path, kb, "62 yo F R knee OA, completed PT. R TKA booked for 2026-06-10.", "2026-05-01", KNEE)
+    assert "defer.planned-arthroplasty" in ids(r)
+    assert not any("prosthetic" in i for i in ids(r))
+    r = assess_note(tmp_path, kb, "62 yo F, s/p R TKA 2019. Completed PT for R knee pain.", "2026-05-01", KNEE)
+    assert any("prosthetic" in i for i in ids(r)) and "defer.planned-arthroplasty" not in ids(r)
+
+
 def test_pain_scores_relative_to_the_injection(tmp_path, kb):
     r = review_note(tmp_path, kb, "56 yo F, R hip OA (KL 2), completed 3.5 months of PT. US-guided R hip IA injection "
                     "6/3 (triamcinolone 40 mg + lidocaine). Pain went from 7 to 2 within an hour, back to 7 by the "

@@ -98,6 +98,14 @@ def test_septic_arthritis_of_this_joint_within_a_year_defers():
     assert "defer.diagnosis-uncertain.recent-joint-infection" in ids(r) and INFECTION not in ids(r)
 
 
+def test_current_or_suspected_septic_arthritis_is_a_contraindication_not_a_past_infection():
+    for kw in ({"status": "active"}, {"verification": "provisional"}):
+        b = candidate()
+        b.condition("M00.051", "Staphylococcal arthritis, right hip", "2025-12-01", **kw)
+        r = assessed(b)
+        assert INFECTION in ids(r) and "defer.diagnosis-uncertain.recent-joint-infection" not in ids(r), kw
+
+
 @pytest.mark.parametrize("text,onset", [("Septic arthritis, left hip", "2025-05-01"),
                                         ("Septic arthritis, right knee", "2025-05-01"),
                                         ("Septic arthritis, right hip", "2024-01-01")])

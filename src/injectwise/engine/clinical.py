@@ -41,6 +41,7 @@ SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bboth (hips|knees|sides|sh
               ("right", re.compile(r"\bright\b|\brt\b", re.I)), ("left", re.compile(r"\bleft\b|\blt\b", re.I)))
 SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
+CURRENT_STATUSES = ("active", "recurrence", "relapse")  # clinical statuses that make a problem current
 ML_UNITS = ("mL", "ml", "ML", "millilitre", "milliliter", "millilitres", "milliliters", "cc")
 PERCENT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)

@@ -10,13 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from injectwise.core.errors import KnowledgeError
-from injectwise.engine.clinical import sides_compatible
+from injectwise.engine.clinical import CURRENT_STATUSES, sides_compatible
 from injectwise.engine.facts import FACTS, Context
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge
 
 Pred = Callable[[Context], tuple[bool, list[Evidence]]]
-CURRENT_STATUSES = ("active", "recurrence", "relapse")
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
     "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,

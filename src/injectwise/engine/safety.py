@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from injectwise.core.dates import fmt_date
 from injectwise.core.record import MedicationUse, Observation
-from injectwise.engine.clinical import Agent, side_of, sides_compatible
+from injectwise.engine.clinical import CURRENT_STATUSES, Agent, side_of, sides_compatible
 from injectwise.engine.facts import Context, Fact, _inj_ev, fact
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Antithrombotic
@@ -109,6 +109,8 @@ def prior_septic_arthritis_this_joint(ctx: Context) -> Fact:
     for c in v.conditions:
         if not c.present or "joint-infection" not in v.condition_concepts(c):
             continue
+        if c.clinical_status in CURRENT_STATUSES or c.verification in ("provisional", "differential", "unconfirmed"):
+            continue  # a current or suspected infection: contraindication.infection-suspected speaks for it
         regs = v.condition_regions(c)
         if regs and "*" not in regs and t.region not in regs:
             continue

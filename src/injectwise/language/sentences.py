@@ -31,7 +31,7 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
             end = m.start()
         else:
             word = _WORD_BEFORE.search(text, start, m.start())
-            if word and word.group(1).lower().rstrip(".") in abbreviations and m.group() == ".":
+            if word and m.group() == "." and _abbreviation(word.group(1), abbreviations):
                 continue
             nxt = _NEXT.match(text, m.end())
             if nxt and nxt.group(1).islower():
@@ -41,6 +41,12 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
         start = m.end()
     _add(out, text, start, len(text))
     return out
+
+
+def _abbreviation(word: str, abbreviations: frozenset[str]) -> bool:
+    """'Pt.' or 'Dr.' does not end a sentence; 'PT.' in capitals is physical therapy ending one."""
+    bare = word.rstrip(".")
+    return bare.lower() in abbreviations and not (len(bare) >= 2 and bare.isalpha() and bare.isupper())
 
 
 def _add(out: list[Sentence], text: str, start: int, end: int) -> None:
