@@ -263,3 +263,10 @@ def test_outcome_said_in_a_later_sentence_belongs_to_the_injection(tmp_path, kb)
     assert review_note(tmp_path, kb, note, "2026-04-20").outcome == "non-responder"
     unknown = note.replace(" It did not help at all.", "")
     assert review_note(tmp_path, kb, unknown, "2026-04-20").outcome == "unknown"
+
+
+@pytest.mark.parametrize("weight,fires", [("Weight 50 kg.", True), ("Wt 110 lbs.", True), ("Weight 80 kg.", False)])
+def test_body_weight_from_the_note_sets_the_anaesthetic_ceiling(tmp_path, kb, weight, fires):
+    plan = {**KNEE, "anesthetic": "bupivacaine", "anesthetic_dose": 150}
+    r = assess_note(tmp_path, kb, f"64 yo F R knee OA, completed PT. {weight}", "2026-05-01", plan)
+    assert ("dose.anesthetic-above-maximum" in ids(r)) is fires

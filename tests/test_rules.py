@@ -386,3 +386,19 @@ def test_physical_therapy_text_traps_and_counterparts(kb, text, pt_done):
     b.condition("M16.11", "Unilateral primary osteoarthritis, right hip", "2022-01-01")
     _text_procedure(b, text)
     assert (PT_FIRST not in ids(run_assess(b, kb))) is pt_done, text
+
+
+# ---- mechanical pathology that the target itself treats ------------------------------------
+def test_shoulder_impingement_is_the_subacromial_indication_not_a_mechanical_lesion(kb):
+    b = BundleBuilder("sh")
+    b.condition(None, "Right shoulder subacromial impingement syndrome", "2025-10-01")
+    b.therapy("2025-10-15", "2026-01-15", "Physical therapy - shoulder")
+    r = run_assess(b, kb, plan=("subacromial-bursa", "right", "ultrasound", "triamcinolone", 20))
+    assert "defer.diagnosis-uncertain" not in ids(r), ids(r)
+
+
+def test_labral_tear_still_questions_a_hip_injection(kb):
+    b = hip_candidate()
+    b.condition(None, "Right hip labral tear on MR arthrogram", "2026-01-10")
+    assert "defer.diagnosis-uncertain" in ids(run_assess(b, kb, plan=("hip-intra-articular", "right", "landmark",
+                                                                      "triamcinolone", 40)))

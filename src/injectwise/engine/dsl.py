@@ -210,7 +210,7 @@ class Compiler:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("condition needs a concept")
         allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept",
-                   "status_decides"}
+                   "status_decides", "unless_indication"}
         for k in arg:
             if k not in allowed:
                 raise self.err(f"unknown condition attribute {k!r}")
@@ -229,13 +229,18 @@ class Compiler:
         # status_decides: a problem with a current clinical status counts whatever its onset; the
         # recency window applies only to problems recorded without a status.
         status_decides = bool(arg.get("status_decides", False))
+        # unless_indication: a problem the planned target itself treats (shoulder impingement for a
+        # subacromial injection) is the indication, not a reason to doubt the diagnosis.
+        unless_indication = bool(arg.get("unless_indication", False))
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             v = ctx.view
+            t = ctx.injection.target
+            indications = frozenset(t.indications) if unless_indication and t is not None else frozenset()
             ev = []
             for c in v.conditions:
                 cc = v.condition_concepts(c)
-                if not (concepts & cc) or (unless & cc):
+                if not (concepts & cc) or (unless & cc) or (indications & cc):
                     continue
                 if not c.present:
                     continue

@@ -56,7 +56,7 @@ SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-
 NUM = r"(\d+(?:[.,]\d+)*)"
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
-                         r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio)?", re.I)
+                         r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
 PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
 PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) "
@@ -128,8 +128,8 @@ class NoteExtractor:
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
-        lab_names = (r"inr|a1c|glucose|sugar|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|plt|temp|"
-                     r"tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
+        lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
+                     r"plt|temp|tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
         steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
         self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
                            if (pat := self.cues.joined.get(name)) is not None}
@@ -322,6 +322,9 @@ class NoteExtractor:
             return "Cel" if u.upper().endswith("C") else "[degF]"
         if concept in ("wbc", "platelets") and not u:
             return "/uL" if value > 1000 else ""
+        if concept == "body-weight":
+            u = u.lower().rstrip("s")
+            return {"kg": "kg", "lb": "lb"}.get(u) if u else ("kg" if 20 <= value <= 250 else None)
         if concept == "esr" and u.lower().startswith("mm/h"):
             u = "mm/h"
         if not u or not c.unit:
