@@ -270,3 +270,15 @@ def test_body_weight_from_the_note_sets_the_anaesthetic_ceiling(tmp_path, kb, we
     plan = {**KNEE, "anesthetic": "bupivacaine", "anesthetic_dose": 150}
     r = assess_note(tmp_path, kb, f"64 yo F R knee OA, completed PT. {weight}", "2026-05-01", plan)
     assert ("dose.anesthetic-above-maximum" in ids(r)) is fires
+
+
+EPIDURAL = {"target": "lumbar-transforaminal", "side": "left", "guidance": "fluoroscopy", "steroid": "dexamethasone",
+            "dose": 10}
+
+
+@pytest.mark.parametrize("med,held", [("On apixaban for AF.", False), ("On apixaban for AF, held for 3 days.", True),
+                                      ("Apixaban held x 1 day.", False), ("Apixaban on hold.", False),
+                                      ("Clopidogrel stopped 8 days ago.", True), ("Clopidogrel stopped 2 days ago.", False)])
+def test_antithrombotic_hold_stated_in_the_note(tmp_path, kb, med, held):
+    r = assess_note(tmp_path, kb, f"58 yo M L5 radiculopathy, 8 weeks PT done. {med}", "2026-05-01", EPIDURAL)
+    assert ("defer.anticoagulant-hold" not in ids(r)) is held, ids(r)

@@ -54,6 +54,11 @@ AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-y
 SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
 NUM = r"(\d+(?:[.,]\d+)*)"
+# Antithrombotics held before a procedure (how long, or since when)
+HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
+HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
+                        r"clopidogrel) )", re.I)
+HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
@@ -271,10 +276,28 @@ class NoteExtractor:
         if m.negated:
             return
         ref = st.ref("m")
-        status = "stopped" if m.historical else "active"
+        status, end = ("stopped" if m.historical else "active"), None
+        if m.concept in HOLDABLE:
+            status, end = self._hold(st, prov.quote, status)
         st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
-                                                                          m.matched), status=status))
+                                                                          m.matched), status=status, end=end))
         self._keep(st, ref, prov)
+
+    def _hold(self, st: _State, text: str, status: str) -> tuple[str, datetime | None]:
+        """An anticoagulant or antiplatelet held before the procedure: 'held for 3 days', 'last dose 4/28',
+        'stopped 5 days ago'. The day of the last dose is the hold's start; a hold with no day stays
+        'on hold, since when not documented' (not enough to count as held)."""
+        hold = HOLD_WORDS.search(text)
+        if not hold:
+            return status, None
+        days = HOLD_FOR_DAYS.search(text)
+        if days and (n := to_number(days.group(1) or days.group(2))) is not None:
+            d = st.note.when - timedelta(days=n)
+            return "on-hold", self._day(d)
+        dates = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+        if dates:
+            return "on-hold", dates[-1].when
+        return "on-hold", None
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
