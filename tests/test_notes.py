@@ -282,3 +282,11 @@ EPIDURAL = {"target": "lumbar-transforaminal", "side": "left", "guidance": "fluo
 def test_antithrombotic_hold_stated_in_the_note(tmp_path, kb, med, held):
     r = assess_note(tmp_path, kb, f"58 yo M L5 radiculopathy, 8 weeks PT done. {med}", "2026-05-01", EPIDURAL)
     assert ("defer.anticoagulant-hold" not in ids(r)) is held, ids(r)
+
+
+@pytest.mark.parametrize("day,urgent", [(2, False), (9, True)])
+def test_glucose_on_a_post_injection_day_is_dated_from_the_injection(tmp_path, kb, day, urgent):
+    r = review_note(tmp_path, kb, "60 yo F. R knee injection methylprednisolone 80 mg 4/20/2026. T2DM. "
+                    f"Glucose 340 on day {day}.", "2026-05-01")
+    assert "adverse.hyperglycemia" in ids(r) or urgent
+    assert ("urgent.red-flag" in ids(r)) is urgent, ids(r)

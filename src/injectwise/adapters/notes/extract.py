@@ -54,6 +54,8 @@ AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-y
 SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
 NUM = r"(\d+(?:[.,]\d+)*)"
+# "glucose 340 on day 2": a day counted from the injection (day 0 = the injection day)
+POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({NUMBER})\b(?! (?:of|ago))", re.I)
 # Antithrombotics held before a procedure (how long, or since when)
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
@@ -401,7 +403,12 @@ class NoteExtractor:
         self._keep(st, ref, prov)
 
     def _date_near(self, st: _State, text: str, pos: int) -> datetime:
-        """The date stated with a value (the nearest after it in the sentence, else before), else the note's."""
+        """The date stated with a value (the nearest after it in the sentence, else before; "day 2" counts
+        from the injection the note describes), else the note's."""
+        post = POST_INJECTION_DAY.search(text, pos, pos + 60)
+        dated = [i.start for i in st.injections if i.start is not None]
+        if post and dated and (n := to_number(post.group(1))) is not None:
+            return max(dated) + timedelta(days=n)
         hits = [h for h in find_dates(text, st.note.when) if h.precision == "day"]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
