@@ -290,3 +290,10 @@ def test_glucose_on_a_post_injection_day_is_dated_from_the_injection(tmp_path, k
                     f"Glucose 340 on day {day}.", "2026-05-01")
     assert "adverse.hyperglycemia" in ids(r) or urgent
     assert ("urgent.red-flag" in ids(r)) is urgent, ids(r)
+
+
+@pytest.mark.parametrize("text,harm", [("Since then new L foot drop, progressive.", True), ("No foot drop.", False)])
+def test_foot_drop_after_a_piriformis_injection_is_a_nerve_injury(tmp_path, kb, text, harm):
+    r = review_note(tmp_path, kb, "45 yo F. US-guided L piriformis injection with triamcinolone 40 mg and lidocaine on "
+                    f"4/10/2026. {text}", "2026-05-01")
+    assert ("adverse.neuropathy" in ids(r)) is harm and ("urgent.progressive-neurological-deficit" in ids(r)) is harm
