@@ -22,6 +22,20 @@ OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def all_of(parts: list[Pred]) -> Pred:
+    """Every part holds; the evidence of all of them (none when one fails)."""
+
+    def run(ctx: Context) -> tuple[bool, list[Evidence]]:
+        ev: list[Evidence] = []
+        for p in parts:
+            ok, e = p(ctx)
+            if not ok:
+                return False, []
+            ev += e
+        return True, ev
+    return run
+
+
 class Compiler:
     def __init__(self, kb: Knowledge, where: str) -> None:
         self.kb = kb
@@ -57,17 +71,7 @@ class Compiler:
 
     # ---- logic ----------------------------------------------------------------------------
     def p_all(self, arg: Any) -> Pred:
-        parts = [self.compile(x) for x in self._list(arg)]
-
-        def run(ctx: Context) -> tuple[bool, list[Evidence]]:
-            ev: list[Evidence] = []
-            for p in parts:
-                ok, e = p(ctx)
-                if not ok:
-                    return False, []
-                ev += e
-            return True, ev
-        return run
+        return all_of([self.compile(x) for x in self._list(arg)])
 
     def p_any(self, arg: Any) -> Pred:
         parts = [self.compile(x) for x in self._list(arg)]

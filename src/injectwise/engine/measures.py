@@ -13,7 +13,7 @@ from typing import Any
 from injectwise.core.dates import end_of_day
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import ClinicalView, Injection, side_of, sides_compatible
-from injectwise.engine.dsl import Compiler, Pred
+from injectwise.engine.dsl import Compiler, Pred, all_of
 from injectwise.engine.evaluate import compiled_rules
 from injectwise.engine.facts import Context
 from injectwise.engine.result import Evidence
@@ -50,15 +50,7 @@ class MeasureCompiler(Compiler):
             return self.compile(arg)
         parts = [self.numerator(x) for x in arg]
         if key == "all":
-            def run_all(ctx: Context) -> tuple[bool, list[Evidence]]:
-                ev: list[Evidence] = []
-                for p in parts:
-                    ok, e = p(ctx)
-                    if not ok:
-                        return False, []
-                    ev += e
-                return True, ev
-            return run_all
+            return all_of(parts)
 
         def run_any(ctx: Context) -> tuple[bool, list[Evidence]]:
             for p in parts:

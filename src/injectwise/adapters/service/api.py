@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.notes import add_bundle_notes
-from injectwise.adapters.service.models import inline_schema
+from injectwise.adapters.service.models import checked, inline_schema
 from injectwise.adapters.service.outcome import ServiceError
 from injectwise.core.dates import parse_as_of, today_utc
 from injectwise.engine.evaluate import PlanOverrides, assess, review
@@ -59,12 +59,7 @@ def _envelope(body: Any, model: type[BaseModel]) -> Any:
         body = {"bundle": body}
     if not isinstance(body, dict):
         raise ServiceError(400, "the body must be a FHIR Bundle or an object with a bundle")
-    try:
-        return model.model_validate(body)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        raise ServiceError(400, f"invalid request: {where}: {err.get('msg', 'invalid')}") from None
+    return checked(model, body)
 
 
 def assess_json(body: Any, kb: Knowledge) -> dict[str, Any]:
