@@ -297,3 +297,11 @@ def test_foot_drop_after_a_piriformis_injection_is_a_nerve_injury(tmp_path, kb, 
     r = review_note(tmp_path, kb, "45 yo F. US-guided L piriformis injection with triamcinolone 40 mg and lidocaine on "
                     f"4/10/2026. {text}", "2026-05-01")
     assert ("adverse.neuropathy" in ids(r)) is harm and ("urgent.progressive-neurological-deficit" in ids(r)) is harm
+
+
+@pytest.mark.parametrize("text,fires", [("Takes methotrexate 15 mg weekly for RA.", True),
+                                        ("Stopped methotrexate in 2019.", False)])
+def test_immunosuppressant_in_the_note(tmp_path, kb, text, fires):
+    plan = {**KNEE}
+    r = assess_note(tmp_path, kb, f"55 yo F R knee OA, completed 3 months PT. {text}", "2026-05-01", plan)
+    assert ("caution.immunosuppression" in ids(r)) is fires

@@ -402,3 +402,16 @@ def test_labral_tear_still_questions_a_hip_injection(kb):
     b.condition(None, "Right hip labral tear on MR arthrogram", "2026-01-10")
     assert "defer.diagnosis-uncertain" in ids(run_assess(b, kb, plan=("hip-intra-articular", "right", "landmark",
                                                                       "triamcinolone", 40)))
+
+
+@pytest.mark.parametrize("code,text,expected", [
+    ("6902", "Methylprednisolone", "caution.related-corticosteroid-allergy"),
+    (None, "Depo-Medrol (hives)", "caution.related-corticosteroid-allergy"),
+    ("10759", "Triamcinolone", "contraindication.drug-allergy")])
+def test_allergy_to_another_corticosteroid_is_a_caution_the_planned_one_a_contraindication(kb, code, text, expected):
+    b = hip_candidate()
+    b.allergy(code, text)
+    found = ids(run_assess(b, kb))
+    assert expected in found
+    other = ({"caution.related-corticosteroid-allergy", "contraindication.drug-allergy"} - {expected}).pop()
+    assert other not in found

@@ -316,8 +316,8 @@ class Compiler:
         return run
 
     def p_allergy(self, arg: Any) -> Pred:
-        if arg not in ("planned-agents", "imaging-agents", "antiseptic"):
-            raise self.err("allergy takes planned-agents, imaging-agents or antiseptic")
+        if arg not in ("planned-agents", "imaging-agents", "antiseptic", "related-corticosteroid"):
+            raise self.err("allergy takes planned-agents, imaging-agents, antiseptic or related-corticosteroid")
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             return _allergies(ctx, arg)
@@ -394,6 +394,8 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
                     hit = f"{a.label} (contains {names})"
                 if hit:
                     break
+        elif which == "related-corticosteroid":
+            hit = _related_corticosteroid(ctx, inj.steroid, codes, text)
         elif which == "imaging-agents":
             if inj.guidance == "fluoroscopy" and "allergy-contrast" in concepts:
                 hit = "contrast used with fluoroscopy"
@@ -402,3 +404,19 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
         if hit:
             ev.append(Evidence(al.ref, al.code.label(), f"allergy; planned: {hit}", al.recorded))
     return bool(ev), ev
+
+
+def _related_corticosteroid(ctx: Context, steroid: Any, codes: set[str], text: str) -> str | None:
+    """An allergy to a different corticosteroid than the one planned: cross-reactivity between
+    corticosteroids, or an excipient the products share, cannot be excluded from the record alone."""
+    planned = steroid.drug if steroid is not None else None
+    if planned is None or planned.kind != "corticosteroid":
+        return None
+    for d in ctx.kb.drugs.values():
+        if d.kind != "corticosteroid" or d.id == planned.id or (not d.rxnorm and not d.text):
+            continue
+        if codes & d.rxnorm or any(p.search(text) for p in d.text):
+            if codes & planned.rxnorm or any(p.search(text) for p in planned.text):
+                return None  # the planned agent itself: contraindication.drug-allergy speaks for it
+            return f"{steroid.label}; allergy recorded to {d.label}"
+    return None
