@@ -6,11 +6,9 @@ Run: python bench/bench_engine.py
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
@@ -23,9 +21,7 @@ from injectwise.adapters.fhir import read_bundle
 from injectwise.engine.evaluate import PlanOverrides, assess, review
 from injectwise.knowledge import load_knowledge
 
-SHARED = Path("/work/shared")
-VIGNETTES = SHARED / "examples" / "vignettes"
-CONVERTER = SHARED / "tools" / "vignette2fhir.py"
+SHARED = timing.SHARED
 SYNTHEA = SHARED / "data" / "fhir" / "synthea"
 
 RUNS = 5
@@ -56,27 +52,20 @@ def main() -> int:
     rows: list[tuple[str, str, str, str]] = []
 
     # 1. Vignette bundles
-    with tempfile.TemporaryDirectory() as tmp:
-        files = sorted(str(p) for p in VIGNETTES.glob("*.yaml"))
-        subprocess.run([sys.executable, str(CONVERTER), *files, "--out", tmp],
-                       check=True, stdout=subprocess.DEVNULL)
-        for case_dir in sorted(p for p in Path(tmp).iterdir() if p.is_dir()):
-            data = (case_dir / "bundle.json").read_bytes()
-            expected = json.loads((case_dir / "expected.json").read_text())
-            as_of = date.fromisoformat(expected["as_of"])
-            evaluate = review if expected["mode"] == "review" else assess
+    for vc in timing.vignette_cases():
+        evaluate = review if vc.mode == "review" else assess
 
-            def full(data: bytes = data, evaluate=evaluate, as_of: date = as_of) -> object:
-                return evaluate(read_bundle(data), kb, as_of)
+        def full(data: bytes = vc.bundle, evaluate=evaluate, as_of: date = vc.as_of) -> object:
+            return evaluate(read_bundle(data), kb, as_of)
 
-            parse = best_per_call(lambda data=data: orjson.loads(data), LOOPS)
-            case = best_per_call(full, LOOPS)
-            ratio = case / parse
-            us = case * 1e6
-            rows.append((f"vignette {case_dir.name} ({expected['mode']})",
-                         f"{us:8.1f} us  parse {parse * 1e6:7.1f} us  x{ratio:5.1f}",
-                         "<= 1 ms | <= 2x parse",
-                         f"{'met' if us <= 1000 else 'missed'} | {'met' if ratio <= 2 else 'missed'}"))
+        parse = best_per_call(lambda data=vc.bundle: orjson.loads(data), LOOPS)
+        case = best_per_call(full, LOOPS)
+        ratio = case / parse
+        us = case * 1e6
+        rows.append((f"vignette {vc.name} ({vc.mode})",
+                     f"{us:8.1f} us  parse {parse * 1e6:7.1f} us  x{ratio:5.1f}",
+                     "<= 1 ms | <= 2x parse",
+                     f"{'met' if us <= 1000 else 'missed'} | {'met' if ratio <= 2 else 'missed'}"))
 
     # 2. Largest Synthea bundle
     largest = max(SYNTHEA.glob("*.json"), key=lambda p: p.stat().st_size)

@@ -15,15 +15,10 @@ Run: python bench/bench_language.py
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
 import orjson
 import timing  # bench/timing.py: run as `python bench/<script>.py`
@@ -33,9 +28,7 @@ from injectwise.engine.evaluate import assess, review
 from injectwise.knowledge import load_knowledge
 from injectwise.language.context import analyze_text
 
-SHARED = Path("/work/shared")
-VIGNETTES = SHARED / "examples" / "vignettes"
-CONVERTER = SHARED / "tools" / "vignette2fhir.py"
+SHARED = timing.SHARED
 
 SENTENCES = [
     "{age}-year-old woman with {side} hip pain for {n} months, worse with walking and stairs.",
@@ -104,37 +97,32 @@ def main() -> int:
         rows.append((f"{label}: legacy per-pattern matcher", f"{1 / t_old:10.0f} {per}/s  ({t_old * 1e3:.3f} ms each)",
                      "baseline"))
 
-    with tempfile.TemporaryDirectory() as tmp:
-        files = sorted(str(p) for p in VIGNETTES.glob("*.yaml"))
-        subprocess.run([sys.executable, str(CONVERTER), *files, "--out", tmp], check=True, stdout=subprocess.DEVNULL)
-        for case_dir in sorted(p for p in Path(tmp).iterdir() if p.is_dir()):
-            data = (case_dir / "bundle.json").read_bytes()
-            expected = json.loads((case_dir / "expected.json").read_text())
-            as_of = date.fromisoformat(expected["as_of"])
-            evaluate = review if expected["mode"] == "review" else assess
+    for vc in timing.vignette_cases():
+        data, as_of = vc.bundle, vc.as_of
+        evaluate = review if vc.mode == "review" else assess
 
-            def warm(data: bytes = data, evaluate=evaluate, as_of: date = as_of) -> object:
-                return evaluate(read_bundle(data), kb, as_of)
+        def warm(data: bytes = data, evaluate=evaluate, as_of: date = as_of) -> object:
+            return evaluate(read_bundle(data), kb, as_of)
 
-            def cold(data: bytes = data, evaluate=evaluate, as_of: date = as_of) -> object:
-                term._analyze.cache_clear()
-                term._text_concepts.cache_clear()
-                return evaluate(read_bundle(data), kb, as_of)
+        def cold(data: bytes = data, evaluate=evaluate, as_of: date = as_of) -> object:
+            term._analyze.cache_clear()
+            term._text_concepts.cache_clear()
+            return evaluate(read_bundle(data), kb, as_of)
 
-            parse = timing.best_per_call(lambda data=data: orjson.loads(data), 200, 3)
-            w = timing.best_per_call(warm, 100, 3)
-            c = timing.best_per_call(cold, 50, 3)
-            # before: the same evaluation with the replaced matcher (uncached, as cold above)
-            saved = term._text_concepts
-            term._text_concepts = lambda text: frozenset(legacy_concepts(kb, text))
-            try:
-                b = timing.best_per_call(lambda data=data, evaluate=evaluate, as_of=as_of:
-                                         evaluate(read_bundle(data), kb, as_of), 20, 3)
-            finally:
-                term._text_concepts = saved
-            rows.append((f"vignette {case_dir.name}", f"warm {w * 1e6:7.1f} us  cold {c * 1e6:7.1f} us  "
-                         f"(legacy cold {b * 1e6:7.1f} us)  parse {parse * 1e6:6.1f} us",
-                         f"<= 1 ms warm: {'met' if w <= 1e-3 else 'missed'}"))
+        parse = timing.best_per_call(lambda data=data: orjson.loads(data), 200, 3)
+        w = timing.best_per_call(warm, 100, 3)
+        c = timing.best_per_call(cold, 50, 3)
+        # before: the same evaluation with the replaced matcher (uncached, as cold above)
+        saved = term._text_concepts
+        term._text_concepts = lambda text: frozenset(legacy_concepts(kb, text))
+        try:
+            b = timing.best_per_call(lambda data=data, evaluate=evaluate, as_of=as_of:
+                                     evaluate(read_bundle(data), kb, as_of), 20, 3)
+        finally:
+            term._text_concepts = saved
+        rows.append((f"vignette {vc.name}", f"warm {w * 1e6:7.1f} us  cold {c * 1e6:7.1f} us  "
+                     f"(legacy cold {b * 1e6:7.1f} us)  parse {parse * 1e6:6.1f} us",
+                     f"<= 1 ms warm: {'met' if w <= 1e-3 else 'missed'}"))
 
     big = ("Right hip pain, no fever or chills. r/o septic arthritis vs trochanteric bursitis; history of cellulitis. "
            * 45_000)[:4_500_000]

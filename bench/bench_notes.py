@@ -8,14 +8,10 @@ Run: python bench/bench_notes.py
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
-from pathlib import Path
 
 import orjson
 import timing  # bench/timing.py: run as `python bench/<script>.py`
@@ -28,9 +24,8 @@ from injectwise.engine.evaluate import PlanOverrides, assess, review
 from injectwise.knowledge import load_knowledge
 from injectwise.language import analyze
 
-SHARED = Path("/work/shared")
-VIGNETTES = SHARED / "examples" / "vignettes"
-CONVERTER = SHARED / "tools" / "vignette2fhir.py"
+SHARED = timing.SHARED
+VIGNETTES = timing.VIGNETTES
 TARGET_NOTES_PER_S = 500
 TARGET_BUNDLE_MS = 1.0
 RUNS = 5
@@ -96,35 +91,30 @@ def notes_per_second(kb) -> tuple[float, float]:
 def bundle_cases(kb) -> list[tuple[str, float, float, float, float]]:
     """Per vignette: orjson parse, read+evaluate without the note, with the note, and the note's words."""
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, str(CONVERTER), *map(str, sorted(VIGNETTES.glob("*.yaml"))), "--out", tmp],
-                       check=True, capture_output=True)
-        for d in sorted(Path(tmp).iterdir()):
-            exp = json.loads((d / "expected.json").read_text())
-            data = (d / "bundle.json").read_bytes()
-            as_of = date.fromisoformat(exp["as_of"])
-            run = (lambda rec, a=as_of: assess(rec, kb, a, PlanOverrides())) if exp["mode"] == "assess" \
-                else (lambda rec, a=as_of: review(rec, kb, a))
-            counter = iter(range(10**9))
+    for vc in timing.vignette_cases():
+        data, as_of = vc.bundle, vc.as_of
+        run = (lambda rec, a=as_of: assess(rec, kb, a, PlanOverrides())) if vc.mode == "assess" \
+            else (lambda rec, a=as_of: review(rec, kb, a))
+        counter = iter(range(10**9))
 
-            def without(data=data, run=run):
-                rec = read_bundle(data)
-                rec.documents = []
-                run(rec)
+        def without(data=data, run=run):
+            rec = read_bundle(data)
+            rec.documents = []
+            run(rec)
 
-            def with_note(data=data, run=run, counter=counter, as_of=as_of):
-                rec = read_bundle(data)
-                k = next(counter)
-                for doc in rec.documents:  # a distinct note each time: no cache hits
-                    doc.text = f"{doc.text} Seen {k}."
-                add_bundle_notes(rec, kb, as_of)
-                run(rec)
+        def with_note(data=data, run=run, counter=counter, as_of=as_of):
+            rec = read_bundle(data)
+            k = next(counter)
+            for doc in rec.documents:  # a distinct note each time: no cache hits
+                doc.text = f"{doc.text} Seen {k}."
+            add_bundle_notes(rec, kb, as_of)
+            run(rec)
 
-            words = sum(len(doc.text.split()) for doc in read_bundle(data).documents)
-            parse = timing.best_per_call(lambda data=data: orjson.loads(data), 500, RUNS)
-            plain = timing.best_per_call(without, 200, RUNS)
-            noted = timing.best_per_call(with_note, 200, RUNS)
-            out.append((exp["id"], parse * 1000, plain * 1000, noted * 1000, words))
+        words = sum(len(doc.text.split()) for doc in read_bundle(data).documents)
+        parse = timing.best_per_call(lambda data=data: orjson.loads(data), 500, RUNS)
+        plain = timing.best_per_call(without, 200, RUNS)
+        noted = timing.best_per_call(with_note, 200, RUNS)
+        out.append((vc.name, parse * 1000, plain * 1000, noted * 1000, words))
     return out
 
 

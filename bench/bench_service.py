@@ -42,9 +42,9 @@ from injectwise.core.record import PatientRecord
 from injectwise.engine.evaluate import assess, review
 from injectwise.knowledge import load_knowledge
 
-SHARED = Path("/work/shared")
-VIGNETTES = SHARED / "examples" / "vignettes"
-CONVERTER = SHARED / "tools" / "vignette2fhir.py"
+SHARED = timing.SHARED
+VIGNETTES = timing.VIGNETTES
+CONVERTER = timing.CONVERTER
 
 SERVICE_PATHS = {"order-select": "/cds-services/injectwise-order-select",
                  "patient-view": "/cds-services/injectwise-patient-view"}
