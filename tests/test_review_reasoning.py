@@ -132,6 +132,22 @@ def test_glucose_still_very_high_after_the_expected_days_is_a_red_flag(kb, value
     assert any(e.when is not None and e.when.date().isoformat() == "2026-02-17" for e in f.evidence)
 
 
+def test_a_glucose_red_flag_asks_for_medical_review_not_hip_imaging(kb):
+    b = _diabetic_injected("glucimg")
+    b.lab("2339-0", "Glucose", 350, "mg/dL", "2026-02-12")
+    b.lab("2339-0", "Glucose", 330, "mg/dL", "2026-02-17")
+    r = reviewed(kb, b, "2026-03-01")
+    assert "urgent.red-flag" in ids(r) and "next.advanced-imaging" not in ids(r)
+
+
+def test_osteonecrosis_after_the_injection_asks_for_imaging_and_names_it(kb):
+    b = _diabetic_injected("avnimg")
+    b.condition("M87.051", "Idiopathic aseptic necrosis of right femur", "2026-02-25")
+    r = reviewed(kb, b, "2026-03-01")
+    f = finding(r, "next.advanced-imaging")
+    assert any("necrosis" in (e.value or "").lower() or "necrosis" in e.what.lower() for e in f.evidence)
+
+
 def test_moderately_high_glucose_later_is_not_a_red_flag(kb):
     b = _diabetic_injected("mod")
     b.lab("2339-0", "Glucose", 220, "mg/dL", "2026-02-17")
