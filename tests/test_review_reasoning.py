@@ -408,3 +408,53 @@ def test_a_facet_injection_is_recognised_as_fluoroscopy_guided(kb):
            "performedDateTime": "2025-12-01T10:00:00Z", "bodySite": [{"text": "right L4-L5"}]})
     r = reviewed(kb, b, "2026-01-15")
     assert r.subject["target"] == "lumbar-facet" and r.subject["guidance"] == "fluoroscopy"
+
+
+# ---- calendar days at the boundaries -------------------------------------------------------------
+def test_a_score_on_day_fourteen_is_judged_whatever_its_hour(kb):
+    b = hip_candidate("day14")
+    b.injection("2026-04-01T10:00:00", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-04-01T09:00:00", 7)
+    b.pain("2026-04-15T09:00:00", 2)  # day 14, one hour "short" of 14 x 24 h
+    assert reviewed(kb, b, "2026-04-15").outcome == "responder"
+    b2 = hip_candidate("day13")
+    b2.injection("2026-04-01T10:00:00", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b2.pain("2026-04-01T09:00:00", 7)
+    b2.pain("2026-04-14T20:00:00", 2)  # day 13: still too early to count
+    assert reviewed(kb, b2, "2026-04-14").outcome == "too-early"
+
+
+def test_scores_after_the_as_of_day_do_not_count(kb):
+    b = hip_candidate("later")
+    b.injection("2026-04-01", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-04-01", 7)
+    b.pain("2026-04-16", 8)  # the day after the as-of date
+    assert reviewed(kb, b, "2026-04-15").outcome == "unknown"
+
+
+@pytest.mark.parametrize("days,fires", [(83, True), (84, False)])
+def test_the_interval_counts_calendar_days(kb, days, fires):
+    from datetime import date, timedelta
+    last = (date(2026, 3, 1) - timedelta(days=days)).isoformat()
+    b = hip_candidate(f"int{days}")
+    b.injection(f"{last}T16:30:00", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    r = run_assess(b, kb)
+    assert ("defer.injection-interval" in ids(r)) is fires
+    if fires:
+        assert f"was {days} days ago" in finding(r, "defer.injection-interval").rationale
+
+
+# ---- diabetes by HbA1c alone ---------------------------------------------------------------------
+@pytest.mark.parametrize("value,unit,when,cautions", [
+    (7.1, "%", "2026-02-01", True),          # diagnostic, no diagnosis coded
+    (54, "mmol/mol", "2026-02-01", True),    # 7.1 % in IFCC units
+    (6.1, "%", "2026-02-01", False),         # prediabetes range
+    (7.1, "%", "2024-01-01", False),         # too old to describe the patient now
+])
+def test_a_diagnostic_hba1c_alone_gives_the_glucose_caution(kb, value, unit, when, cautions):
+    b = hip_candidate(f"a1c{int(value)}{unit[:2]}{when[:4]}")
+    b.lab("4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", value, unit, when)
+    r = run_assess(b, kb)
+    assert ("caution.diabetes" in ids(r)) is cautions
+    if cautions:
+        assert any("4548-4" in e.what or "HbA1c" in e.what or "A1c" in e.what for e in finding(r, "caution.diabetes").evidence)

@@ -132,7 +132,8 @@ class Context:
         an_end = t0 + timedelta(hours=self.anesthetic_hours(inj))
         an_scores = [s for s in v.pain if t0 < s.when <= an_end]
         judge_after = self.judge_after_days(inj)
-        judge_from = t0 + timedelta(days=judge_after)
+        # judged from the calendar day the window ends (day 14 counts whatever the hour of the score)
+        judge_from = t0.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=judge_after)
         follow = [s for s in v.pain if judge_from <= s.when <= stop]
         ev: list[Evidence] = []
         if baseline:
@@ -224,8 +225,8 @@ def days_since_prior_site_injection(ctx: Context) -> Fact:
         return Fact(None, [], "no earlier injection at this site")
     last = prior[-1]
     assert last.when is not None
-    days = (ctx.ref_time - last.when).total_seconds() / 86400
-    return Fact(days, [_inj_ev(last, "last corticosteroid injection at this site")], f"{days:.0f}")
+    days = (ctx.ref_time.date() - last.when.date()).days  # calendar days, as a clinician counts them
+    return Fact(days, [_inj_ev(last, "last corticosteroid injection at this site")], f"{days}")
 
 
 def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
@@ -494,7 +495,12 @@ def _latest_fact(ctx: Context, concept: str, lookback: str, label: str, unit: st
 
 @fact
 def diabetic(ctx: Context) -> Fact:
+    """A diagnosis, a diabetes medicine, or a recent HbA1c at the diagnostic threshold (policy): an
+    undiagnosed diabetic's glucose rises after a corticosteroid as much as a coded one's."""
     ev = _cond_ev(ctx, "diabetes") + _med_ev(ctx, "diabetes-medication")
+    a1c = ctx.fact("hba1c")
+    if a1c.value is not None and a1c.value >= ctx.p("hba1c_diabetes_percent"):
+        ev += a1c.evidence
     return Fact(bool(ev), ev)
 
 
