@@ -458,3 +458,54 @@ def test_a_diagnostic_hba1c_alone_gives_the_glucose_caution(kb, value, unit, whe
     assert ("caution.diabetes" in ids(r)) is cautions
     if cautions:
         assert any("4548-4" in e.what or "HbA1c" in e.what or "A1c" in e.what for e in finding(r, "caution.diabetes").evidence)
+
+
+# ---- urgent findings are never answered with "too early, wait" -----------------------------------
+def test_infection_signs_a_week_after_the_injection_are_urgent_not_too_early(kb):
+    b = hip_candidate("sepearly")
+    b.injection("2026-02-20", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-02-20", 6)
+    b.condition("M25.451", "Effusion, right hip - hot, red and swollen", "2026-02-28", category="encounter-diagnosis")
+    b.lab("8310-5", "Body temperature", 101.3, "[degF]", "2026-02-28")
+    r = reviewed(kb, b, "2026-02-28")
+    assert r.outcome == "too-early"  # the response itself still cannot be judged
+    assert "urgent.infection-suspected" in ids(r)
+    assert "failure.delayed-effect" not in ids(r) and "next.reassess-later" not in ids(r)
+
+
+def test_too_early_without_anything_urgent_still_says_wait(kb):
+    b = hip_candidate("waitok")
+    b.injection("2026-02-20", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-02-20", 6)
+    r = reviewed(kb, b, "2026-02-28")
+    assert {"failure.delayed-effect", "next.reassess-later"} <= set(ids(r))
+
+
+# ---- a harm attributed to the injection must be new after it --------------------------------------
+def _after_hip(prefix):
+    b = hip_candidate(prefix)
+    b.injection("2026-01-05", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    return b
+
+
+def test_a_radiculopathy_known_before_the_injection_is_not_a_new_nerve_injury(kb):
+    b = _after_hip("radold")
+    b.condition("M54.16", "Radiculopathy, lumbar region, right", "2025-06-01", body_site="right")
+    b.condition("M54.16", "Lumbar radiculopathy, right", "2026-02-01", category="encounter-diagnosis",
+                body_site="right")  # the same problem named again after the injection
+    assert "adverse.neuropathy" not in ids(reviewed(kb, b, "2026-02-10"))
+
+
+def test_paraesthesia_first_recorded_after_the_injection_is_a_new_nerve_finding(kb):
+    b = _after_hip("radnew")
+    b.condition("R20.2", "Paresthesia of right lateral thigh", "2026-02-01", category="encounter-diagnosis")
+    f = finding(reviewed(kb, b, "2026-02-10"), "adverse.neuropathy")
+    assert any(e.when is not None and e.when.date().isoformat() == "2026-02-01" for e in f.evidence)
+
+
+def test_new_without_after_is_refused_when_the_rules_load(kb):
+    from injectwise.core.errors import KnowledgeError
+    from injectwise.engine.dsl import Compiler
+
+    with pytest.raises(KnowledgeError, match="new needs after"):
+        Compiler(kb, "test-rule").compile({"condition": {"concept": "neuropathic-pain", "new": True}})

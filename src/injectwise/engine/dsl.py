@@ -214,7 +214,7 @@ class Compiler:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("condition needs a concept")
         allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept",
-                   "status_decides", "unless_indication"}
+                   "status_decides", "unless_indication", "new"}
         for k in arg:
             if k not in allowed:
                 raise self.err(f"unknown condition attribute {k!r}")
@@ -230,6 +230,11 @@ class Compiler:
         if after not in (None, "injection", "series"):
             raise self.err(f"after must be injection or series, got {after!r}")
         within = self.number(arg["within_days"]) if "within_days" in arg else None
+        # new: a harm attributed to the injection must not have been on record before it (a radiculopathy
+        # known for a year and named again in today's note is not a new nerve injury).
+        new = bool(arg.get("new", False))
+        if new and after is None:
+            raise self.err("new needs after: injection or series")
         # status_decides: a problem with a current clinical status counts whatever its onset; the
         # recency window applies only to problems recorded without a status.
         status_decides = bool(arg.get("status_decides", False))
@@ -261,6 +266,8 @@ class Compiler:
                 if side == "target" and not sides_compatible(ctx.injection.side, v.condition_side(c)):
                     continue
                 if after is not None and (when is None or not _after(ctx, when, after, within)):
+                    continue
+                if new and _known_before(ctx, concepts & cc, after, v.condition_side(c)):
                     continue
                 ev.append(Evidence(c.ref, c.code.label(), _status(c), when))
             return bool(ev), ev
@@ -364,6 +371,29 @@ def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float
         if ctx.mode == "review" and ctx.injection.when:
             starts.append(ctx.injection.when)
     return any(when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit)) for s in starts)
+
+
+def _known_before(ctx: Context, concepts: frozenset[str], mode: str, side: str | None) -> bool:
+    """Whether a present problem with one of these concepts (same side) was dated before the first injection
+    `after` counts from, so a later mention of it is a continuation rather than something new."""
+    v = ctx.view
+    if mode == "injection":
+        starts = [ctx.injection.when] if ctx.injection.when else []
+    else:
+        area = ctx.area(ctx.injection)
+        starts = [i.when for i in v.steroid_injections
+                  if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
+        if ctx.injection.when:
+            starts.append(ctx.injection.when)
+    if not starts:
+        return False
+    first = min(starts).date()
+    for c in v.conditions:
+        if not c.present or c.when is None or c.when.date() >= first:
+            continue
+        if concepts & v.condition_concepts(c) and sides_compatible(side, v.condition_side(c)):
+            return True
+    return False
 
 
 def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
