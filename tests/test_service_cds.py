@@ -253,3 +253,17 @@ def test_openapi_document_describes_the_rest_api(replay):
         assert path in doc["paths"]
     schema = doc["paths"]["/api/assess"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "bundle" in json.dumps(schema) and "$ref" not in json.dumps(schema)
+
+
+def test_cards_say_what_the_record_did_not_tell(replay, vignette_dir):
+    d = next(d for d in sorted(vignette_dir.iterdir()) if "ex05" in d.name)
+    req = json.loads((d / "cds-request.json").read_text())
+    req["prefetch"]["patient"].pop("birthDate")
+    req["prefetch"]["documentReferences"] = {"resourceType": "Bundle", "type": "searchset", "entry": []}  # "68 yo"
+    cards = check_cards(post(replay.url + ORDER, req).json())
+    card = next(c for c in cards if c["source"]["topic"]["code"] == "contraindication.infection-suspected")
+    assert "Not known from the record" in card["detail"] and "no birth date" in card["detail"]
+    with_age = json.loads((d / "cds-request.json").read_text())
+    plain = next(c for c in check_cards(post(replay.url + ORDER, with_age).json())
+                 if c["source"]["topic"]["code"] == "contraindication.infection-suspected")
+    assert "no birth date" not in plain["detail"]

@@ -42,6 +42,7 @@ DEFAULT_REASONS = ["patient-ineligible", "action-completed", "need-more-info", "
                    "prefers-alternative"]
 INDICATOR = {"critical": "critical", "warning": "warning", "info": "info"}
 ORDER_HIDDEN_FAMILIES = ("education", "monitor")
+UNKNOWNS_SHOWN = 6
 # CPT injection codes and their ultrasound-guided counterparts (CPT 2015 arthrocentesis family).
 CPT = "http://www.ama-assn.org/go/cpt"
 CPT_TO_ULTRASOUND = {"20600": "20604", "20605": "20606", "20610": "20611"}
@@ -67,7 +68,7 @@ def _card(f: Finding, result: Result, kb: Knowledge, base_url: str, drafts: list
         "uuid": str(uuid.uuid4()),
         "summary": summary,
         "indicator": INDICATOR[f.severity],
-        "detail": _detail(f),
+        "detail": _detail(f, result.unknowns),
         "source": {"label": f"injectwise {kb.version}", "url": f"{base_url}/rules/{f.id}",
                    "topic": {"system": FINDING_SYSTEM, "code": f.id, "display": f.title[:200]}},
     }
@@ -86,7 +87,9 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)
 
 
-def _detail(f: Finding) -> str:
+def _detail(f: Finding, unknowns: list[str] | None = None) -> str:
+    """Rationale, advice, the patient's data, citations, and what the record did not say (every card, since a
+    clinician may read only one)."""
     lines = [_md(f.explanation or f.rationale)]
     if f.likelihood:
         lines.append(f"\n**Likelihood:** {f.likelihood}")
@@ -105,6 +108,11 @@ def _detail(f: Finding) -> str:
             lines.append(f"- {', '.join(bits)} ({_md(e.resource)}){said}")
         if len(f.evidence) > 12:
             lines.append(f"- and {len(f.evidence) - 12} more")
+    if unknowns:
+        lines.append("\n**Not known from the record (not checked):**")
+        lines.extend(f"- {_md(u)}" for u in unknowns[:UNKNOWNS_SHOWN])
+        if len(unknowns) > UNKNOWNS_SHOWN:
+            lines.append(f"- and {len(unknowns) - UNKNOWNS_SHOWN} more")
     if f.citations:
         lines.append("\n**Evidence:**")
         for c in f.citations:
