@@ -94,6 +94,7 @@ class Procedure:
     category: str = ""
     reason_refs: tuple[str, ...] = ()  # the problems it treated (reasonReference)
     reason_text: str = ""  # reasonCode text and displays
+    date_estimated: bool = False  # placed in a stated period by a note ("twelve injections over 4 years")
 
 
 @dataclass(slots=True)

@@ -103,6 +103,7 @@ class Injection:
     notes: str = ""
     refs: list[str] = field(default_factory=list)
     source: str = "record"
+    date_estimated: bool = False  # its date is a placement in a stated period, not a recorded date
 
     @property
     def guided(self) -> bool:
@@ -464,7 +465,8 @@ class ClinicalView:
             guidance, basis = self.guidance_of(cpts, f"{text} {p.body_site} {p.notes}", children.get(p.ref, []))
             inj = Injection(ref=p.ref, when=when, target=target, side=side_of(f"{text} {p.body_site}"),
                             guidance=guidance, guidance_basis=basis, text=text, notes=p.notes,
-                            refs=[p.ref, *(c.ref for c in children.get(p.ref, []))])
+                            refs=[p.ref, *(c.ref for c in children.get(p.ref, []))],
+                            date_estimated=p.date_estimated)
             self._attach(inj, agents)
             out.append(inj)
         for a in loose_admins:  # a steroid given with no procedure recorded is still an injection

@@ -350,6 +350,10 @@ def _unknowns(ctx: Context) -> list[str]:
         out.append("no pain score before and at least two weeks after the injection: response cannot be judged")
     if ctx.mode == "review" and inj.anesthetics and ctx.fact("anesthetic_phase").value == "unknown":
         out.append("no pain score in the hours after the injection: the anaesthetic test cannot be read")
+    if ctx.mode == "assess" and ctx.fact("days_since_prior_site_injection").value is None:
+        text = ctx.fact("days_since_prior_site_injection").text
+        if text.startswith("unknown"):
+            out.append(f"interval since the last injection at this site not known: {text[len('unknown ('):-1]}")
     for ref, problem in ctx.view.record.date_problems:
         out.append(f"{ref}: {problem}; its value counts as present but when it applied cannot be judged")
     return out

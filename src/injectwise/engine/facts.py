@@ -208,7 +208,8 @@ def _inj_ev(inj: Injection, what: str = "corticosteroid injection") -> Evidence:
     tgt = inj.target.label if inj.target else "unknown target"
     side = f"{inj.side} " if inj.side else ""
     dose = inj.steroid.describe() if inj.steroid else "no corticosteroid recorded"
-    return Evidence(inj.ref, what, f"{side}{tgt}, {inj.guidance}, {dose}", inj.when)
+    when = " (date not stated: placed in the stated period)" if inj.date_estimated else ""
+    return Evidence(inj.ref, what, f"{side}{tgt}, {inj.guidance}, {dose}{when}", inj.when)
 
 
 # ---- history, interval and exposure -------------------------------------------------------
@@ -223,9 +224,17 @@ def days_since_prior_site_injection(ctx: Context) -> Fact:
     prior = ctx.same_site_earlier()
     if not prior:
         return Fact(None, [], "no earlier injection at this site")
-    last = prior[-1]
-    assert last.when is not None
-    days = (ctx.ref_time.date() - last.when.date()).days  # calendar days, as a clinician counts them
+    dated = [i for i in prior if not i.date_estimated]
+    undated = len(prior) - len(dated)
+    days = None
+    if dated:
+        last = dated[-1]
+        assert last.when is not None
+        days = (ctx.ref_time.date() - last.when.date()).days  # calendar days, as a clinician counts them
+    if undated and (days is None or days >= ctx.p("min_interval_days")):
+        # injections counted over a period may be as recent as the note that counts them
+        return Fact(None, [], f"unknown ({undated} earlier injection(s) at this site without a stated date)")
+    assert days is not None
     return Fact(days, [_inj_ev(last, "last corticosteroid injection at this site")], f"{days}")
 
 

@@ -72,6 +72,7 @@ BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
+ESTIMATED = " (date estimated: spread evenly over the stated period)"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
 
@@ -604,8 +605,7 @@ class NoteExtractor:
                 step = (self._day(ref_day) - start) / missing
                 for k in range(missing):
                     est = start + step * (k + 0.5)
-                    whens.append((datetime(est.year, est.month, est.day),
-                                  " (date estimated: spread evenly over the stated period)"))
+                    whens.append((datetime(est.year, est.month, est.day), ESTIMATED))
         side = side_of(clause)
         guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
         whole = sentence or clause
@@ -629,7 +629,7 @@ class NoteExtractor:
                 notes += " (benefit reported)"
             ref = st.ref("p")
             proc = Procedure(ref=ref, code=Coded((), text), status="completed", start=when, body_site=side or "",
-                             notes=notes)
+                             notes=notes, date_estimated=note.startswith(ESTIMATED))
             st.rec.procedures.append(proc)
             st.injections.append(proc)
             self._keep(st, ref, prov)
