@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from itertools import pairwise
 
 from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
 from injectwise.language.model import Analysis, Mention, Sentence
@@ -14,6 +15,7 @@ from injectwise.language.sentences import split_sentences
 
 _WORD = re.compile(r"\w+")
 _COMMA = re.compile(r",")
+SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
 
 
 def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> Analysis:
@@ -81,7 +83,10 @@ class _Scope:
         i = bisect_left(self.commas, t_start) - 1
         if i >= 0 and self.commas[i] >= m_end:  # "X, resolved" reaches back; "X, Y ruled out" only in a list
             if self._words(self.commas[i], t_start) == 0:
-                return not self._any(self.commas, m_end, self.commas[i])
+                # "X 2012, treated, in remission": short asides between commas do not break the scope
+                lo = bisect_left(self.commas, m_end)
+                marks = [m_end, *self.commas[lo:i + 1]]
+                return all(self._words(a, b) <= SHORT_ASIDE_WORDS for a, b in pairwise(marks[1:]))
             return self.rules.list_conjunction.search(self.text, m_end, t_start) is not None
         return True
 
@@ -103,8 +108,9 @@ class _Scope:
 def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], sites: list[tuple[int, int, str]],
                        matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
     sc = _Scope(text, s, sites, rules)
-    # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier
-    sc.triggers = [t for t in sc.triggers if not any(t[1] > h.start and t[0] < h.end for h in hits)]
+    # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier;
+    # one that only overlaps a mention's start ("no history of" + "history of cancer") still leads it
+    sc.triggers = [t for t in sc.triggers if not any(t[0] >= h.start and t[1] <= h.end for h in hits)]
     out = []
     for h in hits:
         ex = matcher.exclusions.get(h.concept)
@@ -114,8 +120,8 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                     historical_counts=matcher.historical_counts.get(h.concept, False))
         found: list[str] = []
         for ts, te, mod, direction in sc.triggers:
-            if te <= h.start and direction in ("forward", "bidirectional"):
-                applies = sc.forward(te, h.start)
+            if ts < h.start and direction in ("forward", "bidirectional"):
+                applies = sc.forward(min(te, h.start), h.start)
             elif ts >= h.end and direction in ("backward", "bidirectional"):
                 applies = sc.backward(h.end, ts)
             else:

@@ -66,11 +66,13 @@ VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|leve
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
 PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
-PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) "
-                          rf"(?:/10 )?(?:to|down to) ({NUMBER})(?:/10)?", re.I)
+PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) ?"
+                          rf"(?:/ ?10 )?(?:to|down to|->|=>|→) ?({NUMBER})(?: ?/ ?10)?|"
+                          rf"\bpain (?:score )?({NUMBER}) ?(?:/ ?10)? ?(?:->|=>|→|-->) ?({NUMBER})(?: ?/ ?10)?", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
+NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
@@ -293,14 +295,16 @@ class NoteExtractor:
         hold = HOLD_WORDS.search(text)
         if not hold:
             return status, None
+        since: datetime | None = None
         days = HOLD_FOR_DAYS.search(text)
         if days and (n := to_number(days.group(1) or days.group(2))) is not None:
-            d = st.note.when - timedelta(days=n)
-            return "on-hold", self._day(d)
-        dates = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
-        if dates:
-            return "on-hold", dates[-1].when
-        return "on-hold", None
+            since = self._day(st.note.when - timedelta(days=n))
+        else:
+            dates = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+            since = dates[-1].when if dates else None
+        if since is not None and (st.note.when - since.date()).days > self.kb.p("antithrombotic_discontinued_after_days"):
+            return "stopped", since  # "warfarin stopped in 3/2025": discontinued, not held for this procedure
+        return "on-hold", since
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
@@ -427,8 +431,10 @@ class NoteExtractor:
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
         if ft:
-            a, b = to_number(ft.group(1)), to_number(ft.group(2))
+            a = to_number(ft.group(1) or ft.group(3))
+            b = to_number(ft.group(2) or ft.group(4))
             rest = text[ft.end():ft.end() + 40]
+            weeks = AT_WEEKS.match(rest.strip()) if rest.strip().lower().startswith(("at ", "after ")) else None
             w = WITHIN.search(rest)
             hours = 1.0
             if w and w.group(2):
@@ -436,14 +442,19 @@ class NoteExtractor:
                 hours = n / 60 if w.group(2).lower().startswith("m") else n
             if a is not None:
                 st.pains.append(_PainMention(a, "before", 0, None, prov))
-            if b is not None:
+            if b is not None and weeks:  # "7 -> 2 at 4 weeks"
+                days = (to_number(weeks.group(1)) or 0) * UNIT_DAYS[weeks.group(2)[0].lower()]
+                st.pains.append(_PainMention(b, "at-days", days, None, prov))
+            elif b is not None:
                 st.pains.append(_PainMention(b, "after-hours", hours, None, prov))
             back = BACK_TO.search(text, ft.end())
             if back:
                 v = to_number(back.group(1))
                 later = LATER.search(text, back.end())
                 hrs = 18.0 if later and "next" not in later.group(0).lower() else 30.0
-                if v is not None:
+                if v is not None and NOW_WORDS.match(text, back.end()):  # "back to 7 now"
+                    st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                elif v is not None:
                     st.pains.append(_PainMention(v, "after-hours", hrs, None, prov))
                 spans.append((back.start(), back.end()))
             spans.append(ft.span())
@@ -561,13 +572,14 @@ class NoteExtractor:
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
-                tail = re.match(rf"[\s(]*(?:acetate|acetonide|sodium phosphate|phosphate)?[\s(]*{DOSE}",
+                tail = re.match(rf"[\s(]*(?:acetate|acetonide|sodium phosphate|phosphate)?[\s(]*{DOSE}(?!\s*/)",
                                 text[word_end:word_end + 40], re.I)
                 head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
                 dm = tail or head
-                dose = float(dm.group(1)) if dm else None
-                unit = dm.group(2) if dm else "mg"
-                out.append((d, dose, unit))
+                if dm:
+                    out.append((d, float(dm.group(1)), dm.group(2)))
+                else:
+                    out.append((d, _volume_dose(text, m.start(), word_end), "mg"))
                 break
         return out
 
@@ -743,10 +755,41 @@ PREFILTER = ("allergy", "injection", "future", "no_treatment", "joint_fluid")
 _SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
 
 
+# "Date: 2026-04-20" or "DOS: 4/20/26" on a line of its own: a heading, not the start of a wrapped sentence
+_HEADER_LINE = re.compile(r"[ \t]*[A-Z][\w /]{0,30}:[ \t]*\S[^\n]*[^a-z,\s][ \t]*")
+
+
 def unwrap(text: str) -> str:
     """Join hard-wrapped lines (a line break inside a sentence) so a sentence is not cut at the margin;
-    each break becomes one space, so character offsets stay the same."""
-    return _SOFT_WRAP.sub(lambda m: " " * len(m.group(0)), text)
+    each break becomes one space, so character offsets stay the same. A 'Key: value' heading line whose
+    value does not end mid-phrase keeps its break."""
+    def join(m: re.Match[str]) -> str:
+        start = text.rfind("\n", 0, m.start()) + 1
+        if _HEADER_LINE.fullmatch(text, start, m.start()):
+            return m.group(0)
+        return " " * len(m.group(0))
+    return _SOFT_WRAP.sub(join, text)
+
+
+_AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|[;,]", re.I)
+_VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b(?!\s*/)", re.I)
+_PER_ML = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*ml\b", re.I)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+
+
+def _volume_dose(text: str, start: int, end: int) -> float | None:
+    """mg from a volume and a strength written beside the drug's name ("lidocaine 1% 4 mL", "4 mL of 1%
+    lidocaine", "10 mg/mL 3 mL"): 1% is 10 mg/mL. A volume without a strength stays unknown."""
+    after = _AGENT_SEP.split(text[end:end + 40], 1)[0]
+    before = _AGENT_SEP.split(text[max(0, start - 24):start])[-1]
+    near = f"{before} {after}"
+    vol = _VOLUME.search(near)
+    if not vol:
+        return None
+    per_ml = _PER_ML.search(near)
+    pct = _PERCENT.search(near)
+    strength = float(per_ml.group(1)) if per_ml else (float(pct.group(1)) * 10 if pct else None)
+    return round(float(vol.group(1)) * strength, 3) if strength is not None else None
 
 
 def _clauses(text: str) -> list[str]:

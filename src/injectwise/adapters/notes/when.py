@@ -1,4 +1,4 @@
-"""Dates in notes: absolute ("2025-09-10", "9/10/2025", "12 Mar 2026", "Aug and Nov 2025"), year-less
+"""Dates in notes: absolute ("2025-09-10", "9/10/2025", "12 Mar 2026", "Aug and Nov 2025", "3/2025"), year-less
 ("6/3", "9/17") and relative ("3 weeks ago", "last month", "yesterday", "in 6 weeks"), all resolved against
 the note's own date. A date the text does not give is not invented: callers get None."""
 
@@ -36,6 +36,7 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\.?,? (\d{{4}})\b", re.I)),
     ("mdy_text", re.compile(rf"\b({_MON})\.? (\d{{1,2}})(?:st|nd|rd|th)?,? (\d{{4}})\b", re.I)),
     ("numeric", re.compile(r"(?<![\d/.])(\d{1,2})[/.](\d{1,2})[/.](\d{2}|\d{4})(?![\d/])")),
+    ("numeric_month_year", re.compile(r"(?<![\d/.])(1[0-2]|0?[1-9])/((?:19|20)\d{2})(?![\d/])")),
     ("months_year", re.compile(rf"\b((?:{_MON})(?:\.?,? (?:and|&|,) ?(?:{_MON}))+)\.? (\d{{4}})\b", re.I)),
     ("month_year", re.compile(rf"\b({_MON})\.?,? (\d{{4}})\b", re.I)),
     ("md_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\b(?! \d)", re.I)),
@@ -49,8 +50,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("year", re.compile(r"(?<![\d/.-])((?:19|20)\d{2})\b(?!\s*(?:mg|ml|mcg|units?|/|-\d))", re.I)),
 ]
 # "6/10" after a pain word is a score, not 10 June.
-_SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing))\b[^.;]{0,40}?(\b\d{1,2}(?:\.\d)?/10\b)|"
-                    r"(\b\d{1,2}(?:\.\d)?/10\b)(?= (?:pain|before|after|at|today|now))", re.I)
+# Anywhere in a sentence about pain, "N/10" is a score unless a date word leads it ("on 8/10", "since 8/10").
+_SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing)|hurts?|aches?)\b[^.;]*?(?<!\bon )(?<!\bsince )"
+                    r"(?<!\bdated )(\b\d{1,2}(?:\.\d)?/10\b)|"
+                    r"(\b\d{1,2}(?:\.\d)?/10\b)(?= (?:pain|before|after|at|today|now|again|then|for|with))", re.I)
 
 
 def mask_scores(text: str) -> str:
@@ -139,6 +142,9 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
         a, b = int(g[0]), int(g[1])
         dt = _safe(y, a, b) if a <= 12 else _safe(y, b, a)  # US month/day unless impossible
         return [(dt, "day", False)] if dt else []
+    if kind == "numeric_month_year":  # "3/2025"
+        dt = _safe(int(g[1]), int(g[0]), 1)
+        return [(dt, "month", False)] if dt else []
     if kind in ("months_year", "month_year"):
         y = int(g[-1])
         for name in re.findall(_MON, g[0], re.I):

@@ -1,0 +1,123 @@
+"""Note wording found by probing unseen-style notes: drug names inside other drug names, anaesthetic doses
+given as volume and strength, a date header on its own line, pain written as N/10, and injections counted
+over a period whose dates the note does not give."""
+
+from __future__ import annotations
+
+import pytest
+from test_notes import _record, assess_note, ids, review_note
+
+from injectwise.engine.evaluate import PlanOverrides, assess
+
+SUBACROMIAL = "Left shoulder pain, subacromial impingement. Home exercise program for 6 weeks, no better.\n"
+
+
+def test_methylprednisolone_is_one_drug_not_also_prednisolone(tmp_path, kb):
+    r = assess_note(tmp_path, kb, SUBACROMIAL + "Plan: left subacromial injection of methylprednisolone 40 mg.\n",
+                    "2026-06-02")
+    assert r.subject["steroid"]["drug"] == "methylprednisolone"
+    assert r.subject["steroid"]["dose_mg"] == 40
+
+
+@pytest.mark.parametrize("wording,drug,mg", [
+    ("methylprednisolone 40 mg + lidocaine 2 mL 1%", "lidocaine", 20),
+    ("methylprednisolone 40 mg and 4 mL of 1% lidocaine", "lidocaine", 40),
+    ("methylprednisolone 40 mg with lidocaine 1% 5 ml", "lidocaine", 50),
+    ("methylprednisolone 40 mg + ropivacaine 0.5% 2 mL", "ropivacaine", 10),
+    ("methylprednisolone 40 mg + bupivacaine 0.25% 4 cc", "bupivacaine", 10),
+    ("methylprednisolone 40 mg + lidocaine 10 mg/mL 3 mL", "lidocaine", 30),
+])
+def test_an_anaesthetic_given_as_volume_and_strength_is_converted_to_mg(tmp_path, kb, wording, drug, mg):
+    r = assess_note(tmp_path, kb, SUBACROMIAL + f"Plan: left subacromial injection, {wording}.\n", "2026-06-02")
+    got = {a["drug"]: a["dose_mg"] for a in r.subject["anesthetics"]}
+    assert got.get(drug) == pytest.approx(mg)
+
+
+def test_a_volume_without_a_strength_stays_unknown(tmp_path, kb):
+    r = assess_note(tmp_path, kb, SUBACROMIAL + "Plan: left subacromial injection, methylprednisolone 40 mg + "
+                    "lidocaine 4 mL.\n", "2026-06-02")
+    assert [a["dose_mg"] for a in r.subject["anesthetics"]] == [None]
+
+
+def test_a_date_header_line_is_not_part_of_the_first_sentence(tmp_path, kb):
+    text = ("Date: 2026-04-20\nFollow-up 3 days after right hip intra-articular injection (triamcinolone 40 mg, "
+            "US guided, 2026-04-17).\n")
+    rec = _record(tmp_path, kb, text, "2026-04-20")
+    assert [p.start.date().isoformat() for p in rec.procedures if p.start] == ["2026-04-17"]
+
+
+def test_pain_written_as_n_over_ten_is_a_score_not_a_date(tmp_path, kb):
+    text = ("Right hip intra-articular injection (triamcinolone 40 mg + lidocaine 40 mg, US guided) on 2026-04-17. "
+            "Pain 8/10 before, 2/10 for 3 hours afterwards, now 8/10 again.\n")
+    rec = _record(tmp_path, kb, text, "2026-04-20")
+    pains = [(o.when.date().isoformat() if o.when else None, o.value) for o in rec.observations
+             if o.code.text.startswith("pain")]
+    assert all(d is not None and d >= "2026-04-17" for d, _ in pains), pains
+    assert {v for _, v in pains} == {8.0, 2.0}
+    r = review_note(tmp_path, kb, text, "2026-04-20")
+    assert r.outcome == "too-early"
+
+
+def test_a_date_written_month_slash_day_is_still_a_date(tmp_path, kb):
+    text = "US-guided R hip IA injection 3/10 (triamcinolone 40 mg). Pain 7/10 before, 6/10 now.\n"
+    rec = _record(tmp_path, kb, text, "2026-04-20")
+    assert [p.start.date().isoformat() for p in rec.procedures if p.start] == ["2026-03-10"]
+
+
+def test_injections_counted_over_years_do_not_invent_the_last_date(tmp_path, kb):
+    text = ("Twelve injections to the low back, SI joint and hip over the past 4 years; none gave lasting relief. "
+            "Requests another hip injection.\n")
+    rec = _record(tmp_path, kb, text, "2026-03-05")
+    r = assess(rec, kb, __import__("datetime").date(2026, 3, 5), PlanOverrides(
+        target="hip-intra-articular", side="right", guidance="ultrasound", steroid="triamcinolone", dose=40))
+    assert "defer.injection-interval" not in ids(r)  # when the last one was is not stated
+    assert any("without a stated date" in u for u in r.unknowns), r.unknowns
+    assert "defer.repeated-nonresponse" in ids(r)
+
+
+def test_an_anticoagulant_stopped_long_ago_is_not_current(tmp_path, kb):
+    knee = {"target": "knee-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+            "dose": 40}
+    r = assess_note(tmp_path, kb, "R knee OA, PT done. Warfarin stopped in 3/2025. Platelets 210 on 4/28.\n",
+                    "2026-05-01", knee)
+    assert "caution.anticoagulant" not in ids(r)
+    current = assess_note(tmp_path, kb, "R knee OA, PT done. Apixaban 5 mg BID for AF.\n", "2026-05-01", knee)
+    assert "caution.anticoagulant" in ids(current)
+    recent = _record(tmp_path, kb, "R knee OA, PT done. Warfarin stopped 4 days ago for the procedure.\n",
+                     "2026-05-01")
+    assert {m.status for m in recent.medications} == {"on-hold"}  # a hold for this procedure, not a discontinuation
+
+
+HIP = {"target": "hip-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+       "dose": 40}
+HIP_OA = "63 yo F, R hip OA, PT completed 2025. "
+
+
+@pytest.mark.parametrize("sentence", [
+    "No history of cancer.",
+    "Pt has no history of malignancy.",
+    "Breast cancer 2012, treated, in remission.",
+    "Breast cancer in 2012, in remission since.",
+])
+def test_a_denied_or_remote_cancer_is_not_a_red_flag(tmp_path, kb, sentence):
+    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
+    assert "contraindication.red-flag" not in ids(r), [f.evidence for f in r.findings]
+
+
+@pytest.mark.parametrize("sentence", [
+    "Unexplained weight loss of 8 kg and night pain over 3 months; history of breast cancer.",
+    "Metastatic breast cancer, on chemotherapy.",
+])
+def test_cancer_with_red_flag_features_or_active_cancer_is_a_red_flag(tmp_path, kb, sentence):
+    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
+    assert "contraindication.red-flag" in ids(r)
+
+
+@pytest.mark.parametrize("course", ["pain 7 -> 2 at 4 weeks, back to 7 now",
+                                    "pain 7/10 -> 2/10 at 4 weeks, back to 7/10 now",
+                                    "pain went from 7 to 2 at 4 weeks and is back to 7 now"])
+def test_pain_course_written_with_arrows_or_words_is_read(tmp_path, kb, course):
+    text = ("R lateral epicondylitis, eccentric PT done. R lateral epicondyle steroid injection (TA 40 mg, landmark) "
+            f"3 months ago: {course}.\n")
+    r = review_note(tmp_path, kb, text, "2026-06-15")
+    assert r.outcome == "partial", (r.outcome, r.unknowns)
