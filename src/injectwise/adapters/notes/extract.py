@@ -72,6 +72,7 @@ PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|redu
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
+DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
@@ -210,7 +211,8 @@ class NoteExtractor:
         injection_clauses = []
         if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
             injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
-                                 or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))]
+                                 or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))
+                                 or (self._targets(c) and self._steroid_named(c))]  # "R hip IA triamcinolone 40 mg"
         future_surgery = st.near("future", s)
         if is_allergy:
             self._allergy(st, text, prov, ms)
@@ -593,7 +595,10 @@ class NoteExtractor:
                 st.injections[-1].notes += " " + clause
             return
         ref_day = st.note.when
-        hits = [h for h in find_dates(clause, ref_day) if h.when.date() <= ref_day]
+        # "injection ... on 4/20/2026: no relief, still 7/10 today": what follows the colon is the outcome
+        head, colon, _ = clause.partition(":")
+        dated_part = head if colon and DATE_HINT.search(head) else clause
+        hits = [h for h in find_dates(dated_part, ref_day) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
         count = _count(clause)
         n = max(count or 0, len(exact), 1)
