@@ -121,3 +121,15 @@ def test_pain_course_written_with_arrows_or_words_is_read(tmp_path, kb, course):
             f"3 months ago: {course}.\n")
     r = review_note(tmp_path, kb, text, "2026-06-15")
     assert r.outcome == "partial", (r.outcome, r.unknowns)
+
+
+@pytest.mark.parametrize("wording,mg", [
+    ("Kenalog-40 1 mL", 40), ("Kenalog-10 2 mL", 20), ("Kenalog 40 mg/mL, 2 mL", 80), ("Kenalog 40 mg", 40),
+    ("triamcinolone 40mg/1mL", 40), ("triamcinolone 40 mg/1 mL, 2 mL", 80), ("Celestone Soluspan 6 mg", 6),
+    ("Kenalog 40", None),  # 40 mg or 2 mL of Kenalog-40? The note does not say: unknown, not guessed
+])
+def test_steroid_doses_written_as_products_volumes_and_strengths(tmp_path, kb, wording, mg):
+    r = assess_note(tmp_path, kb, f"R knee OA, PT done 2025.\nPlan: R knee IA injection under US, {wording} with "
+                    "lidocaine 1% 3 mL.\n", "2026-06-01")
+    assert r.subject["steroid"]["dose_mg"] == mg
+    assert [a["dose_mg"] for a in r.subject["anesthetics"]] == [30]

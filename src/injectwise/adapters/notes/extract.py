@@ -574,14 +574,15 @@ class NoteExtractor:
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
-                tail = re.match(rf"[\s(]*(?:acetate|acetonide|sodium phosphate|phosphate)?[\s(]*{DOSE}(?!\s*/)",
+                tail = re.match(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodium phosphate|phosphate|soluspan|"
+                                rf"suspension|injectable|depot)[\s(]*){{0,2}}{DOSE}(?!\s*/)",
                                 text[word_end:word_end + 40], re.I)
                 head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
                 dm = tail or head
                 if dm:
                     out.append((d, float(dm.group(1)), dm.group(2)))
                 else:
-                    out.append((d, _volume_dose(text, m.start(), word_end), "mg"))
+                    out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
                 break
         return out
 
@@ -776,25 +777,36 @@ def unwrap(text: str) -> str:
     return _SOFT_WRAP.sub(join, text)
 
 
-_AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|[;,]", re.I)
-_VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b(?!\s*/)", re.I)
-_PER_ML = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*ml\b", re.I)
+_AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|;|,(?!\s*\d)", re.I)  # "40 mg/mL, 2 mL" stays one agent
+_VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b", re.I)
+# strength: "10 mg/mL", "40mg/1mL", "1%", or a brand's strength suffix ("Kenalog-40" is 40 mg/mL)
+_PER_ML = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_BRAND_STRENGTH = re.compile(r"^-(\d{1,2})\b(?!\s*(?:mg|mcg|%|/))", re.I)  # "Kenalog-40", not "Kenalog 40"
 
 
 def _volume_dose(text: str, start: int, end: int) -> float | None:
     """mg from a volume and a strength written beside the drug's name ("lidocaine 1% 4 mL", "4 mL of 1%
-    lidocaine", "10 mg/mL 3 mL"): 1% is 10 mg/mL. A volume without a strength stays unknown."""
+    lidocaine", "10 mg/mL 3 mL", "Kenalog-40 1 mL"): 1% is 10 mg/mL. A volume without a strength stays unknown."""
     after = _AGENT_SEP.split(text[end:end + 40], 1)[0]
     before = _AGENT_SEP.split(text[max(0, start - 24):start])[-1]
+    strength: float | None = None
+    brand = _BRAND_STRENGTH.match(after)
+    if brand:
+        strength, after = float(brand.group(1)), after[brand.end():]
     near = f"{before} {after}"
+    given_in: float | None = None
+    if (per_ml := _PER_ML.search(near)) is not None:
+        strength = float(per_ml.group(1)) / float(per_ml.group(2) or 1)
+        if per_ml.group(2):  # "40 mg/1 mL": 40 mg given in 1 mL, unless another volume follows
+            given_in = float(per_ml.group(1))
+        near = near[:per_ml.start()] + " " + near[per_ml.end():]  # its "mL" is not the volume
+    elif (pct := _PERCENT.search(near)) is not None:
+        strength = float(pct.group(1)) * 10
     vol = _VOLUME.search(near)
-    if not vol:
-        return None
-    per_ml = _PER_ML.search(near)
-    pct = _PERCENT.search(near)
-    strength = float(per_ml.group(1)) if per_ml else (float(pct.group(1)) * 10 if pct else None)
-    return round(float(vol.group(1)) * strength, 3) if strength is not None else None
+    if not vol or strength is None:
+        return given_in
+    return round(float(vol.group(1)) * strength, 3)
 
 
 def _clauses(text: str) -> list[str]:
