@@ -509,3 +509,23 @@ def test_new_without_after_is_refused_when_the_rules_load(kb):
 
     with pytest.raises(KnowledgeError, match="new needs after"):
         Compiler(kb, "test-rule").compile({"condition": {"concept": "neuropathic-pain", "new": True}})
+
+
+@pytest.mark.parametrize("days,defers", [(0, True), (90, True), (91, False)])
+def test_the_pre_arthroplasty_window_counts_calendar_days(kb, days, defers):
+    from datetime import date, timedelta
+    on = (date(2026, 3, 1) + timedelta(days=days)).isoformat()
+    b = hip_candidate(f"tha{days}")
+    b.future_order("Total hip arthroplasty, right", on, snomed="52734007")
+    assert ("defer.planned-arthroplasty" in ids(run_assess(b, kb))) is defers
+
+
+@pytest.mark.parametrize("days,fires", [(30, True), (31, False)])
+def test_a_recent_problem_window_includes_its_last_day(kb, days, fires):
+    """A hot swollen joint recorded exactly 30 days ago (at any hour) is still recent (policy 30 days)."""
+    from datetime import date, timedelta
+    on = (date(2026, 3, 1) - timedelta(days=days)).isoformat()
+    b = hip_candidate(f"recent{days}")
+    b.condition("R26.2", "Unable to bear weight on the right leg", f"{on}T23:30:00", category="encounter-diagnosis",
+                status=None)
+    assert ("contraindication.red-flag" in ids(run_assess(b, kb))) is fires

@@ -175,7 +175,8 @@ class ClinicalView:
 
     # ---- time -----------------------------------------------------------------------------
     def days_before_now(self, when: datetime) -> float:
-        return (self.now - when).total_seconds() / 86400.0
+        """Whole calendar days from `when` to the as-of day: "within 30 days" includes day 30 whatever the hour."""
+        return float((self.as_of - when.date()).days)
 
     # ---- patient --------------------------------------------------------------------------
     @cached_property

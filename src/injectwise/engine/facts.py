@@ -557,8 +557,8 @@ def scheduled_arthroplasty(ctx: Context) -> Fact:
         if not sides_compatible(ctx.injection.side, side_of(s.code.all_text() + " " + s.body_site)):
             continue
         if s.occurrence is not None:
-            days_ahead = (s.occurrence - v.now).total_seconds() / 86400
-            if days_ahead < -1 or days_ahead > window:
+            days_ahead = (s.occurrence.date() - v.as_of).days  # calendar days, as the booking says
+            if days_ahead < 0 or days_ahead > window:
                 continue
             ev.append(Evidence(s.ref, s.code.label(), f"scheduled in {max(days_ahead, 0):.0f} days", s.occurrence))
         else:
