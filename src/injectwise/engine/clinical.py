@@ -158,19 +158,50 @@ class Measurement:
     note: str = ""
 
 
-class ClinicalView:
-    """Everything the rules look at, derived once per evaluation."""
+class RecordCache:
+    """What each resource of one record maps to in one knowledge base (concepts, regions, sides), which
+    does not depend on the as-of day. Views of the same record on several days (a screening's measures)
+    share one, so each mapping is computed once per patient instead of once per view."""
 
-    def __init__(self, record: PatientRecord, kb: Knowledge, as_of: date) -> None:
+    __slots__ = ("by_concept", "concepts", "kb", "record", "regions", "sides")
+
+    def __init__(self, record: PatientRecord, kb: Knowledge) -> None:
+        self.record = record
+        self.kb = kb
+        self.concepts: dict[str, frozenset[str]] = {}  # keyed by resource ref
+        self.regions: dict[str, frozenset[str]] = {}
+        self.sides: dict[str, str | None] = {}
+        self.by_concept: dict[str, list[Observation]] | None = None  # all observations (shared caches only)
+
+    @classmethod
+    def shared(cls, record: PatientRecord, kb: Knowledge) -> RecordCache | None:
+        """A cache views may share, or None when two resources have the same reference: which of them is
+        mapped first (and so what the reference maps to) would then depend on the day being viewed."""
+        refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
+                                 record.draft_medications, record.service_requests, record.allergies,
+                                 record.administrations) for x in xs]
+        return cls(record, kb) if len(refs) == len(set(refs)) else None
+
+
+class ClinicalView:
+    """Everything the rules look at, derived once per evaluation. `cache` (RecordCache.shared) lets
+    views of the same record on other days reuse the per-resource mappings."""
+
+    def __init__(self, record: PatientRecord, kb: Knowledge, as_of: date, cache: RecordCache | None = None) -> None:
         self.record = record
         self.kb = kb
         self.as_of = as_of
         self.now = end_of_day(as_of)
         self.term = kb.terminology
-        self._concepts: dict[str, frozenset[str]] = {}  # per-evaluation caches keyed by resource ref
-        self._regions: dict[str, frozenset[str]] = {}
-        self._sides: dict[str, str | None] = {}
+        if cache is not None and (cache.record is not record or cache.kb is not kb):
+            cache = None
+        self.shared_cache = cache
+        own = cache or RecordCache(record, kb)
+        self._concepts = own.concepts  # per-resource mappings keyed by resource ref
+        self._regions = own.regions
+        self._sides = own.sides
         self._meas: dict[str, list[Measurement]] = {}
+        self._by_concept: dict[str, list[Observation]] | None = None
 
     # ---- time -----------------------------------------------------------------------------
     def days_before_now(self, when: datetime) -> float:
@@ -283,6 +314,30 @@ class ClinicalView:
         """References of resources whose dates are missing or impossible."""
         return frozenset(ref for ref, _ in self.record.date_problems)
 
+    def _observations_by_concept(self) -> dict[str, list[Observation]]:
+        """The visible observations of each concept, in record order: one pass instead of one per concept."""
+        idx = self._by_concept
+        if idx is None:
+            shared = self.shared_cache
+            if shared is not None and shared.by_concept is not None:
+                idx = shared.by_concept
+            else:  # a shared cache indexes every observation once, the view keeps its visible ones
+                idx = {}
+                for o in self.record.observations if shared is not None else self.observations:
+                    for cid in self.observation_concepts(o):
+                        bucket = idx.get(cid)
+                        if bucket is None:
+                            idx[cid] = [o]
+                        else:
+                            bucket.append(o)
+                if shared is not None:
+                    shared.by_concept = idx
+            if shared is not None:
+                now = self.now
+                idx = {cid: [o for o in obs if o.when is None or o.when <= now] for cid, obs in idx.items()}
+            self._by_concept = idx
+        return idx
+
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
         cache = self._meas
@@ -290,9 +345,7 @@ class ClinicalView:
             return cache[concept]
         c = self.term.concepts[concept]
         out = []
-        for o in self.observations:
-            if concept not in self.observation_concepts(o):
-                continue
+        for o in self._observations_by_concept().get(concept, ()):
             value = o.value
             note = ""
             if value is None and concept == "kl-grade":

@@ -9,7 +9,7 @@ import orjson
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.core.errors import InjectwiseError
-from injectwise.engine.clinical import ClinicalView, Injection
+from injectwise.engine.clinical import ClinicalView, Injection, RecordCache
 from injectwise.engine.evaluate import PlanOverrides, assess, review
 from injectwise.engine.measures import evaluate_measures, period_injections
 from injectwise.knowledge.measures import MeasureSet
@@ -72,7 +72,7 @@ def screen_resources(pid: str, resources: list[dict[str, Any]], kb: Knowledge, m
 
 def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: date) -> dict[str, Any]:
     row = empty_row(pid, ms, kb=kb)
-    view = ClinicalView(record, kb, as_of)
+    view = ClinicalView(record, kb, as_of, RecordCache.shared(record, kb))  # one view: measures, review, assess
     period = period_injections(view, ms.period_days)
     if not view.injections:
         return row
@@ -102,7 +102,7 @@ def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: d
     latest = view.injections[-1]
     row["latest_injection"] = latest.ref
     try:
-        rv = review(record, kb, as_of)
+        rv = review(record, kb, as_of, view=view)
         row["review_response"] = rv.outcome
         row["review_findings"] = " ".join(f.id for f in rv.findings)
     except InjectwiseError as e:
@@ -112,7 +112,7 @@ def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: d
         ov = PlanOverrides(latest.target.id, latest.side, latest.guidance if latest.guidance != "unknown" else None,
                            s.drug.id if s and s.drug else None, s.dose_mg if s and s.drug else None)
         try:
-            rs = assess(record, kb, as_of, ov)
+            rs = assess(record, kb, as_of, ov, view=view)
             row["repeat_verdict"] = rs.outcome
             row["repeat_findings"] = " ".join(f.id for f in rs.findings)
         except InjectwiseError as e:
