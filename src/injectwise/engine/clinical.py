@@ -19,7 +19,7 @@ from injectwise.core.record import (
     Procedure,
 )
 from injectwise.knowledge.model import Drug, Knowledge, Target
-from injectwise.knowledge.terminology import system_kind
+from injectwise.knowledge.terminology import Terminology, system_kind
 
 GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
                 "77021": "mri"}
@@ -156,6 +156,15 @@ class Measurement:
     value: float
     unit: str
     note: str = ""
+
+
+def observation_code_concepts(term: Terminology, code: Coded) -> frozenset[str]:
+    """What an observation is about: its coded concepts, else what its code's text names. The only way
+    the engine looks at observations, so one mapping to no concept is one no rule can use."""
+    coded = term.coded_concepts(code)
+    if not coded:
+        coded = term.text_concepts(code.all_text())
+    return frozenset(coded)
 
 
 class RecordCache:
@@ -296,11 +305,7 @@ class ClinicalView:
     def observation_concepts(self, o: Observation) -> frozenset[str]:
         hit = self._concepts.get(o.ref)
         if hit is None:
-            coded = self.term.coded_concepts(o.code)
-            if not coded:
-                coded = self.term.text_concepts(o.code.all_text())
-            hit = frozenset(coded)
-            self._concepts[o.ref] = hit
+            hit = self._concepts[o.ref] = observation_code_concepts(self.term, o.code)
         return hit
 
     @cached_property

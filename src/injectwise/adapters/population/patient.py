@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from injectwise.adapters.fhir import read_bundle
+from injectwise.adapters.fhir.reader import read_resources
+from injectwise.adapters.population.relevance import UnusedObservations
 from injectwise.core.errors import InjectwiseError
 from injectwise.engine.clinical import ClinicalView, Injection, RecordCache
 from injectwise.engine.evaluate import PlanOverrides, assess, review
@@ -26,18 +28,6 @@ BASE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def columns(ms: MeasureSet) -> list[tuple[str, str]]:
     return [*BASE_COLUMNS, *((m.column, "bool") for m in ms.measures)]
-
-
-def bundle_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A collection Bundle whose fullUrls are the Bulk `Type/id` references, so references resolve as in FHIR."""
-    entries = []
-    for r in resources:
-        rid = r.get("id")
-        e: dict[str, Any] = {"resource": r}
-        if isinstance(rid, str) and isinstance(r.get("resourceType"), str):
-            e["fullUrl"] = f"{r['resourceType']}/{rid}"
-        entries.append(e)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 def site_key(inj: Injection) -> str:
@@ -60,11 +50,16 @@ def empty_row(pid: str, ms: MeasureSet, error: str = "", kb: Knowledge | None = 
     return row
 
 
+@lru_cache(maxsize=8)
+def unused_observations(kb: Knowledge) -> UnusedObservations:
+    return UnusedObservations(kb)
+
+
 def screen_resources(pid: str, resources: list[dict[str, Any]], kb: Knowledge, ms: MeasureSet,
                      as_of: date) -> dict[str, Any]:
     """Screen one patient. Record problems become the row's `error` (one line), never an exception."""
     try:
-        record = read_bundle(bundle_of(resources), source=pid)
+        record = read_resources(resources, source=pid, skip_observation=unused_observations(kb))
         return screen_record(pid, record, kb, ms, as_of)
     except InjectwiseError as e:
         return empty_row(pid, ms, str(e).splitlines()[0], kb)
