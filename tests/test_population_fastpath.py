@@ -1,6 +1,7 @@
 """The screening's shortcuts change no row: Observations left unread, the Bulk reader without a Bundle and
 one clinical view shared by measures, review and assess give the rows of the full path, patient by patient,
-on a generated population; and observations a rule can use (free-text results included) are still read."""
+on a generated population; observations a rule can use (free-text results included) are still read, and
+only lines of resource types the reader never reads are left unparsed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import orjson
 from conftest import SHARED
 
 from injectwise.adapters.fhir import read_bundle
-from injectwise.adapters.fhir.reader import read_resources
-from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key
+from injectwise.adapters.fhir.reader import HANDLERS, READ_TYPES, read_resources
+from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key, unread_type
 from injectwise.adapters.population.patient import screen_record, screen_resources
 from injectwise.adapters.population.relevance import UnusedObservations
 from injectwise.adapters.population.synth import generate
@@ -91,3 +92,13 @@ def test_observations_a_rule_can_use_are_read(kb):
                          skip_observation=unused)
     assert [o.ref for o in rec.observations] == ["Observation/o"]
     assert orjson.dumps(rec.observations[0].value_text) == b'"Staphylococcus aureus grown"'
+
+
+def test_only_types_the_reader_never_reads_are_left_unparsed():
+    assert {"Patient", "Medication", *HANDLERS} == READ_TYPES
+    assert unread_type(b'{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/p"}}')
+    assert unread_type(b' { "resourceType" : "Immunization", "id":"i"}')
+    for rtype in READ_TYPES:
+        assert not unread_type(b'{"resourceType":"%s","id":"x"}' % rtype.encode())
+    assert not unread_type(b'{"id":"x","resourceType":"Encounter"}')  # not first: unsure, so read
+    assert not unread_type(b'{"resourceType":"Obs\\u0065rvation","id":"x"}')  # an escape: unsure, so read

@@ -30,6 +30,13 @@ from injectwise.core.record import (
     ServiceRequest,
 )
 
+# The _Builder method that reads each resource type into the record.
+HANDLERS = {"Condition": "condition", "Observation": "observation", "Procedure": "procedure",
+            "MedicationAdministration": "administration", "MedicationStatement": "medication_statement",
+            "MedicationRequest": "medication_request", "AllergyIntolerance": "allergy", "CarePlan": "care_plan",
+            "ServiceRequest": "service_request", "DocumentReference": "document"}
+# Every resource type the reader looks at (Medications through references); any other type is ignored.
+READ_TYPES = frozenset({*HANDLERS, "Patient", "Medication"})
 BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
 Json = dict[str, Any]
 
@@ -317,17 +324,7 @@ class _Builder:
         rec = PatientRecord(patient=patient, source=self.source)
         self.medication_index = {ref: r for ref, r in resources if r["resourceType"] == "Medication"}
         handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
-            "Condition": self.condition,
-            "Observation": self.observation,
-            "Procedure": self.procedure,
-            "MedicationAdministration": self.administration,
-            "MedicationStatement": self.medication_statement,
-            "MedicationRequest": self.medication_request,
-            "AllergyIntolerance": self.allergy,
-            "CarePlan": self.care_plan,
-            "ServiceRequest": self.service_request,
-            "DocumentReference": self.document,
-        }
+            rtype: getattr(self, method) for rtype, method in HANDLERS.items()}
         for ref, r in resources:
             h = handlers.get(r["resourceType"])
             if h is not None:
