@@ -172,7 +172,7 @@ class RecordCache:
     does not depend on the as-of day. Views of the same record on several days (a screening's measures)
     share one, so each mapping is computed once per patient instead of once per view."""
 
-    __slots__ = ("by_concept", "concepts", "kb", "record", "regions", "sides")
+    __slots__ = ("by_concept", "concepts", "injections", "kb", "record", "regions", "sides")
 
     def __init__(self, record: PatientRecord, kb: Knowledge) -> None:
         self.record = record
@@ -181,6 +181,8 @@ class RecordCache:
         self.regions: dict[str, frozenset[str]] = {}
         self.sides: dict[str, str | None] = {}
         self.by_concept: dict[str, list[Observation]] | None = None  # all observations (shared caches only)
+        # the injections of the latest day viewed (shared caches only): an earlier day's are those up to it
+        self.injections: tuple[datetime, list[Injection]] | None = None
 
     @classmethod
     def shared(cls, record: PatientRecord, kb: Knowledge) -> RecordCache | None:
@@ -484,7 +486,17 @@ class ClinicalView:
     # ---- injections -----------------------------------------------------------------------
     @cached_property
     def injections(self) -> list[Injection]:
-        """Completed injections up to the as-of date, oldest first."""
+        """Completed injections up to the as-of date, oldest first. An injection is the same whatever the
+        day it is viewed from, so views sharing a cache take an earlier day's from a later day's list."""
+        shared = self.shared_cache
+        if shared is not None and shared.injections is not None and self.now <= shared.injections[0]:
+            return [i for i in shared.injections[1] if i.when is not None and i.when <= self.now]
+        out = self._injections()
+        if shared is not None and (shared.injections is None or self.now > shared.injections[0]):
+            shared.injections = (self.now, out)
+        return out
+
+    def _injections(self) -> list[Injection]:
         procs = self.record.procedures
         children: dict[str, list[Procedure]] = {}
         for p in procs:
@@ -505,7 +517,7 @@ class ClinicalView:
                 continue
             cpts = {c.code for c in p.code.codings if system_kind(c.system) == "cpt"}
             admins = admins_by_parent.get(p.ref, [])
-            is_target_cpt = any(cpts & t.cpt for t in self.kb.targets.values())
+            is_target_cpt = not _target_cpts(self.kb).isdisjoint(cpts)
             text = p.code.all_text()
             if not (is_target_cpt or admins or INJECTION_TEXT.search(text)):
                 continue
@@ -652,6 +664,12 @@ def _regions_of_text(kb: Knowledge, text: str) -> frozenset[str]:
     if "injection site" in text.lower():
         return frozenset({"*"})
     return frozenset(r.id for r in kb.regions.values() if any(p.search(text) for p in r.text))
+
+
+@lru_cache(maxsize=8)
+def _target_cpts(kb: Knowledge) -> frozenset[str]:
+    """Every target's CPT codes: a procedure coded with any of them is an injection."""
+    return frozenset(c for t in kb.targets.values() for c in t.cpt)
 
 
 @lru_cache(maxsize=4096)
