@@ -4,7 +4,9 @@ The engine reaches observations only through the concepts their code maps to (a 
 culture, a pregnancy test: `observation_code_concepts`), so an Observation whose code and every
 component's code map to no concept is never looked at; a Synthea record is mostly such vital signs and
 panels. Anything mapped to a concept (including a culture whose valueString names an organism) is read
-in full, as on the single-patient path."""
+in full, as on the single-patient path. What a skipped Observation still could have given, a note that its
+date is missing, only ever reaches a single result's unknowns, which a screening row does not carry; and
+its other fields are not read, so a malformed value there no longer makes the patient's row an error."""
 
 from __future__ import annotations
 
