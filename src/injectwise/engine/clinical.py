@@ -19,7 +19,7 @@ from injectwise.core.record import (
     Procedure,
 )
 from injectwise.knowledge.model import Drug, Knowledge, Target
-from injectwise.knowledge.terminology import system_kind
+from injectwise.knowledge.terminology import Terminology, system_kind
 
 GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
                 "77021": "mri"}
@@ -159,19 +159,61 @@ class Measurement:
     note: str = ""
 
 
-class ClinicalView:
-    """Everything the rules look at, derived once per evaluation."""
+def observation_code_concepts(term: Terminology, code: Coded) -> frozenset[str]:
+    """What an observation is about: its coded concepts, else what its code's text names. The only way
+    the engine looks at observations, so one mapping to no concept is one no rule can use."""
+    coded = term.coded_concepts(code)
+    if not coded:
+        coded = term.text_concepts(code.all_text())
+    return frozenset(coded)
 
-    def __init__(self, record: PatientRecord, kb: Knowledge, as_of: date) -> None:
+
+class RecordCache:
+    """What each resource of one record maps to in one knowledge base (concepts, regions, sides), which
+    does not depend on the as-of day. Views of the same record on several days (a screening's measures)
+    share one, so each mapping is computed once per patient instead of once per view."""
+
+    __slots__ = ("by_concept", "concepts", "injections", "kb", "record", "regions", "sides")
+
+    def __init__(self, record: PatientRecord, kb: Knowledge) -> None:
+        self.record = record
+        self.kb = kb
+        self.concepts: dict[str, frozenset[str]] = {}  # keyed by resource ref
+        self.regions: dict[str, frozenset[str]] = {}
+        self.sides: dict[str, str | None] = {}
+        self.by_concept: dict[str, list[Observation]] | None = None  # all observations (shared caches only)
+        # the injections of the latest day viewed (shared caches only): an earlier day's are those up to it
+        self.injections: tuple[datetime, list[Injection]] | None = None
+
+    @classmethod
+    def shared(cls, record: PatientRecord, kb: Knowledge) -> RecordCache | None:
+        """A cache views may share, or None when two resources have the same reference: which of them is
+        mapped first (and so what the reference maps to) would then depend on the day being viewed."""
+        refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
+                                 record.draft_medications, record.service_requests, record.allergies,
+                                 record.administrations) for x in xs]
+        return cls(record, kb) if len(refs) == len(set(refs)) else None
+
+
+class ClinicalView:
+    """Everything the rules look at, derived once per evaluation. `cache` (RecordCache.shared) lets
+    views of the same record on other days reuse the per-resource mappings."""
+
+    def __init__(self, record: PatientRecord, kb: Knowledge, as_of: date, cache: RecordCache | None = None) -> None:
         self.record = record
         self.kb = kb
         self.as_of = as_of
         self.now = end_of_day(as_of)
         self.term = kb.terminology
-        self._concepts: dict[str, frozenset[str]] = {}  # per-evaluation caches keyed by resource ref
-        self._regions: dict[str, frozenset[str]] = {}
-        self._sides: dict[str, str | None] = {}
+        if cache is not None and (cache.record is not record or cache.kb is not kb):
+            cache = None
+        self.shared_cache = cache
+        own = cache or RecordCache(record, kb)
+        self._concepts = own.concepts  # per-resource mappings keyed by resource ref
+        self._regions = own.regions
+        self._sides = own.sides
         self._meas: dict[str, list[Measurement]] = {}
+        self._by_concept: dict[str, list[Observation]] | None = None
 
     # ---- time -----------------------------------------------------------------------------
     def days_before_now(self, when: datetime) -> float:
@@ -267,11 +309,7 @@ class ClinicalView:
     def observation_concepts(self, o: Observation) -> frozenset[str]:
         hit = self._concepts.get(o.ref)
         if hit is None:
-            coded = self.term.coded_concepts(o.code)
-            if not coded:
-                coded = self.term.text_concepts(o.code.all_text())
-            hit = frozenset(coded)
-            self._concepts[o.ref] = hit
+            hit = self._concepts[o.ref] = observation_code_concepts(self.term, o.code)
         return hit
 
     @cached_property
@@ -285,6 +323,30 @@ class ClinicalView:
         """References of resources whose dates are missing or impossible."""
         return frozenset(ref for ref, _ in self.record.date_problems)
 
+    def _observations_by_concept(self) -> dict[str, list[Observation]]:
+        """The visible observations of each concept, in record order: one pass instead of one per concept."""
+        idx = self._by_concept
+        if idx is None:
+            shared = self.shared_cache
+            if shared is not None and shared.by_concept is not None:
+                idx = shared.by_concept
+            else:  # a shared cache indexes every observation once, the view keeps its visible ones
+                idx = {}
+                for o in self.record.observations if shared is not None else self.observations:
+                    for cid in self.observation_concepts(o):
+                        bucket = idx.get(cid)
+                        if bucket is None:
+                            idx[cid] = [o]
+                        else:
+                            bucket.append(o)
+                if shared is not None:
+                    shared.by_concept = idx
+            if shared is not None:
+                now = self.now
+                idx = {cid: [o for o in obs if o.when is None or o.when <= now] for cid, obs in idx.items()}
+            self._by_concept = idx
+        return idx
+
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
         cache = self._meas
@@ -292,9 +354,7 @@ class ClinicalView:
             return cache[concept]
         c = self.term.concepts[concept]
         out = []
-        for o in self.observations:
-            if concept not in self.observation_concepts(o):
-                continue
+        for o in self._observations_by_concept().get(concept, ()):
             value = o.value
             note = ""
             if value is None and concept == "kl-grade":
@@ -428,7 +488,17 @@ class ClinicalView:
     # ---- injections -----------------------------------------------------------------------
     @cached_property
     def injections(self) -> list[Injection]:
-        """Completed injections up to the as-of date, oldest first."""
+        """Completed injections up to the as-of date, oldest first. An injection is the same whatever the
+        day it is viewed from, so views sharing a cache take an earlier day's from a later day's list."""
+        shared = self.shared_cache
+        if shared is not None and shared.injections is not None and self.now <= shared.injections[0]:
+            return [i for i in shared.injections[1] if i.when is not None and i.when <= self.now]
+        out = self._injections()
+        if shared is not None and (shared.injections is None or self.now > shared.injections[0]):
+            shared.injections = (self.now, out)
+        return out
+
+    def _injections(self) -> list[Injection]:
         procs = self.record.procedures
         children: dict[str, list[Procedure]] = {}
         for p in procs:
@@ -449,7 +519,7 @@ class ClinicalView:
                 continue
             cpts = {c.code for c in p.code.codings if system_kind(c.system) == "cpt"}
             admins = admins_by_parent.get(p.ref, [])
-            is_target_cpt = any(cpts & t.cpt for t in self.kb.targets.values())
+            is_target_cpt = not _target_cpts(self.kb).isdisjoint(cpts)
             text = p.code.all_text()
             if not (is_target_cpt or admins or INJECTION_TEXT.search(text)):
                 continue
@@ -597,6 +667,12 @@ def _regions_of_text(kb: Knowledge, text: str) -> frozenset[str]:
     if "injection site" in text.lower():
         return frozenset({"*"})
     return frozenset(r.id for r in kb.regions.values() if any(p.search(text) for p in r.text))
+
+
+@lru_cache(maxsize=8)
+def _target_cpts(kb: Knowledge) -> frozenset[str]:
+    """Every target's CPT codes: a procedure coded with any of them is an injection."""
+    return frozenset(c for t in kb.targets.values() for c in t.cpt)
 
 
 @lru_cache(maxsize=4096)

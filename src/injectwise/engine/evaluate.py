@@ -81,8 +81,17 @@ def _check_patient(view: ClinicalView) -> None:
         raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
 
 
-def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOverrides | None = None) -> Result:
-    view = ClinicalView(record, kb, as_of)
+def _view(record: PatientRecord, kb: Knowledge, as_of: date, view: ClinicalView | None) -> ClinicalView:
+    """The caller's view when it is of this record, knowledge and day (a screening reuses one view for
+    review, assess and measures: its derived data depend on nothing else); else a fresh one."""
+    if view is not None and view.record is record and view.kb is kb and view.as_of == as_of:
+        return view
+    return ClinicalView(record, kb, as_of)
+
+
+def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOverrides | None = None,
+           view: ClinicalView | None = None) -> Result:
+    view = _view(record, kb, as_of, view)
     _check_patient(view)
     planned = _planned(view, kb, overrides or PlanOverrides())
     ctx = Context(view, kb, "assess", planned)
@@ -92,8 +101,9 @@ def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOve
                   findings, _unknowns(ctx), sources=list(record.sources))
 
 
-def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str | None = None) -> Result:
-    view = ClinicalView(record, kb, as_of)
+def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str | None = None,
+           view: ClinicalView | None = None) -> Result:
+    view = _view(record, kb, as_of, view)
     _check_patient(view)
     injs = view.injections
     if injection_id:

@@ -130,13 +130,13 @@ def evaluate_measures(record: PatientRecord, kb: Knowledge, ms: MeasureSet, as_o
     horizon = end_of_day(as_of)
     measures = compile_measures(kb, ms)
     out = []
-    views: dict[date, ClinicalView] = {}
+    views: dict[date, ClinicalView] = {view.as_of: view} if view.record is record and view.kb is kb else {}
     for inj in period_injections(view, ms.period_days):
         assert inj.when is not None
         day = inj.when.date()
         then = views.get(day)
         if then is None:
-            then = views[day] = ClinicalView(record, kb, day)
+            then = views[day] = ClinicalView(record, kb, day, view.shared_cache)
         past = next((i for i in then.steroid_injections if i.ref == inj.ref), inj)
         ctx = MeasureContext(then, kb, past, horizon)
         item = InjectionMeasures(past, ctx.area(past))

@@ -30,6 +30,13 @@ from injectwise.core.record import (
     ServiceRequest,
 )
 
+# The _Builder method that reads each resource type into the record.
+HANDLERS = {"Condition": "condition", "Observation": "observation", "Procedure": "procedure",
+            "MedicationAdministration": "administration", "MedicationStatement": "medication_statement",
+            "MedicationRequest": "medication_request", "AllergyIntolerance": "allergy", "CarePlan": "care_plan",
+            "ServiceRequest": "service_request", "DocumentReference": "document"}
+# Every resource type the reader looks at (Medications through references); any other type is ignored.
+READ_TYPES = frozenset({*HANDLERS, "Patient", "Medication"})
 BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
 Json = dict[str, Any]
 
@@ -73,7 +80,44 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
         raise InputError("empty Bundle: no entries")
     if not isinstance(entries, list):
         raise InputError("malformed Bundle: entry is not a list")
-    resources: list[Json] = []
+    return _read_entries(entries, source)
+
+
+def read_resources(resources: list[Json], source: str = "",
+                   skip_observation: Callable[[Json], bool] | None = None) -> PatientRecord:
+    """One patient's resources from a FHIR Bulk Data export (references `Type/id`): read as the collection
+    Bundle whose fullUrls are those references, without building it. `skip_observation` lets a caller
+    that knows no rule can use an Observation (e.g. its code maps to no concept) skip building it."""
+    if not resources:
+        raise InputError("empty Bundle: no entries")
+    pairs: list[tuple[str, Json]] = []
+    alias: dict[str, str] = {}
+    for r in resources:
+        rtype, rid = r.get("resourceType"), r.get("id")
+        if not (isinstance(rtype, str) and isinstance(rid, str) and rid and "/" not in rid
+                and not rtype.startswith("urn:")):
+            return _read_entries(_bulk_entries(resources), source, skip_observation)  # the general case
+        ref = f"{rtype}/{rid}"  # what _read_entries makes of such an entry: its own alias, nothing else
+        alias[ref] = ref
+        pairs.append((ref, r))
+    return _build(pairs, alias, source, skip_observation)
+
+
+def _bulk_entries(resources: list[Json]) -> list[Json]:
+    entries = []
+    for r in resources:
+        rid = r.get("id")
+        e: Json = {"resource": r}
+        if isinstance(rid, str) and isinstance(r.get("resourceType"), str):
+            e["fullUrl"] = f"{r['resourceType']}/{rid}"
+        entries.append(e)
+    return entries
+
+
+def _read_entries(entries: list[Any], source: str,
+                  skip_observation: Callable[[Json], bool] | None = None) -> PatientRecord:
+    """Resolve each entry's reference (its `Type/id`, else its fullUrl) and build the record."""
+    resources: list[tuple[str, Json]] = []
     alias: dict[str, str] = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
@@ -96,8 +140,16 @@ def read_bundle(data: bytes | str | Json, source: str = "") -> PatientRecord:
         if canon is None:
             canon = f"{r['resourceType']}/#{i}"
         alias.setdefault(canon, canon)
-        resources.append({**r, "__ref": canon})  # a shallow copy: the caller's resources stay untouched
-    return _Builder(alias, source).build(resources)
+        resources.append((canon, r))  # the reference travels beside the resource, which stays untouched
+    return _build(resources, alias, source, skip_observation)
+
+
+def _build(resources: list[tuple[str, Json]], alias: dict[str, str], source: str,
+           skip_observation: Callable[[Json], bool] | None) -> PatientRecord:
+    if skip_observation is not None and len({ref for ref, _ in resources}) != len(resources):
+        skip_observation = None  # two resources share a reference: the engine's per-reference caches would
+        # map both as the first one, so which of them is read must not change
+    return _Builder(alias, source, skip_observation).build(resources)
 
 
 # No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
@@ -127,15 +179,23 @@ def _short(msg: str) -> str:
 class _Builder:
     """Turns resolved resources into the record; one small method per resource type."""
 
-    def __init__(self, alias: dict[str, str], source: str) -> None:
+    def __init__(self, alias: dict[str, str], source: str,
+                 skip_observation: Callable[[Json], bool] | None = None) -> None:
         self.alias = alias
         self.source = source
+        self.skip_observation = skip_observation
         self.patient_refs: set[str] = set()
         self.medication_index: dict[str, Json] = {}
         self.current: str | None = None  # the resource being read, for date problems
         self.date_problems: list[tuple[str, str]] = []
 
     # ---- helpers -------------------------------------------------------------------------
+    @property
+    def ref_now(self) -> str:
+        """The reference of the resource being read (set by `build` around each handler)."""
+        assert self.current is not None
+        return self.current
+
     def ref(self, value: Any) -> str | None:
         if not isinstance(value, dict):
             return None
@@ -167,9 +227,9 @@ class _Builder:
             subj = r.get("patient")
         ref = self.ref(subj)
         if ref is None:
-            raise InputError(f"{r['__ref']} has no {key}: cannot tell whose record it is")
+            raise InputError(f"{self.ref_now} has no {key}: cannot tell whose record it is")
         if self.patient_refs and ref not in self.patient_refs:
-            raise InputError(f"{r['__ref']} belongs to {ref}, not to the bundle's patient")
+            raise InputError(f"{self.ref_now} belongs to {ref}, not to the bundle's patient")
 
     @staticmethod
     def coded(value: Any) -> Coded:
@@ -251,37 +311,28 @@ class _Builder:
         return (v if v is not None and v > 0 else None), unit
 
     # ---- build ---------------------------------------------------------------------------
-    def build(self, resources: list[Json]) -> PatientRecord:
-        patients = [r for r in resources if r["resourceType"] == "Patient"]
+    def build(self, resources: list[tuple[str, Json]]) -> PatientRecord:
+        patients = [(ref, r) for ref, r in resources if r["resourceType"] == "Patient"]
         if not patients:
             raise InputError("no Patient resource in the Bundle: cannot tell whose record it is")
         if len(patients) > 1:
             raise InputError(f"the Bundle holds {len(patients)} Patient resources; one patient per bundle")
-        p = patients[0]
-        patient = self.patient(p)
+        self.current = patients[0][0]
+        patient = self.patient(patients[0][1])
+        self.current = None
         self.patient_refs = {patient.ref, *(k for k, v in self.alias.items() if v == patient.ref)}
         rec = PatientRecord(patient=patient, source=self.source)
-        self.medication_index = {r["__ref"]: r for r in resources if r["resourceType"] == "Medication"}
+        self.medication_index = {ref: r for ref, r in resources if r["resourceType"] == "Medication"}
         handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
-            "Condition": self.condition,
-            "Observation": self.observation,
-            "Procedure": self.procedure,
-            "MedicationAdministration": self.administration,
-            "MedicationStatement": self.medication_statement,
-            "MedicationRequest": self.medication_request,
-            "AllergyIntolerance": self.allergy,
-            "CarePlan": self.care_plan,
-            "ServiceRequest": self.service_request,
-            "DocumentReference": self.document,
-        }
-        for r in resources:
+            rtype: getattr(self, method) for rtype, method in HANDLERS.items()}
+        for ref, r in resources:
             h = handlers.get(r["resourceType"])
             if h is not None:
-                self.current = r["__ref"]
+                self.current = ref
                 try:
                     h(r, rec)
                 except (TypeError, AttributeError, ValueError) as e:
-                    raise InputError(f"{r['__ref']}: malformed resource ({type(e).__name__})") from None
+                    raise InputError(f"{ref}: malformed resource ({type(e).__name__})") from None
         self.current = None
         rec.date_problems = _merge_problems(self.date_problems, rec)
         return rec
@@ -296,7 +347,7 @@ class _Builder:
         if d is not None:
             deceased, deceased_at = True, d
         sex = r.get("gender")
-        return Patient(ref=r["__ref"], birth_date=birth.date() if birth else None,
+        return Patient(ref=self.ref_now, birth_date=birth.date() if birth else None,
                        sex=sex if isinstance(sex, str) else None, deceased=deceased, deceased_at=deceased_at)
 
     def condition(self, r: Json, rec: PatientRecord) -> None:
@@ -306,7 +357,7 @@ class _Builder:
         for c in cats if isinstance(cats, list) else []:
             category = self.status_code(c) or category
         rec.conditions.append(Condition(
-            ref=r["__ref"], code=self.coded(r.get("code")),
+            ref=self.ref_now, code=self.coded(r.get("code")),
             clinical_status=self.status_code(r.get("clinicalStatus")),
             verification=self.status_code(r.get("verificationStatus")),
             category=category,
@@ -321,20 +372,22 @@ class _Builder:
         if _str(r.get("status")) in ("entered-in-error", "cancelled"):
             return
         self.check_subject(r)
+        if self.skip_observation is not None and self.skip_observation(r):
+            return
         value, unit, value_text = self._value(r)
         when = self.dt(r, "effectiveDateTime", "effectiveInstant", "issued") or self.period(
             r.get("effectivePeriod"))[0]
         site = self.texts([r.get("bodySite")])
         if when is None:
-            self.date_problems.append((r["__ref"], "no effective date"))
+            self.date_problems.append((self.ref_now, "no effective date"))
         rec.observations.append(Observation(
-            ref=r["__ref"], code=self.coded(r.get("code")), when=when, value=value, unit=unit,
+            ref=self.ref_now, code=self.coded(r.get("code")), when=when, value=value, unit=unit,
             value_text=value_text, status=_str(r.get("status")), body_site=site))
         for i, comp in enumerate(r.get("component") or ()):  # blood pressure, panels: each part its own value
             if isinstance(comp, dict):
                 cv, cu, ct = self._value(comp)
                 rec.observations.append(Observation(
-                    ref=f"{r['__ref']}#component-{i}", code=self.coded(comp.get("code")), when=when, value=cv,
+                    ref=f"{self.ref_now}#component-{i}", code=self.coded(comp.get("code")), when=when, value=cv,
                     unit=cu, value_text=ct, status=_str(r.get("status")), body_site=site))
 
     def _value(self, r: Json) -> tuple[float | None, str, str]:
@@ -377,7 +430,7 @@ class _Builder:
             start = end = when
         reason_refs, reason_text = self.reasons(r, "reasonReference")
         rec.procedures.append(Procedure(
-            ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")),
+            ref=self.ref_now, code=self.coded(r.get("code")), status=_str(r.get("status")),
             start=start, end=end, body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
             category=self.coded(r.get("category")).label(), reason_refs=reason_refs, reason_text=reason_text))
@@ -471,7 +524,7 @@ class _Builder:
         when = self.dt(r, "effectiveDateTime", "occurenceDateTime", "occurrenceDateTime") or self.period(
             r.get("effectivePeriod"))[0]
         rec.administrations.append(MedicationAdministration(
-            ref=r["__ref"], medication=medication, when=when, dose_value=value, dose_unit=unit,
+            ref=self.ref_now, medication=medication, when=when, dose_value=value, dose_unit=unit,
             part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
             route=self.coded(dosage.get("route")).label(), status=_str(r.get("status"))))
 
@@ -485,7 +538,7 @@ class _Builder:
         if isinstance(dosage, list) and dosage and isinstance(dosage[0], dict):
             dose_text = dosage[0].get("text") if isinstance(dosage[0].get("text"), str) else ""
         rec.medications.append(MedicationUse(
-            ref=r["__ref"], medication=self._medication(r), status=_str(r.get("status")), intent="statement",
+            ref=self.ref_now, medication=self._medication(r), status=_str(r.get("status")), intent="statement",
             start=start, end=end, dose_text=dose_text))
 
     def medication_request(self, r: Json, rec: PatientRecord) -> None:
@@ -510,7 +563,7 @@ class _Builder:
         medication, strength = self._medication_and_strength(r)
         value, unit = self._dose_by_strength(value, unit, strength)
         use = MedicationUse(
-            ref=r["__ref"], medication=medication, status=status, intent=_str(r.get("intent")),
+            ref=self.ref_now, medication=medication, status=status, intent=_str(r.get("intent")),
             start=start, end=end, dose_text=dose_text, dose_value=value, dose_unit=unit, site=site,
             reason_refs=self.refs(r.get("reasonReference")))
         if status == "draft":
@@ -525,7 +578,7 @@ class _Builder:
             if isinstance(rx, dict):
                 reaction.append(self.texts(rx.get("manifestation")))
         rec.allergies.append(Allergy(
-            ref=r["__ref"], code=self.coded(r.get("code")),
+            ref=self.ref_now, code=self.coded(r.get("code")),
             clinical_status=self.status_code(r.get("clinicalStatus")),
             verification=self.status_code(r.get("verificationStatus")),
             recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x)))
@@ -545,7 +598,7 @@ class _Builder:
             s, e = self.period(d.get("scheduledPeriod"))
             refs, text = self.reasons(d, "reasonReference")
             rec.care_plan_activities.append(CarePlanActivity(
-                ref=r["__ref"], code=self.coded(d.get("code")), status=_str(d.get("status")),
+                ref=self.ref_now, code=self.coded(d.get("code")), status=_str(d.get("status")),
                 plan_status=_str(r.get("status")), start=s or pstart, end=e or pend, plan_category=cat,
                 reason_refs=plan_refs + refs, reason_text="; ".join(t for t in (plan_text, text) if t)))
 
@@ -554,7 +607,7 @@ class _Builder:
         occ = self.dt(r, "occurrenceDateTime") or self.period(r.get("occurrencePeriod"))[0]
         reason_refs, reason_text = self.reasons(r, "reasonReference")
         rec.service_requests.append(ServiceRequest(
-            ref=r["__ref"], code=self.coded(r.get("code")), status=_str(r.get("status")), intent=_str(r.get("intent")),
+            ref=self.ref_now, code=self.coded(r.get("code")), status=_str(r.get("status")), intent=_str(r.get("intent")),
             occurrence=occ, authored=self.dt(r, "authoredOn"), body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), reason_refs=reason_refs, reason_text=reason_text))
 
@@ -572,7 +625,12 @@ class _Builder:
                 try:
                     texts.append(base64.b64decode(data, validate=False).decode("utf-8", errors="replace"))
                 except (binascii.Error, ValueError):
-                    raise InputError(f"{r['__ref']}: attachment data is not valid base64") from None
+                    raise InputError(f"{self.ref_now}: attachment data is not valid base64") from None
         title = self.coded(r.get("type")).label()
-        rec.documents.append(Document(ref=r["__ref"], text="\n".join(texts), when=self.dt(r, "date"),
+        rec.documents.append(Document(ref=self.ref_now, text="\n".join(texts), when=self.dt(r, "date"),
                                       title=title))
+
+
+def read_coded(value: Any) -> Coded:
+    """A CodeableConcept as the reader builds it (for callers deciding what to read)."""
+    return _Builder.coded(value)

@@ -1,7 +1,9 @@
 """FHIR Bulk Data export input: NDJSON files (plain or gzip), one resource a line, references `Type/id`.
 
 Lines are routed to their patient without building the resource where a cheap byte scan can tell
-(the compartment reference), falling back to a full parse; every line is parsed in full later anyway."""
+(the compartment reference), falling back to a full parse; every routed line is parsed in full later.
+Lines of resource types the reader never reads (Encounter, Immunization ...) are left unparsed, as a
+Bulk client asking `_type=` for the types it reads would never have fetched them."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from typing import IO, Any
 
 import orjson
 
+from injectwise.adapters.fhir.reader import READ_TYPES
 from injectwise.core.errors import InputError
 
 SUFFIXES = (".ndjson", ".ndjson.gz")
 # The patient compartment link of the resource types the engine reads (and most others).
 PATIENT_KEYS = ("subject", "patient", "beneficiary")
 _REF = re.compile(rb'"(?:subject|patient|beneficiary)"\s*:\s*\{[^{}]*?"reference"\s*:\s*"(?:[^"]*/)?Patient/([^"/]+)"')
+_TYPE = re.compile(rb'^\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]+)"')  # plain letters only: no escapes
 _PATIENT = re.compile(rb'^\s*\{\s*"resourceType"\s*:\s*"Patient"\s*,\s*"id"\s*:\s*"([^"]+)"')
 
 
@@ -81,3 +85,9 @@ def patient_key(line: bytes, where: str) -> str | None:
     if m:
         return m.group(1).decode()
     return patient_of(parse_line(line, where))
+
+
+def unread_type(line: bytes) -> bool:
+    """A line whose leading resourceType is one the reader never reads; anything unsure is read."""
+    m = _TYPE.match(line)
+    return m is not None and m.group(1).decode() not in READ_TYPES

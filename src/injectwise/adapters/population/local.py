@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key
+from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key, unread_type
 from injectwise.adapters.population.patient import screen_resources
 
 DEFAULT_SHARD_BYTES = 32 * 1024 * 1024
@@ -30,6 +30,7 @@ class ShardStats:
     unlinked: int  # resources that belong to no patient (e.g. Practitioner), skipped
     input_bytes: int
     max_shard_bytes: int
+    unread: int = 0  # lines of resource types the reader never reads (Encounter ...), left unparsed
 
 
 def shard_count(files: list[Path], workers: int, shard_bytes: int) -> int:
@@ -51,15 +52,19 @@ def _init(policy: str | None, as_of: date) -> None:
     _STATE.update(kb=kb, ms=load_measures(kb), as_of=as_of)
 
 
-def _partition(job: tuple[int, str, str, int]) -> tuple[int, int, int]:
+def _partition(job: tuple[int, str, str, int]) -> tuple[int, int, int, int]:
     """Copy one export file's lines into per-shard part files, each line prefixed with its patient and origin."""
     index, path, tmp, shards = job
     outs: dict[int, Any] = {}
-    n = unlinked = 0
+    n = unlinked = unread = 0
+    name = Path(path).name
     try:
         for lineno, line in lines_of(Path(path)):
             n += 1
-            where = f"{Path(path).name}:{lineno}"
+            if unread_type(line):
+                unread += 1
+                continue
+            where = f"{name}:{lineno}"
             pid = patient_key(line, where)
             if pid is None:
                 unlinked += 1
@@ -72,7 +77,7 @@ def _partition(job: tuple[int, str, str, int]) -> tuple[int, int, int]:
     finally:
         for f in outs.values():
             f.close()
-    return index, n, unlinked
+    return index, n, unlinked, unread
 
 
 def _screen_shard(job: tuple[int, str]) -> tuple[int, list[dict[str, Any]], int]:
@@ -104,15 +109,16 @@ def run_local(directory: str | Path, as_of: date, workers: int | None = None, po
     with tempfile.TemporaryDirectory(prefix="injectwise-screen-", dir=tmp_dir) as tmp:
         ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
         with ctx.Pool(workers, initializer=_init, initargs=(policy, as_of)) as pool:
-            lines = unlinked = 0
+            lines = unlinked = unread = 0
             jobs = [(i, str(f), tmp, shards) for i, f in enumerate(files)]
-            for _, n, u in pool.imap_unordered(_partition, jobs):
+            for _, n, u, skipped in pool.imap_unordered(_partition, jobs):
                 lines += n
                 unlinked += u
+                unread += skipped
             max_shard = 0
             for done, (_, rows, size) in enumerate(pool.imap_unordered(_screen_shard, [(s, tmp) for s in range(shards)]), 1):
                 max_shard = max(max_shard, size)
                 if progress:
                     progress(done, shards)
                 yield rows
-        yield ShardStats(shards, len(files), lines, unlinked, sum(f.stat().st_size for f in files), max_shard)
+        yield ShardStats(shards, len(files), lines, unlinked, sum(f.stat().st_size for f in files), max_shard, unread)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from injectwise.adapters.fhir import read_bundle
+from injectwise.adapters.fhir.reader import read_resources
+from injectwise.adapters.population.relevance import UnusedObservations
 from injectwise.core.errors import InjectwiseError
-from injectwise.engine.clinical import ClinicalView, Injection
+from injectwise.engine.clinical import ClinicalView, Injection, RecordCache
 from injectwise.engine.evaluate import PlanOverrides, assess, review
 from injectwise.engine.measures import evaluate_measures, period_injections
 from injectwise.knowledge.measures import MeasureSet
@@ -26,18 +28,6 @@ BASE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def columns(ms: MeasureSet) -> list[tuple[str, str]]:
     return [*BASE_COLUMNS, *((m.column, "bool") for m in ms.measures)]
-
-
-def bundle_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A collection Bundle whose fullUrls are the Bulk `Type/id` references, so references resolve as in FHIR."""
-    entries = []
-    for r in resources:
-        rid = r.get("id")
-        e: dict[str, Any] = {"resource": r}
-        if isinstance(rid, str) and isinstance(r.get("resourceType"), str):
-            e["fullUrl"] = f"{r['resourceType']}/{rid}"
-        entries.append(e)
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 def site_key(inj: Injection) -> str:
@@ -60,11 +50,16 @@ def empty_row(pid: str, ms: MeasureSet, error: str = "", kb: Knowledge | None = 
     return row
 
 
+@lru_cache(maxsize=8)
+def unused_observations(kb: Knowledge) -> UnusedObservations:
+    return UnusedObservations(kb)
+
+
 def screen_resources(pid: str, resources: list[dict[str, Any]], kb: Knowledge, ms: MeasureSet,
                      as_of: date) -> dict[str, Any]:
     """Screen one patient. Record problems become the row's `error` (one line), never an exception."""
     try:
-        record = read_bundle(bundle_of(resources), source=pid)
+        record = read_resources(resources, source=pid, skip_observation=unused_observations(kb))
         return screen_record(pid, record, kb, ms, as_of)
     except InjectwiseError as e:
         return empty_row(pid, ms, str(e).splitlines()[0], kb)
@@ -72,7 +67,7 @@ def screen_resources(pid: str, resources: list[dict[str, Any]], kb: Knowledge, m
 
 def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: date) -> dict[str, Any]:
     row = empty_row(pid, ms, kb=kb)
-    view = ClinicalView(record, kb, as_of)
+    view = ClinicalView(record, kb, as_of, RecordCache.shared(record, kb))  # one view: measures, review, assess
     period = period_injections(view, ms.period_days)
     if not view.injections:
         return row
@@ -102,7 +97,7 @@ def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: d
     latest = view.injections[-1]
     row["latest_injection"] = latest.ref
     try:
-        rv = review(record, kb, as_of)
+        rv = review(record, kb, as_of, view=view)
         row["review_response"] = rv.outcome
         row["review_findings"] = " ".join(f.id for f in rv.findings)
     except InjectwiseError as e:
@@ -112,7 +107,7 @@ def screen_record(pid: str, record: Any, kb: Knowledge, ms: MeasureSet, as_of: d
         ov = PlanOverrides(latest.target.id, latest.side, latest.guidance if latest.guidance != "unknown" else None,
                            s.drug.id if s and s.drug else None, s.dose_mg if s and s.drug else None)
         try:
-            rs = assess(record, kb, as_of, ov)
+            rs = assess(record, kb, as_of, ov, view=view)
             row["repeat_verdict"] = rs.outcome
             row["repeat_findings"] = " ".join(f.id for f in rs.findings)
         except InjectwiseError as e:

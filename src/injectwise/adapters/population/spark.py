@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from injectwise.adapters.population.bulk import export_files, parse_line, patient_key
+from injectwise.adapters.population.bulk import export_files, parse_line, patient_key, unread_type
 from injectwise.adapters.population.patient import columns, screen_resources
 from injectwise.core.errors import InputError
 
@@ -81,8 +81,8 @@ def run_spark(directory: str | Path, as_of: date, out: str | Path | None = None,
     types = {"string": StringType(), "int": LongType(), "double": DoubleType(), "bool": BooleanType()}
     schema = StructType([StructField(n, types[t], True) for n, t in cols])
     sc = spark.sparkContext
-    parts = [sc.textFile(str(f)).filter(lambda line: bool(line.strip())).map(lambda line, name=f.name: _keyed(name, line))
-             for f in files]
+    parts = [sc.textFile(str(f)).filter(lambda line: bool(line.strip()) and not unread_type(line.encode()))
+             .map(lambda line, name=f.name: _keyed(name, line)) for f in files]
     keyed = sc.union(parts).filter(lambda kv: kv[0] is not None)
     rows = keyed.groupByKey().map(lambda kv: _screen_group(kv[0], kv[1], as_of, policy))
     df = spark.createDataFrame(rows, schema).orderBy("patient")
