@@ -2,8 +2,8 @@
 
 Python's `re` tries every branch of an alternation at every position, so a 400-pattern
 alternation costs ~15 us per word. Instead: trigger phrases are token sequences looked up in a
-dict by their first token; concept patterns are bucketed by the characters they can start with
-(read from the compiled pattern), so each word start tries only the few patterns that could match."""
+dict by their first token; concept patterns are bucketed by the first characters they can start with
+(read from the parsed pattern), so each word start tries only the few patterns that could match."""
 
 from __future__ import annotations
 
@@ -64,54 +64,97 @@ class PhraseIndex:
         return out
 
 
-def first_chars(pattern: str) -> frozenset[str] | None:
-    """Lower-case characters a (case-insensitive) pattern can start with; None when it could start anywhere."""
+_MAX_PREFIXES = 256
+
+
+def prefixes(pattern: str, k: int) -> frozenset[str] | None:
+    """Strings of at most `k` characters, one of which every match of `pattern` (compiled without flags)
+    starts with; None when a match could start with anything. Over-approximate by design (zero-width
+    assertions pass, an unknown character ends the prefix): a word start that begins with none of them
+    cannot start a match, so the matcher skips it without running the pattern."""
     try:
-        parsed = sre_parse.parse(pattern, re.IGNORECASE)
+        parsed = sre_parse.parse(pattern)
     except re.error:
         return None
-    return _first(list(parsed))
-
-
-def _first(items: list[Any]) -> frozenset[str] | None:
-    out: set[str] = set()
-    for op, av in items:
-        name = str(op)
-        if name in ("AT", "ASSERT", "ASSERT_NOT"):
-            continue  # zero-width
-        if name == "LITERAL":
-            return frozenset(out | {chr(av).lower()})
-        if name == "IN":
-            chars = set()
-            for iop, iav in av:
-                iname = str(iop)
-                if iname == "LITERAL":
-                    chars.add(chr(iav).lower())
-                elif iname == "RANGE" and iav[1] - iav[0] < 64:
-                    chars |= {chr(c).lower() for c in range(iav[0], iav[1] + 1)}
-                else:
-                    return None
-            return frozenset(out | chars)
-        if name == "BRANCH":
-            for sub in av[1]:
-                f = _first(list(sub))
-                if f is None:
-                    return None
-                out |= f
-            return frozenset(out)
-        if name == "SUBPATTERN":
-            f = _first(list(av[-1]))
-            if f is None:
-                return None
-            return frozenset(out | f)
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            lo, _, sub = av
-            f = _first(list(sub))
-            if f is None:
-                return None
-            out |= f
-            if lo > 0:
-                return frozenset(out)
-            continue
+    if parsed.state.flags & re.IGNORECASE:
         return None
-    return None  # everything optional: could match anywhere
+    for n in range(k, 0, -1):  # a shorter prefix when the longer one branches too much
+        found = _seq(list(parsed), n)
+        if found is not None and len(found[0]) + len(found[1]) <= _MAX_PREFIXES:
+            out = found[0] | found[1]
+            return None if "" in out else frozenset(out)
+    return None
+
+
+_Pre = tuple[set[str], set[str]]  # (closed: the match starts with it; open: the match may go on from it)
+
+
+def _seq(items: list[Any], k: int) -> _Pre | None:
+    closed: set[str] = set()
+    opened = {""}
+    for op, av in items:
+        grown: set[str] = set()
+        for s in opened:
+            sub = _item(op, av, k - len(s))
+            if sub is None:
+                closed.add(s)  # unknown from here: the prefix so far
+                continue
+            closed |= {s + c for c in sub[0]}
+            for o in sub[1]:
+                (closed if len(s) + len(o) >= k else grown).add((s + o)[:k])
+        opened = grown
+        if len(closed) + len(opened) > _MAX_PREFIXES:
+            return None
+        if not opened:
+            break
+    return closed, opened
+
+
+def _item(op: Any, av: Any, k: int) -> _Pre | None:
+    name = str(op)
+    if name in ("AT", "ASSERT", "ASSERT_NOT"):
+        return set(), {""}  # zero-width: passes
+    if name == "LITERAL":
+        return set(), {chr(av)}
+    if name == "IN":
+        chars = set()
+        for iop, iav in av:
+            iname = str(iop)
+            if iname == "LITERAL":
+                chars.add(chr(iav))
+            elif iname == "RANGE" and iav[1] - iav[0] < 64:
+                chars |= {chr(c) for c in range(iav[0], iav[1] + 1)}
+            else:
+                return None
+        return set(), chars
+    if name == "BRANCH":
+        closed: set[str] = set()
+        opened: set[str] = set()
+        for sub in av[1]:
+            f = _seq(list(sub), k)
+            if f is None:
+                return None
+            closed |= f[0]
+            opened |= f[1]
+        return closed, opened
+    if name == "SUBPATTERN":
+        if av[1] & re.IGNORECASE:
+            return None
+        return _seq(list(av[-1]), k)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        lo, hi, sub = av
+        reps = [list(sub)] * min(hi, max(lo, k))
+        closed, opened = set(), set()
+        for n in range(lo, len(reps) + 1):  # n repetitions: never more than k characters are read
+            f = _seq([x for rep in reps[:n] for x in rep], k)
+            if f is None:
+                return None
+            closed |= f[0]
+            opened |= f[1]
+        if hi > len(reps):  # more repetitions than expanded: they go on from the longest
+            f = _seq([x for rep in reps for x in rep], k)
+            if f is None:
+                return None
+            closed |= f[1]  # treat what could go on as a prefix of the match (over-approximation)
+        return closed, opened
+    return None
