@@ -158,3 +158,110 @@ def _item(op: Any, av: Any, k: int) -> _Pre | None:
             closed |= f[1]  # treat what could go on as a prefix of the match (over-approximation)
         return closed, opened
     return None
+
+
+class Screen:
+    """A cheap necessary condition for one compiled pattern to match: one of a few literal strings, or a
+    digit, must be in the text. Checked with str methods before the pattern runs, so a text that cannot
+    match costs no regex pass. Exact: case-insensitive patterns are screened only on ASCII text (where
+    lower-casing and IGNORECASE agree); anything the screen cannot prove runs the pattern."""
+
+    __slots__ = ("_any", "digit", "folded", "literals", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.folded = bool(pattern.flags & re.IGNORECASE)
+        try:
+            items = list(sre_parse.parse(pattern.pattern, pattern.flags))
+        except re.error:  # pragma: no cover - the pattern compiled
+            items = []
+        lits = _required(items, self.folded)
+        self.literals = tuple(sorted(lits, key=len, reverse=True)) if lits else None
+        # one C-level scan for any of the literals (an alternation of plain strings, no flags)
+        self._any = re.compile("|".join(re.escape(x) for x in self.literals)) if self.literals else None
+        self.digit = _needs_digit(items)
+
+    def could_match(self, text: str, low: str | None = None) -> bool:
+        """False only when the pattern cannot match `text`; `low` is text.lower() when the caller has it."""
+        if self.digit and not _HAS_DIGIT.search(text):
+            return False
+        if self._any is None:
+            return True
+        if self.folded:
+            if not text.isascii():
+                return True
+            text = low if low is not None else text.lower()
+        return self._any.search(text) is not None
+
+    def search(self, text: str, low: str | None = None) -> re.Match[str] | None:
+        return self.pattern.search(text) if self.could_match(text, low) else None
+
+
+_HAS_DIGIT = re.compile(r"\d")
+
+
+def _required(items: list[Any], folded: bool) -> set[str] | None:
+    """Literal strings one of which every match contains (the most selective choice), or None."""
+    choices: list[set[str]] = []
+    run = ""
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(av)
+            continue
+        if name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue  # zero-width: the literals either side are still adjacent
+        if run:
+            choices.append({run})
+            run = ""
+        sub: set[str] | None = None
+        if name == "SUBPATTERN" and not av[1] and not av[2]:
+            sub = _required(list(av[-1]), folded)
+        elif name == "BRANCH":
+            alts = [_required(list(a), folded) for a in av[1]]
+            if all(alts):
+                sub = set().union(*alts)  # type: ignore[arg-type]
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+            sub = _required(list(av[2]), folded)
+        if sub:
+            choices.append(sub)
+    if run:
+        choices.append({run})
+    if folded:
+        choices = [{s.lower() for s in c} for c in choices if all(s.isascii() for s in c)]
+    choices = [c for c in choices if all(c)]
+    if not choices:
+        return None
+    return max(choices, key=lambda c: (min(len(s) for s in c), -len(c)))
+
+
+def _needs_digit(items: list[Any]) -> bool:
+    """Does every match contain a digit (a required \\d, or a required class of digits only)?"""
+    for op, av in items:
+        name = str(op)
+        if name == "IN" and _digits_only(av):
+            return True
+        if name == "SUBPATTERN" and _needs_digit(list(av[-1])):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1 and _needs_digit(list(av[2])):
+            return True
+        if name == "BRANCH" and all(_needs_digit(list(a)) for a in av[1]):
+            return True
+        if name == "LITERAL" and chr(av).isdigit() and chr(av) in "0123456789":
+            return True
+    return False
+
+
+def _digits_only(members: list[Any]) -> bool:
+    if not members:
+        return False
+    for op, av in members:
+        name = str(op)
+        if name == "CATEGORY" and str(av) == "CATEGORY_DIGIT":
+            continue
+        if name == "LITERAL" and chr(av) in "0123456789":
+            continue
+        if name == "RANGE" and 48 <= av[0] <= av[1] <= 57:
+            continue
+        return False
+    return True

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from injectwise.core.errors import KnowledgeError
+from injectwise.language.phrases import Screen
 
 CUES_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "notes.yaml"
 
@@ -57,10 +58,12 @@ class Cues:
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
     joined: dict[str, re.Pattern[str] | None]
+    screens: dict[str, Screen]  # the joined patterns, each behind its literal screen
 
-    def has(self, name: str, text: str) -> bool:
-        pat = self.joined.get(name)
-        return pat is not None and pat.search(text) is not None
+    def has(self, name: str, text: str, low: str | None = None) -> bool:
+        """Does the cue match in `text`? (`low`: text.lower(), when the caller has it)"""
+        scr = self.screens.get(name)
+        return scr is not None and scr.search(text, low) is not None
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +77,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
               "gram_negative", "culture_positive", "culture_negative")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
+    kw["screens"] = {k: Screen(p) for k, p in kw["joined"].items() if p is not None}
     kw["allergy_classes"] = tuple((label, _rx(f"allergy_classes.{label}", pats))
                                   for label, pats in (doc.get("allergy_classes") or {}).items())
     kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}
