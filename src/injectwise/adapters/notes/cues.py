@@ -63,7 +63,7 @@ class Cues:
     def has(self, name: str, text: str, low: str | None = None) -> bool:
         """Does the cue match in `text`? (`low`: text.lower(), when the caller has it)"""
         scr = self.screens.get(name)
-        return scr is not None and scr.search(text, low) is not None
+        return scr is not None and scr.found(text, low)
 
 
 @lru_cache(maxsize=1)

@@ -105,6 +105,16 @@ class _State:
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
     hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
+    _dates: dict[tuple[str, bool], list[DateHit]] = field(default_factory=dict)
+
+    def dates(self, text: str, future: bool = False) -> list[DateHit]:
+        """`find_dates` against the note's date, once per text and direction in this note (several
+        readers look at the same sentence). Read-only: callers filter into new lists."""
+        key = (text, future)
+        found = self._dates.get(key)
+        if found is None:
+            found = self._dates[key] = find_dates(text, self.note.when, future)
+        return found
 
     def near(self, name: str, s: Sentence) -> bool:
         """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
@@ -263,7 +273,7 @@ class NoteExtractor:
         if m.historical and not m.historical_counts and m.concept not in self.cues.persistent:
             status = "resolved"
         if m.historical:
-            dates = [h for h in find_dates(text, st.note.when) if not h.relative or h.when.date() < st.note.when]
+            dates = [h for h in st.dates(text) if not h.relative or h.when.date() < st.note.when]
             if dates:
                 onset = dates[0].when
         site = " ".join(x for x in (m.side, m.site) if x)
@@ -296,7 +306,7 @@ class NoteExtractor:
         if days and (n := to_number(days.group(1) or days.group(2))) is not None:
             d = st.note.when - timedelta(days=n)
             return "on-hold", self._day(d)
-        dates = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+        dates = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         if dates:
             return "on-hold", dates[-1].when
         return "on-hold", None
@@ -409,7 +419,7 @@ class NoteExtractor:
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1))) is not None:
             return max(dated) + timedelta(days=n)
-        hits = [h for h in find_dates(text, st.note.when) if h.precision == "day"]
+        hits = [h for h in st.dates(text) if h.precision == "day"]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
             return after[0].when
@@ -580,7 +590,7 @@ class NoteExtractor:
                 st.injections[-1].notes += " " + clause
             return
         ref_day = st.note.when
-        hits = [h for h in find_dates(clause, ref_day) if h.when.date() <= ref_day]
+        hits = [h for h in st.dates(clause) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
         count = _count(clause)
         n = max(count or 0, len(exact), 1)
@@ -684,8 +694,8 @@ class NoteExtractor:
         Returns True when the replacement is still to come."""
         if m.negated or m.family or m.hypothetical:
             return False
-        ahead = [h for h in find_dates(text, st.note.when, future=True) if h.when.date() > st.note.when]
-        past = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when and not h.relative]
+        ahead = [h for h in st.dates(text, future=True) if h.when.date() > st.note.when]
+        past = [h for h in st.dates(text) if h.when.date() <= st.note.when and not h.relative]
         label = f"{m.side + ' ' if m.side else ''}{m.matched}"
         code = Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),), label)
         if (future or ahead) and not m.historical:
@@ -708,7 +718,7 @@ class NoteExtractor:
         if not live:
             return
         cues = self.cues
-        hits = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+        hits = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         days = [h for h in hits if h.precision in ("day", "month")]
         start = end = None
         if len(days) >= 2:
