@@ -36,6 +36,7 @@ from injectwise.engine.clinical import side_of
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
+from injectwise.language.phrases import Screen
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
@@ -143,6 +144,11 @@ class NoteExtractor:
         self.steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
         self.unspecified = kb.drugs.get("corticosteroid-unspecified")
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
+        # drug and target patterns behind literal screens: a clause runs only the few that could match
+        self._screens: dict[str, tuple[Screen, ...]] = {}
+        self._target_screens = [(kb.targets[tid], self._screened(kb.targets[tid].text)) for tid in kb.target_order]
+        self._agent_screens = [(d, self._screened(d.text)) for d in self.agents]
+        self._steroid_screens = [scr for d in self.steroids for scr in self._screened(d.text)]
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
         lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
@@ -151,6 +157,12 @@ class NoteExtractor:
         self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
                            if (pat := self.cues.joined.get(name)) is not None}
         self.prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
+
+    def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
+        key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
+        if key not in self._screens:
+            self._screens[key] = tuple(Screen(p) for p in patterns)
+        return self._screens[key]
 
     # ---- entry --------------------------------------------------------------------------------
     def add(self, rec: PatientRecord, note: NoteInput) -> _State:
@@ -544,11 +556,12 @@ class NoteExtractor:
     # ---- injections ---------------------------------------------------------------------------
     def _targets(self, text: str) -> list[Target]:
         found: list[tuple[int, Target]] = []
-        for tid in self.kb.target_order:
-            t = self.kb.targets[tid]
+        low = text.lower()
+        for t, screens in self._target_screens:
             best = None
-            for p in t.text:
-                m = p.search(text)
+            for scr in screens:
+                run = scr.runner(text, low)
+                m = run[0].search(run[1]) if run is not None else None
                 if m and (best is None or m.start() < best):
                     best = m.start()
             if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
@@ -560,13 +573,16 @@ class NoteExtractor:
         return ts
 
     def _steroid_named(self, text: str) -> bool:
-        return any(p.search(text) for d in self.steroids for p in d.text)
+        low = text.lower()
+        return any(scr.found(text, low) for scr in self._steroid_screens)
 
     def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
         out = []
-        for d in self.agents:
-            for p in d.text:
-                m = p.search(text)
+        low = text.lower()
+        for d, screens in self._agent_screens:
+            for scr in screens:
+                run = scr.runner(text, low)  # only the match's span is read, never its (lower-cased) text
+                m = run[0].search(run[1]) if run is not None else None
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
