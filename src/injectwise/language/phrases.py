@@ -8,7 +8,7 @@ dict by their first token; concept patterns are bucketed by the first characters
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 try:  # Python 3.11+
@@ -67,11 +67,12 @@ class PhraseIndex:
 _MAX_PREFIXES = 256
 
 
-def prefixes(pattern: str, k: int) -> frozenset[str] | None:
+def prefixes(pattern: str, k: int, ascii_classes: bool = False) -> frozenset[str] | None:
     """Strings of at most `k` characters, one of which every match of `pattern` (compiled without flags)
     starts with; None when a match could start with anything. Over-approximate by design (zero-width
     assertions pass, an unknown character ends the prefix): a word start that begins with none of them
-    cannot start a match, so the matcher skips it without running the pattern."""
+    cannot start a match, so the matcher skips it without running the pattern. With `ascii_classes`,
+    \\d and \\s stand for their ASCII members: valid only for ASCII text."""
     try:
         parsed = sre_parse.parse(pattern)
     except re.error:
@@ -79,23 +80,26 @@ def prefixes(pattern: str, k: int) -> frozenset[str] | None:
     if parsed.state.flags & re.IGNORECASE:
         return None
     for n in range(k, 0, -1):  # a shorter prefix when the longer one branches too much
-        found = _seq(list(parsed), n)
+        found = _seq(list(parsed), n, ascii_classes)
         if found is not None and len(found[0]) + len(found[1]) <= _MAX_PREFIXES:
             out = found[0] | found[1]
             return None if "" in out else frozenset(out)
     return None
 
 
+# the ASCII members of \d and \s (as `re` reads them in str patterns)
+_ASCII_CLASSES = {name: {chr(i) for i in range(128) if re.match(rx, chr(i))}
+                  for name, rx in (("CATEGORY_DIGIT", r"\d"), ("CATEGORY_SPACE", r"\s"))}
 _Pre = tuple[set[str], set[str]]  # (closed: the match starts with it; open: the match may go on from it)
 
 
-def _seq(items: list[Any], k: int) -> _Pre | None:
+def _seq(items: list[Any], k: int, ascii_classes: bool = False) -> _Pre | None:
     closed: set[str] = set()
     opened = {""}
     for op, av in items:
         grown: set[str] = set()
         for s in opened:
-            sub = _item(op, av, k - len(s))
+            sub = _item(op, av, k - len(s), ascii_classes)
             if sub is None:
                 closed.add(s)  # unknown from here: the prefix so far
                 continue
@@ -110,7 +114,7 @@ def _seq(items: list[Any], k: int) -> _Pre | None:
     return closed, opened
 
 
-def _item(op: Any, av: Any, k: int) -> _Pre | None:
+def _item(op: Any, av: Any, k: int, ascii_classes: bool) -> _Pre | None:
     name = str(op)
     if name in ("AT", "ASSERT", "ASSERT_NOT"):
         return set(), {""}  # zero-width: passes
@@ -124,6 +128,8 @@ def _item(op: Any, av: Any, k: int) -> _Pre | None:
                 chars.add(chr(iav))
             elif iname == "RANGE" and iav[1] - iav[0] < 64:
                 chars |= {chr(c) for c in range(iav[0], iav[1] + 1)}
+            elif iname == "CATEGORY" and ascii_classes and str(iav) in _ASCII_CLASSES:
+                chars |= _ASCII_CLASSES[str(iav)]
             else:
                 return None
         return set(), chars
@@ -131,7 +137,7 @@ def _item(op: Any, av: Any, k: int) -> _Pre | None:
         closed: set[str] = set()
         opened: set[str] = set()
         for sub in av[1]:
-            f = _seq(list(sub), k)
+            f = _seq(list(sub), k, ascii_classes)
             if f is None:
                 return None
             closed |= f[0]
@@ -140,19 +146,19 @@ def _item(op: Any, av: Any, k: int) -> _Pre | None:
     if name == "SUBPATTERN":
         if av[1] & re.IGNORECASE:
             return None
-        return _seq(list(av[-1]), k)
+        return _seq(list(av[-1]), k, ascii_classes)
     if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
         lo, hi, sub = av
         reps = [list(sub)] * min(hi, max(lo, k))
         closed, opened = set(), set()
         for n in range(lo, len(reps) + 1):  # n repetitions: never more than k characters are read
-            f = _seq([x for rep in reps[:n] for x in rep], k)
+            f = _seq([x for rep in reps[:n] for x in rep], k, ascii_classes)
             if f is None:
                 return None
             closed |= f[0]
             opened |= f[1]
         if hi > len(reps):  # more repetitions than expanded: they go on from the longest
-            f = _seq([x for rep in reps for x in rep], k)
+            f = _seq([x for rep in reps for x in rep], k, ascii_classes)
             if f is None:
                 return None
             closed |= f[1]  # treat what could go on as a prefix of the match (over-approximation)
@@ -320,3 +326,53 @@ def _lower_safe(items: list[Any]) -> bool:
 
 def _low_char(code: int) -> bool:
     return code < 128 and not chr(code).isupper()
+
+
+class Scanner:
+    """`pattern.finditer(text)`, exactly, but the pattern runs only where a match can begin: one C-level
+    pass finds the positions that start with one of the pattern's possible prefixes (read from the
+    parsed pattern), on ASCII text; other text, or a pattern that could begin anywhere, is scanned as is."""
+
+    __slots__ = ("_starts", "pattern")
+
+    def __init__(self, pattern: re.Pattern[str], k: int = 3) -> None:
+        self.pattern = pattern
+        keys = None if pattern.flags & re.IGNORECASE else prefixes(pattern.pattern, k, ascii_classes=True)
+        self._starts = re.compile(_first_char_trie(keys)) if keys else None
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        if self._starts is None or not text.isascii():
+            yield from self.pattern.finditer(text)
+            return
+        end = 0
+        match = self.pattern.match
+        for c in self._starts.finditer(text):
+            pos = c.start()
+            if pos < end:
+                continue
+            m = match(text, pos)  # never empty: every match begins with a non-empty prefix
+            if m is not None:
+                yield m
+                end = m.end()
+
+
+def _first_char_trie(keys: Iterable[str]) -> str:
+    """One character of a prefix consumed, the rest looked ahead: `re` skips other characters fast, and
+    consecutive candidates are all found."""
+    trie: dict[str, Any] = {}
+    for key in sorted(keys, key=len):
+        node = trie
+        for ch in key:
+            if "" in node:
+                break
+            node = node.setdefault(ch, {})
+        else:
+            node[""] = {}
+    return "|".join(re.escape(ch) + (f"(?={rest})" if (rest := _trie(sub)) else "") for ch, sub in sorted(trie.items()))
+
+
+def _trie(node: dict[str, Any]) -> str:
+    if "" in node:
+        return ""
+    alts = [re.escape(ch) + _trie(sub) for ch, sub in sorted(node.items())]
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"

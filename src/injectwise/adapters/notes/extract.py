@@ -36,7 +36,7 @@ from injectwise.engine.clinical import side_of
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
-from injectwise.language.phrases import Screen
+from injectwise.language.phrases import Scanner, Screen
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
@@ -154,9 +154,9 @@ class NoteExtractor:
         lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
                      r"plt|temp|tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
         steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
-        self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
-                           if (pat := self.cues.joined.get(name)) is not None}
-        self.prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
+        prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
+        prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
+        self.prefilters = {name: Scanner(p) for name, p in prefilters.items()}  # the same hits, fewer regex calls
 
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
         key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
