@@ -8,6 +8,7 @@ dict by their first token; concept patterns are bucketed by the first characters
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -37,7 +38,10 @@ class PhraseIndex:
             v.sort(key=lambda e: -e[1])
         self.index = index
 
-    def find(self, text: str, start: int, end: int) -> list[tuple[int, int, Any]]:
+    def find(self, text: str, start: int, end: int, toks: Tokens | None = None) -> list[tuple[int, int, Any]]:
+        """Phrases in text[start:end]; `toks`: the whole text's tokens, when it has them (see `Tokens`)."""
+        if toks is not None:
+            return self._match(toks.words, toks.starts, toks.ends, *toks.span(start, end))
         part = text[start:end]
         low = part.lower()
         if len(low) == len(part):  # one lower-casing per call, offsets unchanged
@@ -48,20 +52,39 @@ class PhraseIndex:
             found = list(TOKEN.finditer(text, start, end))
             words = [m.group().lower() for m in found]
             base = 0
+        return self._match(words, [base + m.start() for m in found], [base + m.end() for m in found], 0, len(words))
+
+    def _match(self, words: list[str], starts: list[int], ends: list[int], i: int, n: int) -> list[tuple[int, int, Any]]:
         out = []
         index = self.index
-        i, n = 0, len(words)
         while i < n:
             cands = index.get(words[i])
             step = 1
             if cands:
                 for phrase, k, label in cands:
-                    if k == 1 or words[i:i + k] == phrase:
-                        out.append((base + found[i].start(), base + found[i + k - 1].end(), label))
+                    if i + k <= n and (k == 1 or words[i:i + k] == phrase):
+                        out.append((starts[i], ends[i + k - 1], label))
                         step = k
                         break
             i += step
         return out
+
+
+class Tokens:
+    """The lower-cased tokens of a whole ASCII text, made once: a sentence's tokens are a slice of them
+    (sentences never split a word), so each sentence costs no tokenising pass of its own."""
+
+    __slots__ = ("ends", "starts", "words")
+
+    def __init__(self, low: str) -> None:
+        found = list(TOKEN.finditer(low))
+        self.words = [m.group() for m in found]
+        self.starts = [m.start() for m in found]
+        self.ends = [m.end() for m in found]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Token indexes [i, j) of the tokens inside text[start:end]."""
+        return bisect_left(self.starts, start), bisect_left(self.ends, end + 1)
 
 
 _MAX_PREFIXES = 256
