@@ -107,6 +107,7 @@ class _State:
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
     hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
     _dates: dict[tuple[str, bool], list[DateHit]] = field(default_factory=dict)
+    targets: dict[str, list[Target]] = field(default_factory=dict)  # per clause text (NoteExtractor._targets)
 
     def dates(self, text: str, future: bool = False) -> list[DateHit]:
         """`find_dates` against the note's date, once per text and direction in this note (several
@@ -228,8 +229,8 @@ class NoteExtractor:
         is_allergy = st.near("allergy", s)
         injection_clauses = []
         if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
-            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
-                                 or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))]
+            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c, st)
+                                 or (cues.has("plan", c) and (self._targets(c, st) or self._steroid_named(c)))]
         future_surgery = st.near("future", s)
         if is_allergy:
             self._allergy(st, text, prov, ms)
@@ -554,7 +555,13 @@ class NoteExtractor:
             self._keep(st, ref, prov)
 
     # ---- injections ---------------------------------------------------------------------------
-    def _targets(self, text: str) -> list[Target]:
+    def _targets(self, text: str, st: _State | None = None) -> list[Target]:
+        """Targets a clause names, in order; once per clause in a note (`st`), read-only."""
+        if st is not None:
+            hit = st.targets.get(text)
+            if hit is None:
+                hit = st.targets[text] = self._targets(text)
+            return hit
         found: list[tuple[int, Target]] = []
         low = text.lower()
         for t, screens in self._target_screens:
@@ -597,7 +604,7 @@ class NoteExtractor:
         return out
 
     def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
-        targets = self._targets(clause)
+        targets = self._targets(clause, st)
         agents = self._agents(clause)
         steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
         if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
@@ -682,7 +689,7 @@ class NoteExtractor:
 
     # ---- the planned injection ----------------------------------------------------------------
     def _plan(self, st: _State, clause: str, prov: Provenance) -> None:
-        targets = self._targets(clause)
+        targets = self._targets(clause, st)
         ref = st.ref("sr")
         sr = ServiceRequest(ref=ref, code=Coded((), clause.strip()), status="draft", intent="order",
                             authored=self._day(st.note.when))
@@ -780,9 +787,9 @@ def _clauses(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _names_target_event(ex: NoteExtractor, clause: str) -> bool:
+def _names_target_event(ex: NoteExtractor, clause: str, st: _State | None = None) -> bool:
     """'Sacral blockade with steroid twice' names the event through its target words."""
-    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause))
+    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause, st))
 
 
 def _count(clause: str) -> int | None:
