@@ -69,6 +69,7 @@ BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF
 PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
 PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) "
                           rf"(?:/10 )?(?:to|down to) ({NUMBER})(?:/10)?", re.I)
+_PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its literal screen
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
@@ -444,7 +445,7 @@ class NoteExtractor:
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
         low = text.lower()
-        if "/10" not in low and "out of 10" not in low and not PAIN_FROM_TO.search(text):
+        if "/10" not in low and "out of 10" not in low and not _PAIN_FROM_TO.found(text, low):
             return
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
