@@ -81,3 +81,13 @@ def test_prefix_buckets_find_what_every_concept_pattern_finds_at_every_word_star
 ])
 def test_prefixes_of_a_pattern(pattern, expected):
     assert prefixes(pattern, 3) == (frozenset(expected) if expected is not None else None)
+
+
+def test_cue_checks_agree_with_the_cue_patterns():
+    cues = load_cues()
+    for name, pat in cues.joined.items():
+        if pat is None:
+            continue
+        for text in TEXTS:
+            for part in re.split(r"(?<=[.;])", text):
+                assert cues.has(name, part) == (pat.search(part) is not None), (name, part)
