@@ -107,6 +107,8 @@ class _Scope:
         """The mark inside the mention, else the nearest in its comma segment, clause, then sentence."""
         if not marks:
             return None
+        if len(marks) == 1:  # every mark lies in the sentence, the last range tried: the only one wins
+            return marks[0][2]
         clause = (self._clause_start(start), self._clause_end(end))
         ci = bisect_left(self.commas, start)
         seg = (max(clause[0], self.commas[ci - 1] if ci > 0 else clause[0]),
