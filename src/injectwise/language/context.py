@@ -10,6 +10,7 @@ from itertools import pairwise
 
 from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
 from injectwise.language.model import Analysis, Mention, Sentence
+from injectwise.language.phrases import Tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
 from injectwise.language.sentences import split_sentences
 
@@ -27,6 +28,7 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
     if not hits:
         return out
+    toks = Tokens(text.lower()) if text.isascii() else None  # one tokenising pass for every sentence
     starts = [s.start for s in sentences]
     site_starts = [x[0] for x in sites]
     by_sentence: dict[int, list[Hit]] = {}
@@ -37,22 +39,38 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
         s = sentences[i]
         lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
         ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
-        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules))
+        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
     return out
 
 
 class _Scope:
     """The trigger, terminator, comma, word and side positions of one sentence."""
 
-    def __init__(self, text: str, s: Sentence, sites: list[tuple[int, int, str]], rules: LanguageRules) -> None:
+    def __init__(self, text: str, s: Sentence, sites: list[tuple[int, int, str]], rules: LanguageRules,
+                 toks: Tokens | None = None) -> None:
         self.text = text
         self.s = s
         self.rules = rules
-        triggers, self.terms, self.sides = rules.scan(text, s.start, s.end)
+        triggers, self.terms, self.sides = rules.scan(text, s.start, s.end, toks)
         self.triggers = [(a, b, mod, direction) for a, b, (mod, direction) in triggers if mod != PSEUDO]
-        self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
-        self.words = [m.start() for m in _WORD.finditer(text, s.start, s.end)]
+        self.toks = toks
+        self.span = toks.span(s.start, s.end) if toks is not None else (0, 0)
+        if toks is not None:  # commas and words are tokens of the whole text (sentences never split a word)
+            self.commas = [toks.starts[k] for k in range(*self.span) if toks.words[k] == ","]
+        else:
+            self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
+        self._word_starts: list[int] | None = None  # only scopes that weigh a trigger need them
         self.sites = sites
+
+    @property
+    def words(self) -> list[int]:
+        if self._word_starts is None:
+            toks = self.toks
+            if toks is not None:
+                self._word_starts = [toks.starts[k] for k in range(*self.span) if _is_word(toks.words[k][0])]
+            else:
+                self._word_starts = [m.start() for m in _WORD.finditer(self.text, self.s.start, self.s.end)]
+        return self._word_starts
 
     def _any(self, points: list[int], a: int, b: int) -> bool:
         i = bisect_left(points, a)
@@ -94,6 +112,8 @@ class _Scope:
         """The mark inside the mention, else the nearest in its comma segment, clause, then sentence."""
         if not marks:
             return None
+        if len(marks) == 1:  # every mark lies in the sentence, the last range tried: the only one wins
+            return marks[0][2]
         clause = (self._clause_start(start), self._clause_end(end))
         ci = bisect_left(self.commas, start)
         seg = (max(clause[0], self.commas[ci - 1] if ci > 0 else clause[0]),
@@ -105,9 +125,14 @@ class _Scope:
         return None
 
 
+def _is_word(ch: str) -> bool:
+    """An ASCII token's first character is a word character (the token is a \\w+ run)."""
+    return ch.isalnum() or ch == "_"
+
+
 def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], sites: list[tuple[int, int, str]],
-                       matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
-    sc = _Scope(text, s, sites, rules)
+                       matcher: ConceptMatcher, rules: LanguageRules, toks: Tokens | None = None) -> list[Mention]:
+    sc = _Scope(text, s, sites, rules, toks)
     # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier;
     # one that only overlaps a mention's start ("no history of" + "history of cancer") still leads it
     sc.triggers = [t for t in sc.triggers if not any(t[0] >= h.start and t[1] <= h.end for h in hits)]

@@ -1,19 +1,22 @@
-"""Concept matching: every concept's text patterns compiled once, bucketed by first character.
+"""Concept matching: every concept's text patterns compiled once, bucketed by how they can begin.
 
-Matches start on a word boundary ("septic" never matches inside "aseptic"). One C-level pass finds
-the word starts; each word start tries only the concepts whose patterns can begin with its first
-letter. Cost is linear in the text and nearly flat in the number of concepts; never one regex per
-pattern per text."""
+Matches start on a word boundary ("septic" never matches inside "aseptic"). Each pattern's possible
+first characters (up to PREFIX_CHARS) are read from the compiled pattern; one C-level pass finds the
+word starts that begin with any of them, and each such word start tries only the concepts whose
+patterns can begin that way. Most words begin no concept and cost no Python work. Cost is linear in
+the text and nearly flat in the number of concepts; never one regex per pattern per text."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from injectwise.language.phrases import WORD_START, first_chars
+from injectwise.language.phrases import WORD_START, prefixes
 
 SITE = "site:"
+PREFIX_CHARS = 3  # `find` looks up 3, 2, then 1 characters; 3 already leaves most words without a candidate
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,7 +44,7 @@ class ConceptMatcher:
         self.concepts += [ConceptPatterns(SITE + rid, pats) for rid, pats in (regions or {}).items() if pats]
         # patterns run on lower-cased text without IGNORECASE: `re` then skips branches by their first
         # literal character, so a bucket costs little on words that match nothing
-        self._buckets, self._anywhere = _buckets(self.concepts)
+        self._buckets, self._anywhere, self._starts = _buckets(self.concepts)
         self.exclusions = {c.id: re.compile("|".join(f"(?:{p})" for p in c.exclude), re.IGNORECASE)
                            for c in self.concepts if c.exclude}
 
@@ -49,9 +52,11 @@ class ConceptMatcher:
         out: list[Hit] = []
         low = _lower(text if start == 0 and end is None else text[start:end])  # only the part asked for
         buckets, anywhere = self._buckets, self._anywhere
-        for m in WORD_START.finditer(low):
+        starts = self._starts if not anywhere.ids else WORD_START
+        for m in starts.finditer(low):
             pos = m.start()
-            b = buckets.get(low[pos], anywhere)
+            # the longest known prefix (PREFIX_CHARS = 3) names the bucket
+            b = buckets.get(low[pos:pos + 3]) or buckets.get(low[pos:pos + 2]) or buckets.get(low[pos], anywhere)
             k = 0
             while k < len(b.ids):  # one match call per concept found, plus one
                 hit = b.rx(k).match(low, pos)
@@ -102,20 +107,51 @@ def _lower(text: str) -> str:
     return "".join(ch if len(ch.lower()) != 1 else ch.lower() for ch in text)  # keep offsets (e.g. dotted I)
 
 
-def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Bucket]:
-    """first character -> its bucket; concepts that could start anywhere are in every bucket."""
+def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Bucket, re.Pattern[str]]:
+    """(prefix -> its bucket, the bucket of concepts that could start anywhere, the word starts worth
+    trying). A word start tries the bucket of the longest prefix it begins with: the concepts with a
+    pattern beginning with that prefix or a shorter one, plus those that could start anywhere."""
     anywhere: list[int] = []
-    by_char: dict[str, list[int]] = {}
+    by_prefix: dict[str, set[int]] = {}
     for i, c in enumerate(concepts):
-        chars: set[str] = set()
+        keys: set[str] = set()
         for p in c.patterns:
-            f = first_chars(p)
+            f = prefixes(_strip_boundary(p), PREFIX_CHARS)
             if f is None:
                 anywhere.append(i)
                 break
-            chars |= f
+            keys |= f
         else:
-            for ch in chars:
-                by_char.setdefault(ch, []).append(i)
-    buckets = {ch: _Bucket([concepts[i] for i in sorted(set(ids) | set(anywhere))]) for ch, ids in by_char.items()}
-    return buckets, _Bucket([concepts[i] for i in anywhere])
+            for key in keys:
+                by_prefix.setdefault(key, set()).add(i)
+    shared: dict[tuple[int, ...], _Bucket] = {}  # one bucket (and its compiled patterns) per set of concepts
+    buckets = {}
+    for key in by_prefix:
+        ids = set(anywhere).union(*(by_prefix.get(key[:n], ()) for n in range(1, len(key) + 1)))
+        order = tuple(sorted(ids))
+        if order not in shared:
+            shared[order] = _Bucket([concepts[i] for i in order])
+        buckets[key] = shared[order]
+    return buckets, _Bucket([concepts[i] for i in anywhere]), _word_starts(by_prefix)
+
+
+def _word_starts(keys: Iterable[str]) -> re.Pattern[str]:
+    """A word start followed by one of the prefixes, as one trie-shaped pattern (one C-level pass)."""
+    trie: dict[str, Any] = {}
+    for key in sorted(keys, key=len):
+        node = trie
+        for ch in key:
+            if "" in node:
+                break  # a shorter prefix already admits this one
+            node = node.setdefault(ch, {})
+        else:
+            node[""] = {}
+    body = _trie_regex(trie)
+    return re.compile(rf"\b(?=\w)(?={body})" if body else r"(?!)")
+
+
+def _trie_regex(node: dict[str, Any]) -> str:
+    if "" in node:
+        return ""
+    alts = [re.escape(ch) + _trie_regex(sub) for ch, sub in sorted(node.items())]
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from injectwise.core.errors import KnowledgeError
-from injectwise.language.phrases import PhraseIndex, tokens
+from injectwise.language.phrases import PhraseIndex, Screen, Tokens, tokens
 
 MODIFIERS = ("negated", "possible", "historical", "hypothetical", "family")
 DIRECTIONS = ("forward", "backward", "bidirectional")
@@ -35,26 +35,32 @@ class LanguageRules:
     side_patterns: re.Pattern[str] | None  # case-sensitive; named groups s0..sn
     side_names: dict[str, str]
     abbreviations: frozenset[str]
+    # the trigger, terminator and side patterns behind literal screens: most sentences run none of them
+    screens: tuple[Screen | None, Screen | None, Screen | None] = (None, None, None)
 
-    def scan(self, text: str, start: int, end: int) -> tuple[list[Span], list[int], list[Span]]:
-        """(triggers, terminator positions, side words) of text[start:end], tokenised once."""
+    def scan(self, text: str, start: int, end: int, toks: Tokens | None = None) -> tuple[list[Span], list[int], list[Span]]:
+        """(triggers, terminator positions, side words) of text[start:end], tokenised once (or read from
+        the whole text's `toks`)."""
         triggers: list[Span] = []
         terms: list[int] = []
         sides: list[Span] = []
-        for a, b, (kind, label) in self.phrases.find(text, start, end):
+        for a, b, (kind, label) in self.phrases.find(text, start, end, toks):
             if kind == "t":
                 triggers.append((a, b, label))
             elif kind == "x":
                 terms.append(a)
             else:
                 sides.append((a, b, label))
-        if self.trigger_patterns is not None:
+        part = text[start:end]
+        low = part.lower()
+        trig, term, side = self.screens
+        if self.trigger_patterns is not None and (trig is None or trig.could_match(part, low)):
             triggers += [(m.start(), m.end(), self.kinds[m.lastgroup or ""])
                          for m in self.trigger_patterns.finditer(text, start, end) if m.lastgroup]
-        if self.terminator_patterns is not None:
+        if self.terminator_patterns is not None and (term is None or term.could_match(part, low)):
             terms += [m.start() for m in self.terminator_patterns.finditer(text, start, end)]
             terms.sort()
-        if self.side_patterns is not None:
+        if self.side_patterns is not None and (side is None or side.could_match(part, low)):
             sides += [(m.start(), m.end(), self.side_names[m.lastgroup or ""])
                       for m in self.side_patterns.finditer(text, start, end) if m.lastgroup]
         return triggers, terms, sides
@@ -175,4 +181,6 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
                             + [(p, ("s", side)) for p, side in side_phrases]),
         trigger_patterns=trigger_patterns, kinds=kinds, terminator_patterns=terminator_patterns,
         list_conjunction=list_conjunction, side_patterns=side_patterns,
-        side_names=side_names, abbreviations=abbreviations)
+        side_names=side_names, abbreviations=abbreviations,
+        screens=tuple(Screen(p) if p is not None else None  # type: ignore[arg-type]
+                      for p in (trigger_patterns, terminator_patterns, side_patterns)))

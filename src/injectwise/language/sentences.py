@@ -30,7 +30,7 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
                 continue  # a wrapped line of prose
             end = m.start()
         else:
-            word = _WORD_BEFORE.search(text, start, m.start())
+            word = _word_before(text, start, m.start())
             if word and m.group() == "." and _abbreviation(word.group(1), abbreviations):
                 continue
             nxt = _NEXT.match(text, m.end())
@@ -41,6 +41,19 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
         start = m.end()
     _add(out, text, start, len(text))
     return out
+
+
+def _word_before(text: str, start: int, end: int) -> re.Match[str] | None:
+    """`_WORD_BEFORE.search(text, start, end)`, looking back only a short window first (the search tries
+    every position of the sentence); a run that reaches the window's edge is searched in full."""
+    lo = max(start, end - _LOOK_BACK)
+    word = _WORD_BEFORE.search(text, lo, end)
+    if word is not None and word.start() == lo and lo > start:
+        return _WORD_BEFORE.search(text, start, end)
+    return word
+
+
+_LOOK_BACK = 40
 
 
 def _abbreviation(word: str, abbreviations: frozenset[str]) -> bool:

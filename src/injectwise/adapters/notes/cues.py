@@ -10,7 +10,13 @@ from typing import Any
 
 import yaml
 
+try:  # Python 3.11+
+    from re import _parser as sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef]
+
 from injectwise.core.errors import KnowledgeError
+from injectwise.language.phrases import Screen
 
 CUES_FILE = Path(__file__).resolve().parents[2] / "knowledge" / "data" / "notes.yaml"
 
@@ -26,6 +32,21 @@ def _one(where: str, items: Any) -> re.Pattern[str] | None:
     """All patterns of one cue as a single alternation: one scan of the text per cue."""
     pats = [p.pattern for p in _rx(where, items)]
     return re.compile("|".join(f"(?:{p})" for p in pats), re.I) if pats else None
+
+
+def _exists(items: list[str]) -> re.Pattern[str]:
+    """A pattern that matches somewhere exactly when one of `items` does (for yes/no checks, not spans):
+    the word boundary most cue patterns begin with is tested once for all of them, which `re` cannot do
+    for an alternation by itself (it tries every branch at every position)."""
+    bounded, rest = [], []
+    for p in items:
+        first = list(sre_parse.parse(p, re.I))[:1]
+        if p.startswith("\\b") and first and str(first[0][0]) == "AT" and str(first[0][1]) == "AT_BOUNDARY":
+            bounded.append(p[2:])  # p is \b followed by the rest (a top-level | would parse as a BRANCH)
+        else:
+            rest.append(p)
+    alts = ([r"\b(?:" + "|".join(f"(?:{p})" for p in bounded) + ")"] if bounded else []) + [f"(?:{p})" for p in rest]
+    return re.compile("|".join(alts), re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +78,12 @@ class Cues:
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
     joined: dict[str, re.Pattern[str] | None]
+    screens: dict[str, Screen]  # for `has`: each cue as one yes/no pattern behind its literal screen
 
-    def has(self, name: str, text: str) -> bool:
-        pat = self.joined.get(name)
-        return pat is not None and pat.search(text) is not None
+    def has(self, name: str, text: str, low: str | None = None) -> bool:
+        """Does the cue match in `text`? (`low`: text.lower(), when the caller has it)"""
+        scr = self.screens.get(name)
+        return scr is not None and scr.found(text, low)
 
 
 @lru_cache(maxsize=1)
@@ -74,6 +97,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
               "gram_negative", "culture_positive", "culture_negative")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
+    kw["screens"] = {k: Screen(_exists([p.pattern for p in kw[k]])) for k in simple if kw[k]}
     kw["allergy_classes"] = tuple((label, _rx(f"allergy_classes.{label}", pats))
                                   for label, pats in (doc.get("allergy_classes") or {}).items())
     kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}

@@ -36,6 +36,7 @@ from injectwise.engine.clinical import side_of
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
+from injectwise.language.phrases import Scanner, Screen
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
@@ -69,6 +70,7 @@ PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re
 PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) ?"
                           rf"(?:/ ?10 )?(?:to|down to|->|=>|→) ?({NUMBER})(?: ?/ ?10)?|"
                           rf"\bpain (?:score )?({NUMBER}) ?(?:/ ?10)? ?(?:->|=>|→|-->) ?({NUMBER})(?: ?/ ?10)?", re.I)
+_PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its literal screen
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
@@ -109,6 +111,17 @@ class _State:
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
     hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
+    _dates: dict[tuple[str, bool], list[DateHit]] = field(default_factory=dict)
+    targets: dict[str, list[Target]] = field(default_factory=dict)  # per clause text (NoteExtractor._targets)
+
+    def dates(self, text: str, future: bool = False) -> list[DateHit]:
+        """`find_dates` against the note's date, once per text and direction in this note (several
+        readers look at the same sentence). Read-only: callers filter into new lists."""
+        key = (text, future)
+        found = self._dates.get(key)
+        if found is None:
+            found = self._dates[key] = find_dates(text, self.note.when, future)
+        return found
 
     def near(self, name: str, s: Sentence) -> bool:
         """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
@@ -137,14 +150,25 @@ class NoteExtractor:
         self.steroids = [d for d in kb.drugs.values() if d.kind == "corticosteroid"]
         self.unspecified = kb.drugs.get("corticosteroid-unspecified")
         self.agents = [d for d in kb.drugs.values() if d.kind in ("corticosteroid", "anesthetic")]
+        # drug and target patterns behind literal screens: a clause runs only the few that could match
+        self._screens: dict[str, tuple[Screen, ...]] = {}
+        self._target_screens = [(kb.targets[tid], self._screened(kb.targets[tid].text)) for tid in kb.target_order]
+        self._agent_screens = [(d, self._screened(d.text)) for d in self.agents]
+        self._steroid_screens = [scr for d in self.steroids for scr in self._screened(d.text)]
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
         lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
                      r"plt|temp|tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
         steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
-        self.prefilters = {name: re.compile(pat.pattern) for name in PREFILTER
-                           if (pat := self.cues.joined.get(name)) is not None}
-        self.prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
+        prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
+        prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
+        self.prefilters = {name: Scanner(p) for name, p in prefilters.items()}  # the same hits, fewer regex calls
+
+    def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
+        key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
+        if key not in self._screens:
+            self._screens[key] = tuple(Screen(p) for p in patterns)
+        return self._screens[key]
 
     # ---- entry --------------------------------------------------------------------------------
     def add(self, rec: PatientRecord, note: NoteInput) -> _State:
@@ -210,9 +234,9 @@ class NoteExtractor:
         is_allergy = st.near("allergy", s)
         injection_clauses = []
         if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
-            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c)
-                                 or (cues.has("plan", c) and (self._targets(c) or self._steroid_named(c)))
-                                 or (self._targets(c) and self._steroid_named(c))]  # "R hip IA triamcinolone 40 mg"
+            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c, st)
+                                 or (cues.has("plan", c) and (self._targets(c, st) or self._steroid_named(c)))
+                                 or (self._targets(c, st) and self._steroid_named(c))]  # "R hip IA triamcinolone 40 mg"
         future_surgery = st.near("future", s)
         if is_allergy:
             self._allergy(st, text, prov, ms)
@@ -268,7 +292,7 @@ class NoteExtractor:
         if m.historical and not m.historical_counts and m.concept not in self.cues.persistent:
             status = "resolved"
         if m.historical:
-            dates = [h for h in find_dates(text, st.note.when) if not h.relative or h.when.date() < st.note.when]
+            dates = [h for h in st.dates(text) if not h.relative or h.when.date() < st.note.when]
             if dates:
                 onset = dates[0].when
         site = " ".join(x for x in (m.side, m.site) if x)
@@ -302,7 +326,7 @@ class NoteExtractor:
         if days and (n := to_number(days.group(1) or days.group(2))) is not None:
             since = self._day(st.note.when - timedelta(days=n))
         else:
-            dates = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+            dates = [h for h in st.dates(text) if h.when.date() <= st.note.when]
             since = dates[-1].when if dates else None
         if since is not None and (st.note.when - since.date()).days > self.kb.p("antithrombotic_discontinued_after_days"):
             return "stopped", since  # "warfarin stopped in 3/2025": discontinued, not held for this procedure
@@ -416,7 +440,7 @@ class NoteExtractor:
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1))) is not None:
             return max(dated) + timedelta(days=n)
-        hits = [h for h in find_dates(text, st.note.when) if h.precision == "day"]
+        hits = [h for h in st.dates(text) if h.precision == "day"]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
             return after[0].when
@@ -428,7 +452,7 @@ class NoteExtractor:
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
         low = text.lower()
-        if "/10" not in low and "out of 10" not in low and not PAIN_FROM_TO.search(text):
+        if "/10" not in low and "out of 10" not in low and not _PAIN_FROM_TO.found(text, low):
             return
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
@@ -546,13 +570,20 @@ class NoteExtractor:
             self._keep(st, ref, prov)
 
     # ---- injections ---------------------------------------------------------------------------
-    def _targets(self, text: str) -> list[Target]:
+    def _targets(self, text: str, st: _State | None = None) -> list[Target]:
+        """Targets a clause names, in order; once per clause in a note (`st`), read-only."""
+        if st is not None:
+            hit = st.targets.get(text)
+            if hit is None:
+                hit = st.targets[text] = self._targets(text)
+            return hit
         found: list[tuple[int, Target]] = []
-        for tid in self.kb.target_order:
-            t = self.kb.targets[tid]
+        low = text.lower()
+        for t, screens in self._target_screens:
             best = None
-            for p in t.text:
-                m = p.search(text)
+            for scr in screens:
+                run = scr.runner(text, low)
+                m = run[0].search(run[1]) if run is not None else None
                 if m and (best is None or m.start() < best):
                     best = m.start()
             if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
@@ -564,13 +595,16 @@ class NoteExtractor:
         return ts
 
     def _steroid_named(self, text: str) -> bool:
-        return any(p.search(text) for d in self.steroids for p in d.text)
+        low = text.lower()
+        return any(scr.found(text, low) for scr in self._steroid_screens)
 
     def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
         out = []
-        for d in self.agents:
-            for p in d.text:
-                m = p.search(text)
+        low = text.lower()
+        for d, screens in self._agent_screens:
+            for scr in screens:
+                run = scr.runner(text, low)  # only the match's span is read, never its (lower-cased) text
+                m = run[0].search(run[1]) if run is not None else None
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
@@ -587,7 +621,7 @@ class NoteExtractor:
         return out
 
     def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
-        targets = self._targets(clause)
+        targets = self._targets(clause, st)
         agents = self._agents(clause)
         steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
         if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
@@ -599,7 +633,7 @@ class NoteExtractor:
         # "injection ... on 4/20/2026: no relief, still 7/10 today": what follows the colon is the outcome
         head, colon, _ = clause.partition(":")
         dated_part = head if colon and DATE_HINT.search(head) else clause
-        hits = [h for h in find_dates(dated_part, ref_day) if h.when.date() <= ref_day]
+        hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
         count = _count(clause)
         n = max(count or 0, len(exact), 1)
@@ -674,7 +708,7 @@ class NoteExtractor:
 
     # ---- the planned injection ----------------------------------------------------------------
     def _plan(self, st: _State, clause: str, prov: Provenance) -> None:
-        targets = self._targets(clause)
+        targets = self._targets(clause, st)
         ref = st.ref("sr")
         sr = ServiceRequest(ref=ref, code=Coded((), clause.strip()), status="draft", intent="order",
                             authored=self._day(st.note.when))
@@ -702,8 +736,8 @@ class NoteExtractor:
         Returns True when the replacement is still to come."""
         if m.negated or m.family or m.hypothetical:
             return False
-        ahead = [h for h in find_dates(text, st.note.when, future=True) if h.when.date() > st.note.when]
-        past = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when and not h.relative]
+        ahead = [h for h in st.dates(text, future=True) if h.when.date() > st.note.when]
+        past = [h for h in st.dates(text) if h.when.date() <= st.note.when and not h.relative]
         label = f"{m.side + ' ' if m.side else ''}{m.matched}"
         code = Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),), label)
         if (future or ahead) and not m.historical:
@@ -726,7 +760,7 @@ class NoteExtractor:
         if not live:
             return
         cues = self.cues
-        hits = [h for h in find_dates(text, st.note.when) if h.when.date() <= st.note.when]
+        hits = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         days = [h for h in hits if h.precision in ("day", "month")]
         start = end = None
         if len(days) >= 2:
@@ -814,9 +848,9 @@ def _clauses(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _names_target_event(ex: NoteExtractor, clause: str) -> bool:
+def _names_target_event(ex: NoteExtractor, clause: str, st: _State | None = None) -> bool:
     """'Sacral blockade with steroid twice' names the event through its target words."""
-    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause))
+    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause, st))
 
 
 def _count(clause: str) -> int | None:

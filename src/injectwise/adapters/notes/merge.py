@@ -25,13 +25,21 @@ def reconcile(rec: PatientRecord, kb: Knowledge, added: list[str]) -> None:
     if not others:
         return
     term = kb.terminology
+    # what each coded condition names and which side it is on, worked out once per condition (not once per
+    # note finding): both are pure functions of the condition's code and text, which the loop never changes
+    concepts: dict[int, frozenset[str]] = {}
+    sides: dict[int, str | None] = {}
     for n in notes:
         concept = n.code.codings[0].code
         n_when = _when(n)
-        for o in others:
-            if concept not in term.concepts_of(o.code, o.body_site):
+        for i, o in enumerate(others):
+            if i not in concepts:
+                concepts[i] = term.concepts_of(o.code, o.body_site)
+            if concept not in concepts[i]:
                 continue
-            if not sides_compatible(side_of(n.body_site), side_of(f"{o.code.all_text()} {o.body_site}")):
+            if i not in sides:
+                sides[i] = side_of(f"{o.code.all_text()} {o.body_site}")
+            if not sides_compatible(side_of(n.body_site), sides[i]):
                 continue
             if n.present == o.present:
                 continue

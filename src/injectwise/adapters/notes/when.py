@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from injectwise.adapters.notes.numbers import NUMBER, to_number
+from injectwise.language.phrases import Screen
 
 MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
@@ -49,6 +50,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("year", re.compile(r"\b(?:in|since|from|during|of|\() ?((?:19|20)\d{2})\b", re.I)),
     ("year", re.compile(r"(?<![\d/.-])((?:19|20)\d{2})\b(?!\s*(?:mg|ml|mcg|units?|/|-\d))", re.I)),
 ]
+# each pattern behind its literal screen (a month name, "ago", a digit...): most sentences run few of them
+_SCREENED = [(kind, pat, Screen(pat)) for kind, pat in PATTERNS]
 # "6/10" after a pain word is a score, not 10 June.
 # Anywhere in a sentence about pain, "N/10" is a score unless a date word leads it ("on 8/10", "since 8/10").
 _SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing)|hurts?|aches?)\b[^.;]*?(?<!\bon )(?<!\bsince )"
@@ -98,19 +101,24 @@ def _span_days(count: str, unit: str) -> float | None:
 
 _MAYBE_DATE = re.compile(r"\d|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|yesterday|today|tonight|tomorrow|"
                          r"morning|last|next|this|past|previous|ago", re.I)
+_MAYBE = Screen(_MAYBE_DATE)
 
 
 def find_dates(text: str, ref: date, future: bool = False) -> list[DateHit]:
     """Every date the text names, left to right; overlapping matches keep the more specific one."""
-    if not _MAYBE_DATE.search(text):
+    if not _MAYBE.found(text):
         return []
     hits: list[DateHit] = []
     taken: list[tuple[int, int]] = []
     if "/10" in text:
         text = mask_scores(text)
     base = datetime(ref.year, ref.month, ref.day)
-    for kind, pat in PATTERNS:
-        for m in pat.finditer(text):
+    low = text.lower()
+    for kind, _, screen in _SCREENED:
+        run = screen.runner(text, low)  # matched text may be lower-cased: `_resolve` reads it case-blind
+        if run is None:
+            continue
+        for m in run[0].finditer(run[1]):
             s, e = m.span()
             if any(s < b and e > a for a, b in taken):
                 continue
