@@ -87,7 +87,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     async def claim(iss: str, jti: str, expires_at: float) -> bool:
         try:
-            return await asyncio.wrap_future(store.claim_token(iss, jti, expires_at))
+            return await store.commit([], (iss, jti, expires_at))
         except Exception:
             raise ServiceError(503, "token store unavailable; retry", {"Retry-After": "1"}) from None
 
@@ -209,7 +209,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                                           limiter=cpu)
             t_commit = time.perf_counter()
             try:  # durable before it is returned: wait for the group commit that holds these cards (and the jti)
-                fresh = await asyncio.wrap_future(store.log_cards(issued, tok))
+                fresh = await store.commit(issued, tok)
                 meta["commit_ms"] = round((time.perf_counter() - t_commit) * 1000, 2)
             except Exception:
                 raise ServiceError(503, "the card log is unavailable; cards were not returned", {"Retry-After": "1"}) \
