@@ -291,7 +291,21 @@ def app_from_environment() -> FastAPI:
 
     settings = ServiceSettings.from_env()
     configure(logging.getLogger().level or logging.INFO)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()  # each worker is its own process with its own heap: freeze it too
+    return app
+
+
+def tune_gc() -> None:
+    """The knowledge base and compiled rules live for the whole process: move them out of the
+    collector's sight, and collect the young generation less often (each request allocates many short
+    lived objects). Measured: a full collection with the knowledge loaded took ~40 ms, showing up as
+    p99 latency spikes under load."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _rule_html(doc: dict[str, Any]) -> str:
