@@ -7,7 +7,7 @@ The server runs as its own process, as in production, and its memory is read fro
 
 Prints figures beside the targets (p99 <= 20 ms, no errors, flat server memory); never asserts.
 Exit 0, or 2 when the server does not start.
-Run: .venv/bin/python bench/bench_service.py [--rate 200] [--seconds 30] [--connections 8] [--auth jwt|none]
+Run: .venv/bin/python bench/bench_service.py [--rate 200] [--seconds 30] [--connections 8] [--auth jwt|none] [--workers 1]
 """
 
 from __future__ import annotations
