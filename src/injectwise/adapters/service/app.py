@@ -87,7 +87,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     async def claim(iss: str, jti: str, expires_at: float) -> bool:
         try:
-            return await asyncio.wrap_future(store.claim_token(iss, jti, expires_at))
+            return await store.commit([], (iss, jti, expires_at))
         except Exception:
             raise ServiceError(503, "token store unavailable; retry", {"Retry-After": "1"}) from None
 
@@ -209,7 +209,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                                           limiter=cpu)
             t_commit = time.perf_counter()
             try:  # durable before it is returned: wait for the group commit that holds these cards (and the jti)
-                fresh = await asyncio.wrap_future(store.log_cards(issued, tok))
+                fresh = await store.commit(issued, tok)
                 meta["commit_ms"] = round((time.perf_counter() - t_commit) * 1000, 2)
             except Exception:
                 raise ServiceError(503, "the card log is unavailable; cards were not returned", {"Retry-After": "1"}) \
@@ -291,7 +291,21 @@ def app_from_environment() -> FastAPI:
 
     settings = ServiceSettings.from_env()
     configure(logging.getLogger().level or logging.INFO)
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()  # each worker is its own process with its own heap: freeze it too
+    return app
+
+
+def tune_gc() -> None:
+    """The knowledge base and compiled rules live for the whole process: move them out of the
+    collector's sight, and collect the young generation less often (each request allocates many short
+    lived objects). Measured: a full collection with the knowledge loaded took ~40 ms, showing up as
+    p99 latency spikes under load."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _rule_html(doc: dict[str, Any]) -> str:

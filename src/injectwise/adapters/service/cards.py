@@ -4,8 +4,8 @@ with the patient's data and the literature, and offers a concrete fix where the 
 from __future__ import annotations
 
 import copy
+import os
 import re
-import uuid
 from typing import Any
 
 from injectwise.engine.result import Finding, Result
@@ -65,7 +65,7 @@ def build_cards(result: Result, kb: Knowledge, base_url: str, hook: str, draft_o
 def _card(f: Finding, result: Result, kb: Knowledge, base_url: str, drafts: list[dict[str, Any]]) -> dict[str, Any]:
     summary = f.title if len(f.title) <= SUMMARY_MAX else f.title[: SUMMARY_MAX - 1].rstrip() + "…"
     card: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": _uuid4(),
         "summary": summary,
         "indicator": INDICATOR[f.severity],
         "detail": _detail(f, result.unknowns),
@@ -83,8 +83,22 @@ def _card(f: Finding, result: Result, kb: Knowledge, base_url: str, drafts: list
     return card
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
 def _md(text: str) -> str:
-    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", text)
+    """Markdown-escape: a backslash before each of \\ ` * _ [ ] < > | #. Most texts have none: one
+    search, no substitution (a card escapes ~10 texts; re.sub cost 6-9 us each even with nothing to do)."""
+    return _MD_SPECIAL.sub(r"\\\1", text) if _MD_SPECIAL.search(text) else text
+
+
+def _uuid4() -> str:
+    """A random UUID string as uuid.uuid4() gives, without building a UUID object (~4x faster; several per card)."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _detail(f: Finding, unknowns: list[str] | None = None) -> str:
@@ -164,7 +178,7 @@ def _suggestions(f: Finding, result: Result, kb: Knowledge, drafts: list[dict[st
         label = actions[0]["description"] if actions else ""
     if not actions:
         return []
-    return [{"label": label, "uuid": str(uuid.uuid4()), "isRecommended": True, "actions": actions}]
+    return [{"label": label, "uuid": _uuid4(), "isRecommended": True, "actions": actions}]
 
 
 def _to_ultrasound(sr: dict[str, Any]) -> dict[str, Any]:
