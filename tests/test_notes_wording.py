@@ -39,11 +39,16 @@ def test_a_volume_without_a_strength_stays_unknown(tmp_path, kb):
     assert [a["dose_mg"] for a in r.subject["anesthetics"]] == [None]
 
 
-def test_a_date_header_line_is_not_part_of_the_first_sentence(tmp_path, kb):
-    text = ("Date: 2026-04-20\nFollow-up 3 days after right hip intra-articular injection (triamcinolone 40 mg, "
-            "US guided, 2026-04-17).\n")
+@pytest.mark.parametrize("text,dated", [
+    # a "Date:" heading line is not glued to the first sentence (it would be a second injection date)
+    ("Date: 2026-04-20\nFollow-up 3 days after right hip intra-articular injection (triamcinolone 40 mg, "
+     "US guided, 2026-04-17).\n", "2026-04-17"),
+    # a month/day date is still a date beside N/10 pain scores
+    ("US-guided R hip IA injection 3/10 (triamcinolone 40 mg). Pain 7/10 before, 6/10 now.\n", "2026-03-10"),
+])
+def test_the_injection_is_dated_once_by_its_own_date(tmp_path, kb, text, dated):
     rec = _record(tmp_path, kb, text, "2026-04-20")
-    assert [p.start.date().isoformat() for p in rec.procedures if p.start] == ["2026-04-17"]
+    assert [p.start.date().isoformat() for p in rec.procedures if p.start] == [dated]
 
 
 def test_pain_written_as_n_over_ten_is_a_score_not_a_date(tmp_path, kb):
@@ -56,12 +61,6 @@ def test_pain_written_as_n_over_ten_is_a_score_not_a_date(tmp_path, kb):
     assert {v for _, v in pains} == {8.0, 2.0}
     r = review_note(tmp_path, kb, text, "2026-04-20")
     assert r.outcome == "too-early"
-
-
-def test_a_date_written_month_slash_day_is_still_a_date(tmp_path, kb):
-    text = "US-guided R hip IA injection 3/10 (triamcinolone 40 mg). Pain 7/10 before, 6/10 now.\n"
-    rec = _record(tmp_path, kb, text, "2026-04-20")
-    assert [p.start.date().isoformat() for p in rec.procedures if p.start] == ["2026-03-10"]
 
 
 def test_injections_counted_over_years_do_not_invent_the_last_date(tmp_path, kb):
