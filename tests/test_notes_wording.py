@@ -132,3 +132,13 @@ def test_steroid_doses_written_as_products_volumes_and_strengths(tmp_path, kb, w
                     "lidocaine 1% 3 mL.\n", "2026-06-01")
     assert r.subject["steroid"]["dose_mg"] == mg
     assert [a["dose_mg"] for a in r.subject["anesthetics"]] == [30]
+
+
+@pytest.mark.parametrize("text,advanced", [
+    ("R hip OA KL 4 on X-ray.", True), ("R hip OA, KL grade 3.", True), ("KL 4 osteoarthritis of the R hip.", True),
+    ("R hip OA KL 2 on X-ray.", False), ("No severe OA on the X-ray.", False),
+])
+def test_advanced_osteoarthritis_by_grade_before_or_after_the_disease(kb, text, advanced):
+    from injectwise.language import analyze
+    found = [m for m in analyze(text, kb).mentions if m.concept == "advanced-osteoarthritis" and not m.negated]
+    assert bool(found) is advanced
