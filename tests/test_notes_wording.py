@@ -142,3 +142,11 @@ def test_advanced_osteoarthritis_by_grade_before_or_after_the_disease(kb, text, 
     from injectwise.language import analyze
     found = [m for m in analyze(text, kb).mentions if m.concept == "advanced-osteoarthritis" and not m.negated]
     assert bool(found) is advanced
+
+
+def test_injections_counted_since_a_date_fall_in_that_period(tmp_path, kb):
+    rec = _record(tmp_path, kb, "Three landmark R trochanteric steroid injections since 6/2025, little help.\n",
+                  "2026-06-20")
+    starts = sorted(p.start.date().isoformat() for p in rec.procedures if p.start)
+    assert len(starts) == 3 and starts[0] >= "2025-06-01" and starts[-1] <= "2026-06-20"
+    assert all(p.date_estimated for p in rec.procedures if p.start)

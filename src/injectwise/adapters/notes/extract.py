@@ -51,6 +51,7 @@ COUNT_BEFORE = re.compile(rf"\b({NUMBER})\b((?:[\s,]+(?!injections?|shots?|block
                           r"(?:injections|shots|blocks|blockades|infiltrations)\b", re.I)
 TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
+SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
 AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)\b", re.I)
 SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
@@ -636,12 +637,17 @@ class NoteExtractor:
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
         count = _count(clause)
+        # "three injections since 6/2025": that date opens the period the counted injections fall in
+        opens = next((h for h in exact if count and count > len(exact)
+                      and SINCE_BEFORE.search(dated_part, 0, h.start)), None)
+        if opens is not None:
+            exact.remove(opens)
         n = max(count or 0, len(exact), 1)
         whens: list[tuple[datetime, str]] = [(h.when, "" if h.precision == "day" else " (month only)") for h in exact][:n]
         if len(whens) < n:
-            start = None
+            start = opens.when if opens is not None else None
             sm = SINCE.search(clause)
-            if sm:
+            if sm and start is None:
                 start = datetime(int(sm.group(1)), 1, 1)
             sp = span_days(clause)
             if sp:
