@@ -150,3 +150,19 @@ def test_injections_counted_since_a_date_fall_in_that_period(tmp_path, kb):
     starts = sorted(p.start.date().isoformat() for p in rec.procedures if p.start)
     assert len(starts) == 3 and starts[0] >= "2025-06-01" and starts[-1] <= "2026-06-20"
     assert all(p.date_estimated for p in rec.procedures if p.start)
+
+
+@pytest.mark.parametrize("sentence,on,response", [
+    ("S/p US-guided R hip IA triamcinolone 40 mg injection 3 weeks ago with 80% relief, still better.", "2026-06-20",
+     "responder"),
+    ("US-guided R hip IA triamcinolone 40 mg injection 3 weeks ago, helped about 35%.", "2026-06-20", "partial"),
+    ("US-guided R hip IA triamcinolone 40 mg injection on 5/1/2026, improvement of 10%.", "2026-06-20", "non-responder"),
+    ("R hip IA steroid injection under fluoro on 5/1/2026 with 90% relief for the first hour, none since.", "2026-06-20",
+     "non-responder"),  # the first hour is the anaesthetic; "none since" is the steroid
+    ("R hip IA steroid injection under fluoro on 5/1/2026. Relief for 2 days only, then back to baseline.", "2026-06-20",
+     "non-responder"),
+    ("R hip IA triamcinolone injection on 5/1/2026, good relief lasting 12 weeks.", "2026-08-20", "responder"),
+    ("R hip IA triamcinolone injection on 6/10/2026 with 80% relief.", "2026-06-15", "too-early"),
+])
+def test_the_response_in_the_patients_words_when_there_are_no_scores(tmp_path, kb, sentence, on, response):
+    assert review_note(tmp_path, kb, sentence + "\n", on).outcome == response

@@ -17,8 +17,15 @@ from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
-                            r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective",
-                            re.I)
+                            r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective|"
+                            r"relief (for|lasting) (only )?([1-9]|1[0-3]) days?|\b\d+ days? only\b", re.I)
+# "80% relief", "helped about 50%", "improvement of 30%": a patient's own global rating of the response, used
+# only when there are no pain scores to judge it by; relief "for the first hour" is the anaesthetic phase.
+RELIEF_PERCENT_TEXT = re.compile(r"(?:\b(\d{1,3}) ?% (?:relief|better|improve\w*|reduction|less pain)"
+                                 r"|(?:relief|improvement|better|helped|improved)(?: by| of)?(?: about| around| ~)? "
+                                 r"(\d{1,3}) ?%)(?! (?:for|in|during) (?:the first |an? |\d+ )?(?:hours?|hrs?|minutes?|mins?))",
+                                 re.I)
+BENEFIT_REPORTED = "(benefit reported)"  # the notes adapter's mark for "good relief", "helped a lot"
 SHORTENING_TEXT = re.compile(r"(shorter|diminishing|decreasing|less) (relief|benefit|duration)|"
                              r"relief (is )?(getting |becoming )?shorter|each (injection|time) (helps|lasts) less", re.I)
 
@@ -148,8 +155,16 @@ class Context:
         if inj is self.injection and days < judge_after:
             return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)
         if not baseline or not follow:
+            said = RELIEF_PERCENT_TEXT.search(inj.notes or "")
+            if said:  # the patient's own rating, in the record's words, beside the (missing) scores
+                pct = float(said.group(1) or said.group(2))
+                resp = ("responder" if pct >= self.p("responder_relief_percent") else
+                        "partial" if pct >= self.p("important_relief_percent") else "non-responder")
+                ev.append(Evidence(inj.ref, "relief the patient reported", f"{pct:g}%", inj.when))
+                return Outcome(inj, resp, None, baseline, None, None, anesthetic, an_score, None, ev)
             text_fail = NO_RELIEF_TEXT.search(inj.notes or "")
-            resp = "non-responder" if text_fail else "unknown"
+            told_good = not text_fail and BENEFIT_REPORTED in (inj.notes or "")
+            resp = "non-responder" if text_fail else ("responder" if told_good else "unknown")
             return Outcome(inj, resp, False if text_fail else None, baseline, None, None, anesthetic, an_score,
                            None, ev)
         latest = follow[-1]
