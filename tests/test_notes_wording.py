@@ -166,3 +166,15 @@ def test_injections_counted_since_a_date_fall_in_that_period(tmp_path, kb):
 ])
 def test_the_response_in_the_patients_words_when_there_are_no_scores(tmp_path, kb, sentence, on, response):
     assert review_note(tmp_path, kb, sentence + "\n", on).outcome == response
+
+
+@pytest.mark.parametrize("plan,target,steroid_mg,anaesthetic_mg", [
+    ("Will inject L GT bursa with 1 mL Kenalog-40 + 2 mL 1% lidocaine, US guided.", "greater-trochanteric-bursa", 40, 20),
+    ("Plan fluoroscopic L SIJ injection, 40 mg triamcinolone + 1 mL 0.5% bupivacaine.", "sacroiliac-joint", 40, 5),
+    ("Plan L gluteal trigger point injections, triamcinolone 20 mg + lidocaine 1% 5 mL.", "trigger-point", 20, 50),
+    ("Plan L L4-5 facet joint injection with 1 mL Depo-Medrol 40.", "lumbar-facet", 40, None),
+])
+def test_target_abbreviations_and_product_strengths_in_a_plan(tmp_path, kb, plan, target, steroid_mg, anaesthetic_mg):
+    r = assess_note(tmp_path, kb, "Left-sided pain, PT done last year. " + plan + "\n", "2026-06-20")
+    assert r.subject["target"] == target and r.subject["steroid"]["dose_mg"] == steroid_mg
+    assert [a["dose_mg"] for a in r.subject["anesthetics"]] == ([anaesthetic_mg] if anaesthetic_mg else [])

@@ -822,7 +822,8 @@ _VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b", re.I)
 # strength: "10 mg/mL", "40mg/1mL", "1%", or a brand's strength suffix ("Kenalog-40" is 40 mg/mL)
 _PER_ML = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
-_BRAND_STRENGTH = re.compile(r"^-(\d{1,2})\b(?!\s*(?:mg|mcg|%|/))", re.I)  # "Kenalog-40", not "Kenalog 40"
+# a product's strength after its name ("Kenalog-40", "Depo-Medrol 40"): mg/mL, used only with a volume
+_BRAND_STRENGTH = re.compile(r"^(?:-|\s)(\d{1,2})\b(?!\s*(?:mg|mcg|ml|cc|%|/|\.\d))", re.I)
 
 
 def _volume_dose(text: str, start: int, end: int) -> float | None:
