@@ -359,32 +359,29 @@ def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
     return any(kb.regions[r].area in areas or r in referred for r in regions if r in kb.regions)
 
 
+def _starts(ctx: Context, mode: str) -> list[Any]:
+    """When `after:` counts from: the injection itself, or every injection of the series in its area."""
+    if mode == "injection":
+        return [ctx.injection.when] if ctx.injection.when else []
+    area = ctx.area(ctx.injection)
+    starts = [i.when for i in ctx.view.steroid_injections
+              if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
+    if ctx.mode == "review" and ctx.injection.when:
+        starts.append(ctx.injection.when)
+    return starts
+
+
 def _after(ctx: Context, when: Any, mode: str, within: Callable[[Context], float] | None) -> bool:
     limit = within(ctx) if within else None
-    starts = []
-    if mode == "injection":
-        starts = [ctx.injection.when] if ctx.injection.when else []
-    else:
-        area = ctx.area(ctx.injection)
-        starts = [i.when for i in ctx.view.steroid_injections
-                  if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
-        if ctx.mode == "review" and ctx.injection.when:
-            starts.append(ctx.injection.when)
-    return any(when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit)) for s in starts)
+    return any(when.date() >= s.date() and (limit is None or when <= s + timedelta(days=limit))
+               for s in _starts(ctx, mode))
 
 
 def _known_before(ctx: Context, concepts: frozenset[str], mode: str, side: str | None) -> bool:
     """Whether a present problem with one of these concepts (same side) was dated before the first injection
     `after` counts from, so a later mention of it is a continuation rather than something new."""
     v = ctx.view
-    if mode == "injection":
-        starts = [ctx.injection.when] if ctx.injection.when else []
-    else:
-        area = ctx.area(ctx.injection)
-        starts = [i.when for i in v.steroid_injections
-                  if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
-        if ctx.injection.when:
-            starts.append(ctx.injection.when)
+    starts = _starts(ctx, mode)
     if not starts:
         return False
     first = min(starts).date()
