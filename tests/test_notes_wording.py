@@ -178,3 +178,15 @@ def test_target_abbreviations_and_product_strengths_in_a_plan(tmp_path, kb, plan
     r = assess_note(tmp_path, kb, "Left-sided pain, PT done last year. " + plan + "\n", "2026-06-20")
     assert r.subject["target"] == target and r.subject["steroid"]["dose_mg"] == steroid_mg
     assert [a["dose_mg"] for a in r.subject["anesthetics"]] == ([anaesthetic_mg] if anaesthetic_mg else [])
+
+
+@pytest.mark.parametrize("sentence,finding,fires", [
+    ("Abrasion over the R lateral hip at the planned site.", "contraindication.skin-infection-at-site", True),
+    ("Healed abrasion of the L knee last year.", "contraindication.skin-infection-at-site", False),
+    ("On prednisone 20 mg daily for polymyalgia.", "caution.immunosuppression", True),
+    ("On prednisone 5 mg daily for polymyalgia.", "caution.immunosuppression", False),
+])
+def test_broken_skin_and_immunosuppressive_prednisone(tmp_path, kb, sentence, finding, fires):
+    r = assess_note(tmp_path, kb, f"R hip OA, PT done 2025. {sentence} Plan US-guided R hip IA triamcinolone 40 mg.\n",
+                    "2026-06-20")
+    assert (finding in ids(r)) is fires
