@@ -190,3 +190,13 @@ def test_broken_skin_and_immunosuppressive_prednisone(tmp_path, kb, sentence, fi
     r = assess_note(tmp_path, kb, f"R hip OA, PT done 2025. {sentence} Plan US-guided R hip IA triamcinolone 40 mg.\n",
                     "2026-06-20")
     assert (finding in ids(r)) is fires
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("Bleeding disorder: hemophilia A.", True), ("Von Willebrand disease type 1.", True),
+    ("No bleeding disorder.", False), ("Mother has von Willebrand disease.", False),
+])
+def test_a_bleeding_disorder_in_a_note(tmp_path, kb, sentence, fires):
+    r = assess_note(tmp_path, kb, f"L knee OA, PT done 2025. {sentence} Plan US-guided L knee IA triamcinolone 40 mg.\n",
+                    "2026-06-20")
+    assert ("caution.bleeding-disorder" in ids(r)) is fires

@@ -529,3 +529,20 @@ def test_a_recent_problem_window_includes_its_last_day(kb, days, fires):
     b.condition("R26.2", "Unable to bear weight on the right leg", f"{on}T23:30:00", category="encounter-diagnosis",
                 status=None)
     assert ("contraindication.red-flag" in ids(run_assess(b, kb))) is fires
+
+
+# ---- bleeding disorders (EULAR 2021 rec 8; ASRA patient factors) ---------------------------------
+@pytest.mark.parametrize("icd,text,verification,fires", [
+    ("D66", "Hereditary factor VIII deficiency", "confirmed", True),
+    ("D68.0", "Von Willebrand disease", "confirmed", True),
+    (None, "Coagulopathy", "confirmed", True),
+    ("D66", "Hereditary factor VIII deficiency", "refuted", False),
+    ("D68.51", "Activated protein C resistance", "confirmed", False),  # thrombophilia, not a bleeding disorder
+])
+def test_a_bleeding_disorder_is_a_caution(kb, icd, text, verification, fires):
+    b = hip_candidate(f"bleed{(icd or 'x').replace('.', '')}{verification[:3]}")
+    b.condition(icd, text, "2010-01-01", verification=verification)
+    r = run_assess(b, kb)
+    assert ("caution.bleeding-disorder" in ids(r)) is fires
+    if fires:
+        assert r.outcome == "proceed-with-caution"
