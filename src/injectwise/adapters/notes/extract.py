@@ -32,7 +32,7 @@ from injectwise.core.record import (
     Provenance,
     ServiceRequest,
 )
-from injectwise.engine.clinical import side_of
+from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, side_of
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
@@ -75,6 +75,9 @@ _PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its liter
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
+# a dose right after a drug's name, past salt and product words ("Celestone Soluspan 6 mg"); not "40 mg/mL"
+DOSE_AFTER_NAME = re.compile(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodium phosphate|phosphate|soluspan|"
+                             rf"suspension|injectable|depot)[\s(]*){{0,2}}{DOSE}(?!\s*/)", re.I)
 DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
@@ -609,9 +612,7 @@ class NoteExtractor:
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
-                tail = re.match(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodium phosphate|phosphate|soluspan|"
-                                rf"suspension|injectable|depot)[\s(]*){{0,2}}{DOSE}(?!\s*/)",
-                                text[word_end:word_end + 40], re.I)
+                tail = DOSE_AFTER_NAME.match(text[word_end:word_end + 40])
                 head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
                 dm = tail or head
                 if dm:
@@ -820,8 +821,8 @@ def unwrap(text: str) -> str:
 _AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|;|,(?!\s*\d)", re.I)  # "40 mg/mL, 2 mL" stays one agent
 _VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b", re.I)
 # strength: "10 mg/mL", "40mg/1mL", "1%", or a brand's strength suffix ("Kenalog-40" is 40 mg/mL)
-_PER_ML = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)
-_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_PER_ML = MG_PER_ML_STRENGTH  # the engine's own strength patterns, so a note and a FHIR text read alike
+_PERCENT = PERCENT_STRENGTH
 # a product's strength after its name ("Kenalog-40", "Depo-Medrol 40"): mg/mL, used only with a volume
 _BRAND_STRENGTH = re.compile(r"^(?:-|\s)(\d{1,2})\b(?!\s*(?:mg|mcg|ml|cc|%|/|\.\d))", re.I)
 
