@@ -200,3 +200,72 @@ def test_a_bleeding_disorder_in_a_note(tmp_path, kb, sentence, fires):
     r = assess_note(tmp_path, kb, f"L knee OA, PT done 2025. {sentence} Plan US-guided L knee IA triamcinolone 40 mg.\n",
                     "2026-06-20")
     assert ("caution.bleeding-disorder" in ids(r)) is fires
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("Unintentional weight loss of 6 kg.", True),
+    ("Lost 7 kg without trying since spring.", True),
+    ("6 kg weight loss in 3 months and pain at night waking her.", True),  # weight loss with night pain
+    ("Night pain from the hip OA; weight stable.", False),
+    ("Weight loss advised; BMI 36.", False),
+    ("Lost 5 kg on a diet this year, pleased.", False),
+    ("Denies weight loss or night sweats.", False),
+])
+def test_weight_loss_as_a_finding_is_a_red_flag_and_as_a_goal_is_not(tmp_path, kb, sentence, fires):
+    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
+    assert ("contraindication.red-flag" in ids(r)) is fires, [f.evidence for f in r.findings]
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("Absent L dorsalis pedis and posterior tibial pulses.", True),
+    ("Pedal pulses not palpable on the left.", True),
+    ("Absent ankle reflexes and pedal pulses present.", False),
+    ("Pedal pulses palpable, no absent pulses.", False),
+])
+def test_absent_pulses_in_a_note_are_a_red_flag(tmp_path, kb, sentence, fires):
+    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
+    assert ("contraindication.red-flag" in ids(r)) is fires, [f.evidence for f in r.findings]
+
+
+@pytest.mark.parametrize("sentence,pregnant", [
+    ("G2P1 at 21 weeks.", True), ("GA 21+3, uncomplicated.", True), ("Pregnant, 21/40.", True),
+    ("G2P2, last delivery 2019.", False), ("Not pregnant (negative test today).", False),
+])
+def test_pregnancy_wordings(tmp_path, kb, sentence, pregnant):
+    r = assess_note(tmp_path, kb, f"34 yo F, L lateral hip pain, PT 8 weeks done. {sentence} Plan L GTB injection "
+                    "under US, triamcinolone 40 mg.\n", "2026-08-10")
+    assert ("caution.pregnancy" in ids(r)) is pregnant
+
+
+@pytest.mark.parametrize("plan,target", [
+    ("TFESI R L5 with dexamethasone 10 mg 3 weeks ago, no relief.", "lumbar-transforaminal"),
+    ("L5-S1 ILESI under fluoroscopy 3 weeks ago, triamcinolone 40 mg, no relief.", "lumbar-epidural"),
+    ("R SASD bursa injection 3 weeks ago under US, triamcinolone 40 mg, no relief.", "subacromial-bursa"),
+])
+def test_injection_abbreviations_in_a_history(tmp_path, kb, plan, target):
+    r = review_note(tmp_path, kb, "Pain for months, PT done last year. " + plan + "\n", "2026-06-22")
+    assert r.subject["target"] == target and r.outcome == "non-responder", (r.subject, r.outcome)
+
+
+@pytest.mark.parametrize("sentence,on,flare", [
+    ("Since last night more pain, 8/10; afebrile, no redness or swelling.", "2026-04-03", True),
+    ("Pain is worse since the injection, no fever.", "2026-04-02", True),
+    ("Pain worse with walking and stairs, as before.", "2026-04-03", False),  # a pattern, not a rise
+    ("Since last week more pain, 8/10.", "2026-04-20", False),  # beyond the flare window
+])
+def test_a_rise_in_pain_in_words_soon_after_the_injection_is_a_flare(tmp_path, kb, sentence, on, flare):
+    text = f"L knee OA. L knee injected on 2026-04-01 (US-guided IA triamcinolone 40 mg). {sentence}\n"
+    assert ("adverse.post-injection-flare" in ids(review_note(tmp_path, kb, text, on))) is flare
+
+
+def test_relief_for_a_week_then_back_to_baseline_is_no_lasting_benefit(tmp_path, kb):
+    text = ("R knee OA, injected on 2026-01-14 with triamcinolone 10 mg in 10 mL lidocaine 1% without aspirating. "
+            "Slight relief for a week, then back to baseline.\n")
+    r = review_note(tmp_path, kb, text, "2026-02-25")
+    assert r.outcome == "non-responder" and "failure.inadequate-dose" in ids(r)
+
+
+def test_a_lab_value_is_not_dated_by_a_duration_in_its_sentence(tmp_path, kb):
+    rec = _record(tmp_path, kb, "R hip pain. 6 kg weight loss in 3 months, ESR 78.\n", "2026-03-20")
+    esr = [o for o in rec.observations if o.code.text == "ESR"]
+    assert [(o.value, o.when.date().isoformat()) for o in esr] == [(78.0, "2026-03-20")]

@@ -604,3 +604,23 @@ def test_hba1c_just_below_the_limit_does_not_defer():
     b = candidate()
     b.lab("4548-4", "Hemoglobin A1c", 7.9, "%", "2026-01-15")
     assert "defer.uncontrolled-diabetes" not in ids(assessed(b))
+
+
+# ---- weight loss and pregnancy by code alone (display text gives nothing away) ------------------
+@pytest.mark.parametrize("icd,onset,verification,fires", [
+    ("R63.4", "2026-02-10", "confirmed", True),       # abnormal weight loss, recent
+    ("R63.4", "2025-06-01", "confirmed", False),      # beyond the red-flag look-back
+    ("R63.4", "2026-02-10", "refuted", False),
+    ("R63.4", "2026-03-05", "confirmed", False),      # recorded after the as-of date
+])
+def test_coded_abnormal_weight_loss_is_a_red_flag(icd, onset, verification, fires):
+    b = candidate()
+    b.condition(icd, "Finding 1", onset, category="encounter-diagnosis", verification=verification)
+    assert ("contraindication.red-flag" in ids(assessed(b))) is fires
+
+
+@pytest.mark.parametrize("icd,fires", [("Z3A.21", True), ("Z34.82", True), ("Z39.2", False)])
+def test_coded_pregnancy_weeks_give_the_pregnancy_caution(icd, fires):
+    b = candidate(sex="female", birth="1992-04-02")
+    b.condition(icd, "Encounter code", "2026-02-20", category="encounter-diagnosis")
+    assert ("caution.pregnancy" in ids(assessed(b))) is fires

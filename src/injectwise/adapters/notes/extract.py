@@ -252,7 +252,9 @@ class NoteExtractor:
             else:
                 self._past_injection(st, clause, prov, text)
         if not injection_clauses and st.injections and (cues.has("no_benefit", text) or cues.has("benefit", text)):
-            st.injections[-1].notes += " " + " ".join(text.split())  # how the injection the note described went
+            # how the injection the note described went, marked as _past_injection marks its own sentence
+            mark = " (no lasting benefit)" if cues.has("no_benefit", text) else " (benefit reported)"
+            st.injections[-1].notes += " " + " ".join(text.split()) + mark
         if st.near("lab", s):
             self._labs(st, text, prov)
         self._pain(st, text, prov)
@@ -444,7 +446,8 @@ class NoteExtractor:
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1))) is not None:
             return max(dated) + timedelta(days=n)
-        hits = [h for h in st.dates(text) if h.precision == "day"]
+        # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead
+        hits = [h for h in st.dates(text) if h.precision == "day" and h.when.date() <= st.note.when]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
             return after[0].when
