@@ -269,3 +269,30 @@ def test_a_lab_value_is_not_dated_by_a_duration_in_its_sentence(tmp_path, kb):
     rec = _record(tmp_path, kb, "R hip pain. 6 kg weight loss in 3 months, ESR 78.\n", "2026-03-20")
     esr = [o for o in rec.observations if o.code.text == "ESR"]
     assert [(o.value, o.when.date().isoformat()) for o in esr] == [(78.0, "2026-03-20")]
+
+
+@pytest.mark.parametrize("sentence,held", [
+    ("AF on apixaban; apixaban held since 3/9 (last dose 3/8 evening) for the planned ESI today.", True),
+    ("Apixaban held for 3 days.", True),
+    ("On apixaban, last dose this morning; ESI planned today.", False),
+    ("On apixaban, took his dose this morning.", False),
+])
+def test_an_anticoagulant_hold_runs_from_the_last_dose(tmp_path, kb, sentence, held):
+    r = assess_note(tmp_path, kb, f"L5 radiculopathy, PT done last year. {sentence} Plan L4-5 interlaminar epidural "
+                    "steroid injection under fluoroscopy, dexamethasone 10 mg.\n", "2026-03-12")
+    assert ("defer.anticoagulant-hold" not in ids(r)) is held
+
+
+@pytest.mark.parametrize("sentence,tried", [
+    ("PT was ordered in February but she did not attend any sessions.", False),
+    ("Declined physical therapy.", False),
+    ("Referred to PT last week.", False),
+    ("Physical therapy referral placed, not yet started.", False),
+    ("Completed PT in 2025; declined an injection then.", True),
+    ("Referred to PT in 2025, completed 8 weeks.", True),
+    ("PT was completed in 2025 without benefit.", True),
+])
+def test_therapy_ordered_or_declined_is_not_care_tried(tmp_path, kb, sentence, tried):
+    r = assess_note(tmp_path, kb, f"58 yo F, R lateral hip pain for 3 months. {sentence} Plan US-guided R GTB "
+                    "injection, triamcinolone 40 mg.\n", "2026-05-10")
+    assert ("defer.conservative-care-not-tried" not in ids(r)) is tried, [f.id for f in r.findings]

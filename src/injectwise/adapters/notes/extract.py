@@ -62,6 +62,7 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+LAST_DOSE = re.compile(r"\blast (dose|tablet|pill|injection of)\b", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
@@ -283,7 +284,7 @@ class NoteExtractor:
         if therapy or st.near("no_treatment", s):
             st.therapy_stated = True
         if therapy:
-            self._therapy(st, therapy, text, prov)
+            self._therapy(st, therapy, text, prov, s.start)
         if st.near("joint_fluid", s) and _HAS_DIGIT.search(text):
             self._joint_fluid(st, text, prov)
 
@@ -332,8 +333,12 @@ class NoteExtractor:
         if days and (n := to_number(days.group(1) or days.group(2))) is not None:
             since = self._day(st.note.when - timedelta(days=n))
         else:
+            # the hold runs from the last dose, the earliest day the sentence gives ("held since 3/9 (last dose
+            # 3/8) for the ESI today" held from 3/8; "today" is the procedure, not the hold's start)
             dates = [h for h in st.dates(text) if h.when.date() <= st.note.when]
-            since = dates[-1].when if dates else None
+            last = LAST_DOSE.search(text)
+            after_last = [h for h in dates if last and 0 <= h.start - last.end() < 25]
+            since = after_last[0].when if after_last else (min(h.when for h in dates) if dates else None)
         if since is not None and (st.note.when - since.date()).days > self.kb.p("antithrombotic_discontinued_after_days"):
             return "stopped", since  # "warfarin stopped in 3/2025": discontinued, not held for this procedure
         return "on-hold", since
@@ -765,10 +770,16 @@ class NoteExtractor:
         return False
 
     # ---- physical therapy ---------------------------------------------------------------------
-    def _therapy(self, st: _State, ms: list[Mention], text: str, prov: Provenance) -> None:
+    def _therapy(self, st: _State, ms: list[Mention], text: str, prov: Provenance, offset: int = 0) -> None:
         live = [m for m in ms if not (m.negated or m.family or m.hypothetical)]
         if not live:
             return
+        first = live[0]  # "not attended" belongs to the therapy near it, not to an injection declined after a ";"
+        lo = max(0, first.start - offset - 40)
+        window = text[lo:first.end - offset + 80]
+        a, b = first.start - offset - lo, first.end - offset - lo
+        right = window.find(";", b)
+        near = window[window.rfind(";", 0, a) + 1:right if right >= 0 else len(window)]
         cues = self.cues
         hits = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         days = [h for h in hits if h.precision in ("day", "month")]
@@ -785,6 +796,9 @@ class NoteExtractor:
             start = end - span
         ongoing = cues.has("therapy_ongoing", text) and not cues.has("therapy_completed", text)
         status = "in-progress" if ongoing else "completed"
+        ordered_only = cues.has("therapy_ordered", near) and not ongoing and not cues.has("therapy_completed", near)
+        if cues.has("therapy_not_done", near) or ordered_only:
+            status, ongoing = "not-done", False  # ordered, offered or booked, but not done: not care tried
         if status == "completed" and end is None and start is not None and per is None and len(days) < 2:
             end = start
         if ongoing:
