@@ -95,7 +95,8 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     except (OSError, yaml.YAMLError) as e:
         raise KnowledgeError(f"notes.yaml: cannot be read: {e}") from None
     simple = ("plan", "future", "injection", "no_injection", "no_benefit", "benefit", "outside", "allergy",
-              "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered", "no_treatment", "joint_fluid", "gram_positive",
+              "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered", "no_treatment",
+              "joint_fluid", "gram_positive",
               "gram_negative", "culture_positive", "culture_negative")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
