@@ -36,6 +36,10 @@ REF = date(2026, 6, 8)
     ("12/10 injection", ["2025-12-10"]),  # a year-less date after the note day is last year
     ("31.12.2025", ["2025-12-31"]),
     ("repair 2019", ["2019-01-01"]),
+    ("3 Mar 26", ["2026-03-03"]),  # day, month, two-digit year
+    ("on the 3rd of March", ["2026-03-03"]),
+    ("in March", ["2026-03-01"]), ("mid-Feb", ["2026-02-15"]), ("end of July", ["2025-07-25"]),
+    ("Dec ROM, she may need it", []),  # decreased range of motion; "may" the verb
 ])
 def test_dates_resolve_against_the_note_date(text, want):
     assert [h.when.date().isoformat() for h in find_dates(text, REF)] == want

@@ -321,8 +321,9 @@ def dose_below_min(ctx: Context) -> Fact:
 @fact
 def no_steroid(ctx: Context) -> Fact:
     inj = ctx.injection
-    has_other = bool(inj.anesthetics or inj.others)
-    return Fact(inj.steroid is None and has_other, [_inj_ev(inj, "injection")], "")
+    # an anaesthetic-only injection: no steroid to give lasting relief. Hyaluronic acid or PRP is another
+    # treatment with its own dose, not a corticosteroid injection short of its steroid.
+    return Fact(inj.steroid is None and bool(inj.anesthetics) and not inj.others, [_inj_ev(inj, "injection")], "")
 
 
 @fact

@@ -40,9 +40,18 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("numeric_month_year", re.compile(r"(?<![\d/.])(1[0-2]|0?[1-9])/((?:19|20)\d{2})(?![\d/])")),
     ("months_year", re.compile(rf"\b((?:{_MON})(?:\.?,? (?:and|&|,) ?(?:{_MON}))+)\.? (\d{{4}})\b", re.I)),
     ("month_year", re.compile(rf"\b({_MON})\.?,? (\d{{4}})\b", re.I)),
+    # "3 Mar 26": day, month, two-digit year (not "3 Mar 20 mg")
+    ("dmy_text_yy", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\.?,? (\d{{2}})\b(?![:\d])"
+                               r"(?!\s*(?:mg|ml|mcg|%|units?)\b)", re.I)),
+    # "the 3rd of March (2026)"
+    ("d_of_m", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? of ({_MON})\b(?:,? (\d{{4}}))?", re.I)),
     ("md_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\b(?! \d)", re.I)),
     ("md_text2", re.compile(rf"\b({_MON})\.? (\d{{1,2}})(?:st|nd|rd|th)?\b(?!,? \d{{4}})(?![:\d])", re.I)),
     ("md", re.compile(r"(?<![\d/.\w])(\d{1,2})/(\d{1,2})(?![\d/])(?!\s*(?:mg|ml|%))")),
+    # "in March", "mid-Feb", "early March": a month without a year, led by a word that makes it a time ("dec ROM"
+    # is decreased range of motion, "may" a verb)
+    ("month_only", re.compile(rf"\b(in|since|during|from|until|by|early|mid|late|end of|beginning of|start of)[- ]"
+                              rf"({_MON})\b\.?(?!,? ?\d)", re.I)),
     ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several) ({_UNIT}) (?:ago|back|earlier|prior)\b", re.I)),
     ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
     ("last", re.compile(r"\b(last|past|previous|next|this) (week|month|year)\b", re.I)),
@@ -160,6 +169,18 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
             if dt:
                 out.append((dt, "month", False))
         return out
+    if kind == "dmy_text_yy":
+        dt = _safe(2000 + int(g[2]), MONTHS[g[1][:3].lower()], int(g[0]))
+        return [(dt, "day", False)] if dt else []
+    if kind == "d_of_m":
+        mon, day = MONTHS[g[1][:3].lower()], int(g[0])
+        dt = _safe(int(g[2]), mon, day) if g[2] else _year_less(ref, mon, day, future)
+        return [(dt, "day", False)] if dt else []
+    if kind == "month_only":
+        lead = g[0].lower()
+        day = 15 if lead == "mid" else 25 if lead in ("late", "end of") else 1
+        dt = _year_less(ref, MONTHS[g[1][:3].lower()], day, future)
+        return [(dt, "month", False)] if dt else []
     if kind in ("md_text", "md_text2"):
         day, mon = (g[0], g[1]) if kind == "md_text" else (g[1], g[0])
         dt = _year_less(ref, MONTHS[mon[:3].lower()], int(day), future)
