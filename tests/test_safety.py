@@ -624,3 +624,11 @@ def test_coded_pregnancy_weeks_give_the_pregnancy_caution(icd, fires):
     b = candidate(sex="female", birth="1992-04-02")
     b.condition(icd, "Encounter code", "2026-02-20", category="encounter-diagnosis")
     assert ("caution.pregnancy" in ids(assessed(b))) is fires
+
+
+@pytest.mark.parametrize("icd,fires", [("L03.115", True), ("L03.116", False), ("L02.415", True), ("L02.416", False),
+                                       ("L03.119", True)])  # unspecified limb: side unknown, counts (safety first)
+def test_skin_infection_side_from_the_icd10_code(icd, fires):
+    b = candidate()
+    b.condition(icd, "Cellulitis of lower limb", "2026-02-25", category="encounter-diagnosis")
+    assert ("contraindication.skin-infection-at-site" in ids(assessed(b))) is fires
