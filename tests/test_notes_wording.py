@@ -296,3 +296,40 @@ def test_therapy_ordered_or_declined_is_not_care_tried(tmp_path, kb, sentence, t
     r = assess_note(tmp_path, kb, f"58 yo F, R lateral hip pain for 3 months. {sentence} Plan US-guided R GTB "
                     "injection, triamcinolone 40 mg.\n", "2026-05-10")
     assert ("defer.conservative-care-not-tried" not in ids(r)) is tried, [f.id for f in r.findings]
+
+
+@pytest.mark.parametrize("value,coded,fires", [
+    ("Full-thickness tear of the gluteus medius tendon at the greater trochanter", False, True),
+    ("No tear of the gluteus medius or minimus tendons", False, False),
+    ("Full-thickness tear of the gluteus medius tendon", True, False),  # a coded answer is not read as a report
+])
+def test_a_narrative_result_is_read_like_a_note(kb, value, coded, fires):
+    from datetime import date
+
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.adapters.notes import add_bundle_notes
+    from injectwise.demo.builder import BundleBuilder
+    from injectwise.engine.evaluate import review
+
+    b = BundleBuilder("nr")
+    b.condition("M70.61", "Trochanteric bursitis, right hip", "2025-10-01")
+    b.therapy("2025-11-01", "2026-02-01", "Physical therapy - hip")
+    b.injection("2026-03-02", "greater-trochanteric-bursa", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-03-02", 7)
+    b.pain("2026-04-13", 7)
+    b.result(None, "MRI right hip", value, "2026-05-20", coded=coded)
+    rec = read_bundle(b.bundle())
+    add_bundle_notes(rec, kb, date(2026, 6, 1))
+    r = review(rec, kb, date(2026, 6, 1))
+    assert ("failure.alternative-pathology.mechanical" in ids(r)) is fires
+
+
+@pytest.mark.parametrize("sentence,current", [
+    ("DVT 2024, warfarin for 6 months, finished July 2024.", False),
+    ("Warfarin course completed.", False),
+    ("On warfarin for AF, INR 2.4 last week.", True),
+])
+def test_a_finished_anticoagulant_course_is_not_current(tmp_path, kb, sentence, current):
+    r = assess_note(tmp_path, kb, f"Lumbar radiculopathy, PT done. {sentence} Plan L4-5 interlaminar epidural steroid "
+                    "injection under fluoroscopy, dexamethasone 10 mg.\n", "2026-06-01")
+    assert ("caution.anticoagulant" in ids(r) or "defer.anticoagulant-hold" in ids(r)) is current

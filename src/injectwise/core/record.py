@@ -79,6 +79,7 @@ class Observation:
     value_text: str = ""
     status: str | None = None
     body_site: str = ""
+    narrative: bool = False  # value_text is free text (valueString), not a coded answer
 
 
 @dataclass(slots=True)

@@ -382,7 +382,8 @@ class _Builder:
             self.date_problems.append((self.ref_now, "no effective date"))
         rec.observations.append(Observation(
             ref=self.ref_now, code=self.coded(r.get("code")), when=when, value=value, unit=unit,
-            value_text=value_text, status=_str(r.get("status")), body_site=site))
+            value_text=value_text, status=_str(r.get("status")), body_site=site,
+            narrative=bool(value_text) and isinstance(r.get("valueString"), str)))
         for i, comp in enumerate(r.get("component") or ()):  # blood pressure, panels: each part its own value
             if isinstance(comp, dict):
                 cv, cu, ct = self._value(comp)

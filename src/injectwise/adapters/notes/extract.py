@@ -62,6 +62,7 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+COURSE_DONE = re.compile(r"\b(finished|completed|came off|course (ended|over|done)|no longer (on|taking))\b", re.I)
 LAST_DOSE = re.compile(r"\blast (dose|tablet|pill|injection of)\b", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
@@ -326,7 +327,8 @@ class NoteExtractor:
         'stopped 5 days ago'. The day of the last dose is the hold's start; a hold with no day stays
         'on hold, since when not documented' (not enough to count as held)."""
         hold = HOLD_WORDS.search(text)
-        if not hold:
+        done = COURSE_DONE.search(text)
+        if not hold and not done:
             return status, None
         since: datetime | None = None
         days = HOLD_FOR_DAYS.search(text)
@@ -341,6 +343,8 @@ class NoteExtractor:
             since = after_last[0].when if after_last else (min(h.when for h in dates) if dates else None)
         if since is not None and (st.note.when - since.date()).days > self.kb.p("antithrombotic_discontinued_after_days"):
             return "stopped", since  # "warfarin stopped in 3/2025": discontinued, not held for this procedure
+        if since is None and done and not hold:
+            return "stopped", None  # "warfarin for 6 months, course completed": a finished course, not a hold
         return "on-hold", since
 
     # ---- labs and vital signs -----------------------------------------------------------------

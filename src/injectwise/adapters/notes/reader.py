@@ -67,9 +67,27 @@ def add_note_file(rec: PatientRecord, path: str | Path, kb: Knowledge, as_of: da
     rec.sources.append(f"note:{path}")
 
 
+def _narrative(value: str) -> bool:
+    """A result written as a sentence ("Full-thickness tear of the gluteus medius"), not a code-like word."""
+    return sum(1 for w in value.split() if any(ch.isalpha() for ch in w)) >= 3
+
+
+def add_narrative_results(rec: PatientRecord, kb: Knowledge, as_of: date) -> None:
+    """Observations whose value is narrative text (an MRI or ultrasound report line) are read like a short note
+    dated by the observation, so a tear or an effusion found there is a finding like any other."""
+    for o in list(rec.observations):
+        text = (o.value_text or "").strip()
+        if not o.narrative or not _narrative(text) or o.when is None or o.when.date() > as_of:
+            continue
+        label = o.code.label()
+        _add(rec, kb, f"{label}: {text}" if label else text, f"{o.ref}#text", o.when.date())
+
+
 def add_bundle_notes(rec: PatientRecord, kb: Knowledge, as_of: date) -> None:
     """DocumentReference notes inside a bundle: dated by their own 'Date:' line, else the document date,
-    else the as-of date. Notes dated after the as-of day are not read (not yet written)."""
+    else the as-of date. Notes dated after the as-of day are not read (not yet written). Narrative results
+    in observations are read the same way."""
+    add_narrative_results(rec, kb, as_of)
     for d in list(rec.documents):
         if not d.text.strip():
             continue
