@@ -333,3 +333,25 @@ def test_a_finished_anticoagulant_course_is_not_current(tmp_path, kb, sentence, 
     r = assess_note(tmp_path, kb, f"Lumbar radiculopathy, PT done. {sentence} Plan L4-5 interlaminar epidural steroid "
                     "injection under fluoroscopy, dexamethasone 10 mg.\n", "2026-06-01")
     assert ("caution.anticoagulant" in ids(r) or "defer.anticoagulant-hold" in ids(r)) is current
+
+
+@pytest.mark.parametrize("sentence,finding,fires", [
+    ("Risks incl infection, skin depigmentation, fat atrophy, tendon rupture, transient hyperglycemia reviewed.",
+     "defer.diagnosis-uncertain", False),
+    ("Discussed risks of infection and tendon rupture; consented.", "contraindication.infection-suspected", False),
+    ("Risks and benefits discussed; hot, swollen R lateral hip today.", "contraindication.infection-suspected", True),
+    ("Gluteus medius tendon rupture on MRI last month.", "defer.diagnosis-uncertain", True),
+])
+def test_a_risk_discussion_lists_possibilities_not_findings(tmp_path, kb, sentence, finding, fires):
+    r = assess_note(tmp_path, kb, f"58F, R lateral hip pain x 6 mo, PT x 8 wks done. {sentence} Plan US-guided R GTB "
+                    "injection, triamcinolone 40 mg.\n", "2026-04-02")
+    assert (finding in ids(r)) is fires, [f.id for f in r.findings]
+
+
+def test_pain_now_from_baseline_and_pt_the_patient(tmp_path, kb):
+    text = ("F/u R knee s/p IA CSI (methylprednisolone 40 mg + lido) 4/8, landmark. Pt reports ~60% better, pain 3/10 "
+            "from 7/10, walking further.\n")
+    rec = _record(tmp_path, kb, text, "2026-05-20")
+    assert not [p for p in rec.procedures if p.category == "therapy"]  # "Pt reports" is the patient
+    r = review_note(tmp_path, kb, text, "2026-05-20")
+    assert r.outcome == "responder", (r.outcome, r.unknowns)

@@ -546,3 +546,24 @@ def test_a_bleeding_disorder_is_a_caution(kb, icd, text, verification, fires):
     assert ("caution.bleeding-disorder" in ids(r)) is fires
     if fires:
         assert r.outcome == "proceed-with-caution"
+
+
+def test_each_draft_injection_is_assessed_and_the_worst_verdict_wins():
+    from datetime import date
+
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.demo.builder import BundleBuilder
+    from injectwise.engine.evaluate import assess
+    from injectwise.knowledge import load_knowledge
+
+    b = BundleBuilder("bi")
+    b.condition("M17.0", "Bilateral primary osteoarthritis of knee", "2019-01-01")
+    b.condition(None, "Abrasion over the left anterior knee", "2026-05-30", category="encounter-diagnosis")
+    b.therapy("2025-05-01", "2025-08-01", "Physical therapy - knees")
+    b.planned("knee-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.planned("knee-intra-articular", "left", "ultrasound", "triamcinolone", 40)
+    r = assess(read_bundle(b.bundle()), load_knowledge(), date(2026, 6, 1))
+    assert r.outcome == "do-not-inject" and r.subject["side"] == "left"
+    assert "contraindication.skin-infection-at-site" in [f.id for f in r.findings]
+    assert sorted((p["side"], p["verdict"]) for p in r.detail["planned_injections"]) == [
+        ("left", "do-not-inject"), ("right", "proceed")]

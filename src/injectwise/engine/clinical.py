@@ -578,19 +578,9 @@ class ClinicalView:
 
     # ---- planned injection ----------------------------------------------------------------
     def planned_from_orders(self) -> Injection | None:
-        drafts = [s for s in self.record.service_requests if s.status == "draft"]
-        for sr in drafts:
-            cpts = {c.code for c in sr.code.codings if system_kind(c.system) == "cpt"}
-            text = sr.code.all_text()
-            target = self.identify_target([text, sr.body_site, sr.notes], cpts)
-            if target is None and not INJECTION_TEXT.search(text):
-                continue
-            guidance, basis = self.guidance_of(cpts, f"{text} {sr.body_site} {sr.notes}", [])
-            inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),
-                            guidance=guidance, guidance_basis=basis, text=text, refs=[sr.ref], source="draft-orders")
-            meds = [m for m in self.record.draft_medications if not m.reason_refs or sr.ref in m.reason_refs]
-            self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds])
-            return inj
+        drafts = self.draft_injections()
+        if drafts:
+            return drafts[0]
         meds = [m for m in self.record.draft_medications]
         agents = [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds]
         if any(a.kind == "corticosteroid" for a in agents):
@@ -601,6 +591,26 @@ class ClinicalView:
             self._attach(inj, agents)
             return inj
         return None
+
+    def draft_injections(self) -> list[Injection]:
+        """Every draft injection order, each with the draft medicines that give it as their reason (bilateral
+        knees are two orders, each checked on its own)."""
+        out = []
+        for sr in self.record.service_requests:
+            if sr.status != "draft":
+                continue
+            cpts = {c.code for c in sr.code.codings if system_kind(c.system) == "cpt"}
+            text = sr.code.all_text()
+            target = self.identify_target([text, sr.body_site, sr.notes], cpts)
+            if target is None and not INJECTION_TEXT.search(text):
+                continue
+            guidance, basis = self.guidance_of(cpts, f"{text} {sr.body_site} {sr.notes}", [])
+            inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),
+                            guidance=guidance, guidance_basis=basis, text=text, refs=[sr.ref], source="draft-orders")
+            meds = [m for m in self.record.draft_medications if not m.reason_refs or sr.ref in m.reason_refs]
+            self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds])
+            out.append(inj)
+        return out
 
     # ---- conservative care ----------------------------------------------------------------
     @cached_property

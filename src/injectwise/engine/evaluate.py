@@ -93,12 +93,40 @@ def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOve
            view: ClinicalView | None = None) -> Result:
     view = _view(record, kb, as_of, view)
     _check_patient(view)
-    planned = _planned(view, kb, overrides or PlanOverrides())
+    ov = overrides or PlanOverrides()
+    drafts = view.draft_injections() if ov == PlanOverrides() else []
+    if len(drafts) > 1 and all(d.target is not None for d in drafts):
+        return _combined([_assess_one(view, kb, d, record) for d in drafts])
+    return _assess_one(view, kb, _planned(view, kb, ov), record)
+
+
+def _assess_one(view: ClinicalView, kb: Knowledge, planned: Injection, record: PatientRecord) -> Result:
     ctx = Context(view, kb, "assess", planned)
     findings = _run(ctx, "assess")
-    verdict = _verdict(findings)
-    return Result("assess", as_of.isoformat(), kb.version, _patient(view), _subject(planned, kb), verdict,
-                  findings, _unknowns(ctx), sources=list(record.sources))
+    return Result("assess", view.as_of.isoformat(), kb.version, _patient(view), _subject(planned, kb),
+                  _verdict(findings), findings, _unknowns(ctx), sources=list(record.sources))
+
+
+VERDICT_ORDER = ("do-not-inject", "defer", "proceed-with-caution", "proceed")
+
+
+def _combined(results: list[Result]) -> Result:
+    """Several draft injections at once (both knees): the answer is the worst of them; its planned injection
+    is the subject, the others' findings are added (each names its own data) and every draft's verdict is
+    listed in `detail.planned_injections`."""
+    worst = min(results, key=lambda r: VERDICT_ORDER.index(r.outcome))
+    findings = list(worst.findings)
+    seen = {f.id for f in findings}
+    for r in results:
+        for f in r.findings:
+            if f.id not in seen:
+                seen.add(f.id)
+                findings.append(f)
+    unknowns = list(dict.fromkeys(u for r in results for u in r.unknowns))
+    each = [{"target": r.subject.get("target"), "side": r.subject.get("side"), "verdict": r.outcome,
+             "id": r.subject.get("id")} for r in results]
+    return Result("assess", worst.as_of, worst.knowledge_version, worst.patient, worst.subject, worst.outcome,
+                  findings, unknowns, {**worst.detail, "planned_injections": each}, sources=worst.sources)
 
 
 def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str | None = None,

@@ -17,6 +17,7 @@ from injectwise.language.sentences import split_sentences
 _WORD = re.compile(r"\w+")
 _COMMA = re.compile(r",")
 SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
+EXCLUSION_SLACK_CHARS = 20  # how far past a terminator right after a mention its exclusions may look
 
 
 def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> Analysis:
@@ -139,7 +140,12 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
     out = []
     for h in hits:
         ex = matcher.exclusions.get(h.concept)
-        if ex is not None and ex.search(text, sc._clause_start(h.start), sc._clause_end(h.end)):
+        # the clause, plus a few words past a terminator that follows the mention at once ("Pt reports ...":
+        # "reports" ends the clause, yet it is what makes "Pt" the patient)
+        ex_end = sc._clause_end(h.end)
+        if ex_end < s.end and not text[h.end:ex_end].strip():
+            ex_end = min(s.end, ex_end + EXCLUSION_SLACK_CHARS)
+        if ex is not None and ex.search(text, sc._clause_start(h.start), ex_end):
             continue
         m = Mention(concept=h.concept, start=h.start, end=h.end, sentence=index, matched=text[h.start:h.end],
                     historical_counts=matcher.historical_counts.get(h.concept, False))

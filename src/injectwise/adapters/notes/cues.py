@@ -57,6 +57,7 @@ class Cues:
     injection: tuple[re.Pattern[str], ...]
     no_injection: tuple[re.Pattern[str], ...]
     no_benefit: tuple[re.Pattern[str], ...]
+    risk_discussion: tuple[re.Pattern[str], ...]
     benefit: tuple[re.Pattern[str], ...]
     outside: tuple[re.Pattern[str], ...]
     allergy: tuple[re.Pattern[str], ...]
@@ -94,7 +95,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise KnowledgeError(f"notes.yaml: cannot be read: {e}") from None
-    simple = ("plan", "future", "injection", "no_injection", "no_benefit", "benefit", "outside", "allergy",
+    simple = ("plan", "future", "injection", "no_injection", "no_benefit", "risk_discussion", "benefit", "outside", "allergy",
               "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered", "no_treatment",
               "joint_fluid", "gram_positive",
               "gram_negative", "culture_positive", "culture_negative")

@@ -74,6 +74,9 @@ PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|redu
                           rf"(?:/ ?10 )?(?:to|down to|->|=>|→) ?({NUMBER})(?: ?/ ?10)?|"
                           rf"\bpain (?:score )?({NUMBER}) ?(?:/ ?10)? ?(?:->|=>|→|-->) ?({NUMBER})(?: ?/ ?10)?", re.I)
 _PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its literal screen
+# "pain 3/10 from 7/10", "pain now 3 (from 7)": today's score first, the baseline after "from"
+PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,? \(?(?:down |improved |reduced |better )?"
+                           rf"(?:from|was) ({NUMBER}) ?(?:/ ?10)?", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
@@ -265,8 +268,9 @@ class NoteExtractor:
         for m in ms:
             if m.concept in cues.arthroplasty_concepts:
                 arthroplasty_future |= self._surgery(st, m, text, prov, future_surgery)
+        risky = _risk_clauses(cues, text, s.start)
         for m in ms:
-            if m.family or m.hypothetical:
+            if m.family or m.hypothetical or any(a <= m.start < b for a, b in risky):
                 continue
             c = m.concept
             if c == "exercise-therapy":
@@ -472,6 +476,14 @@ class NoteExtractor:
             return
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
+        nf = PAIN_NOW_FROM.search(text) if not ft and ("from" in low or "was" in low) else None
+        if nf:
+            now, before = to_number(nf.group(1)), to_number(nf.group(2))
+            if before is not None:
+                st.pains.append(_PainMention(before, "before", 0, None, prov))
+            if now is not None:
+                st.pains.append(_PainMention(now, "note", 0, self._day(st.note.when), prov))
+            spans.append(nf.span())
         if ft:
             a = to_number(ft.group(1) or ft.group(3))
             b = to_number(ft.group(2) or ft.group(4))
@@ -817,6 +829,18 @@ class NoteExtractor:
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+def _risk_clauses(cues: Cues, text: str, offset: int) -> list[tuple[int, int]]:
+    """The clauses (between ';' and the sentence ends) that discuss risks, as absolute offsets."""
+    if not cues.has("risk_discussion", text):
+        return []
+    out, pos = [], 0
+    for part in text.split(";"):
+        if cues.has("risk_discussion", part):
+            out.append((offset + pos, offset + pos + len(part)))
+        pos += len(part) + 1
+    return out
+
+
 _HAS_DIGIT = re.compile(r"\d")
 BLOCK_WORD = re.compile(r"\bblock(ade)?\b")
 PREFILTER = ("allergy", "injection", "future", "no_treatment", "joint_fluid")
