@@ -355,3 +355,11 @@ def test_pain_now_from_baseline_and_pt_the_patient(tmp_path, kb):
     assert not [p for p in rec.procedures if p.category == "therapy"]  # "Pt reports" is the patient
     r = review_note(tmp_path, kb, text, "2026-05-20")
     assert r.outcome == "responder", (r.outcome, r.unknowns)
+
+
+@pytest.mark.parametrize("sentence,grade", [("R hip OA KL 4.", 4), ("K-L grade 3 on X-ray.", 3),
+                                            ("Kellgren-Lawrence grade of 2.", 2), ("OA of the R hip.", None)])
+def test_a_kl_grade_in_a_note_is_a_radiograph_read(tmp_path, kb, sentence, grade):
+    rec = _record(tmp_path, kb, sentence + "\n", "2026-05-20")
+    got = [o.value for o in rec.observations if o.code.codings and o.code.codings[0].code == "kl-grade"]
+    assert got == ([grade] if grade is not None else [])

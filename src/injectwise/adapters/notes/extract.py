@@ -62,6 +62,9 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= ?|: ?)?([0-4])\b(?![./]\d)|"
+                      r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
+_KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
 COURSE_DONE = re.compile(r"\b(finished|completed|came off|course (ended|over|done)|no longer (on|taking))\b", re.I)
 LAST_DOSE = re.compile(r"\blast (dose|tablet|pill|injection of)\b", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
@@ -262,6 +265,8 @@ class NoteExtractor:
             st.injections[-1].notes += " " + " ".join(text.split()) + mark
         if st.near("lab", s):
             self._labs(st, text, prov)
+        if _KL_SCREEN.search(text):
+            self._kl_grade(st, text, prov)
         self._pain(st, text, prov)
         has_injection = bool(injection_clauses)
         arthroplasty_future = False
@@ -413,6 +418,14 @@ class NoteExtractor:
         if u.lower() == c.unit.lower():
             return c.unit
         return None
+
+    def _kl_grade(self, st: _State, text: str, prov: Provenance) -> None:
+        """A Kellgren-Lawrence grade ("R hip OA KL 4", "K-L grade 3"): a radiograph was read, and how severe."""
+        m = KL_GRADE.search(text)
+        if m:
+            value = float(m.group(1) or m.group(2))
+            self._observation(st, "kl-grade", "Kellgren-Lawrence grade", value, "", self._date_near(st, text, m.start()),
+                              prov)
 
     def _observation(self, st: _State, concept: str, label: str, value: float, unit: str, when: datetime,
                      prov: Provenance) -> None:
