@@ -40,6 +40,8 @@ REF = date(2026, 6, 8)
     ("on the 3rd of March", ["2026-03-03"]),
     ("in March", ["2026-03-01"]), ("mid-Feb", ["2026-02-15"]), ("end of July", ["2025-07-25"]),
     ("Dec ROM, she may need it", []),  # decreased range of motion; "may" the verb
+    ("6/52 ago", ["2026-04-27"]), ("3/12 ago", ["2026-03-09"]), ("10d ago", ["2026-05-29"]),  # weeks, months, days
+    ("on Monday", ["2026-06-01"]), ("3/12", ["2026-03-12"]),  # REF is a Monday: the Monday before
 ])
 def test_dates_resolve_against_the_note_date(text, want):
     assert [h.when.date().isoformat() for h in find_dates(text, REF)] == want

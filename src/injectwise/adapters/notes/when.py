@@ -17,6 +17,7 @@ MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
 MONTHS["sept"] = 9
 _MON = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?"
         r"|nov(?:ember)?|dec(?:ember)?)")
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 UNIT_DAYS = {"day": 1, "week": 7, "wk": 7, "month": 30.44, "mo": 30.44, "year": 365.25, "yr": 365.25}
 _UNIT = r"(?:days?|weeks?|wks?|months?|mos?|years?|yrs?)"
 
@@ -33,6 +34,7 @@ class DateHit:
 
 
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("ago_fraction", re.compile(r"(?<![\d/])(\d{1,2})/(52|12|7) (?:ago|earlier|prior|back)\b", re.I)),
     ("iso", re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")),
     ("dmy_text", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\.?,? (\d{{4}})\b", re.I)),
     ("mdy_text", re.compile(rf"\b({_MON})\.? (\d{{1,2}})(?:st|nd|rd|th)?,? (\d{{4}})\b", re.I)),
@@ -52,6 +54,9 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # is decreased range of motion, "may" a verb)
     ("month_only", re.compile(rf"\b(in|since|during|from|until|by|early|mid|late|end of|beginning of|start of)[- ]"
                               rf"({_MON})\b\.?(?!,? ?\d)", re.I)),
+    # "6/52 ago" (weeks), "3/12 ago" (months), "5/7 ago" (days): the fraction-of-a-period shorthand; "10d ago", "3w ago"
+    ("ago_short", re.compile(r"\b(\d{1,3}) ?(d|w|wk|m|mo|y|yr)s? (?:ago|earlier|prior|back)\b", re.I)),
+    ("weekday", re.compile(r"\b(?:on|last|this past) (monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
     ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several) ({_UNIT}) (?:ago|back|earlier|prior)\b", re.I)),
     ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
     ("last", re.compile(r"\b(last|past|previous|next|this) (week|month|year)\b", re.I)),
@@ -109,7 +114,7 @@ def _span_days(count: str, unit: str) -> float | None:
 
 
 _MAYBE_DATE = re.compile(r"\d|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|yesterday|today|tonight|tomorrow|"
-                         r"morning|last|next|this|past|previous|ago", re.I)
+                         r"morning|last|next|this|past|previous|ago|day\b", re.I)
 _MAYBE = Screen(_MAYBE_DATE)
 
 
@@ -191,6 +196,17 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
             return []
         dt = _year_less(ref, a, b, future)
         return [(dt, "day", False)] if dt else []
+    if kind == "ago_fraction":
+        n, per = int(g[0]), {"52": 7, "12": 30.44, "7": 1}[g[1]]
+        return [(base - timedelta(days=round(n * per)), "day" if n * per < 60 else "month", True)]
+    if kind == "ago_short":
+        per = {"d": 1, "w": 7, "wk": 7, "m": 30.44, "mo": 30.44, "y": 365.25, "yr": 365.25}[g[1].lower()]
+        d = int(g[0]) * per
+        return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)]
+    if kind == "weekday":  # the latest such weekday before the note's day
+        want = WEEKDAYS.index(g[0].lower())
+        back = (base.weekday() - want) % 7 or 7
+        return [(base - timedelta(days=back), "day", True)]
     if kind == "ago":
         d = _span_days(g[0], g[1])
         return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)] if d is not None else []
