@@ -363,3 +363,17 @@ def test_a_kl_grade_in_a_note_is_a_radiograph_read(tmp_path, kb, sentence, grade
     rec = _record(tmp_path, kb, sentence + "\n", "2026-05-20")
     got = [o.value for o in rec.observations if o.code.codings and o.code.codings[0].code == "kl-grade"]
     assert got == ([grade] if grade is not None else [])
+
+
+@pytest.mark.parametrize("text,concept,negated,historical", [
+    ("Cauda equina symptoms denied.", "cauda-equina", True, False),
+    ("Saddle anaesthesia was denied.", "cauda-equina", True, False),
+    ("Saddle anaesthesia since yesterday.", "cauda-equina", False, False),
+    ("Prostate cancer 2010, no recurrence.", "malignancy", False, True),
+    ("Breast cancer survivor.", "malignancy", False, True),
+    ("Metastatic prostate cancer.", "malignancy", False, False),
+])
+def test_denied_after_a_finding_and_a_cancer_without_recurrence(kb, text, concept, negated, historical):
+    from injectwise.language import analyze
+    found = [m for m in analyze(text, kb).mentions if m.concept == concept]
+    assert found and (found[0].negated, found[0].historical) == (negated, historical)
