@@ -377,3 +377,13 @@ def test_denied_after_a_finding_and_a_cancer_without_recurrence(kb, text, concep
     from injectwise.language import analyze
     found = [m for m in analyze(text, kb).mentions if m.concept == concept]
     assert found and (found[0].negated, found[0].historical) == (negated, historical)
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("Blood sugars 250-300 mg/dL for 3 days after, now back to 140.", True),
+    ("Blood sugars 120-140 mg/dL since the injection.", False),
+])
+def test_glucose_for_n_days_after_the_injection(tmp_path, kb, sentence, fires):
+    text = ("R knee OA, T2DM on metformin, PT done 2025. US-guided R knee IA triamcinolone 40 mg + lidocaine on "
+            f"2026-05-01. Pain 7/10 before, 7/10 today. {sentence}\n")
+    assert ("adverse.hyperglycemia" in ids(review_note(tmp_path, kb, text, "2026-06-10"))) is fires

@@ -57,7 +57,8 @@ SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
 NUM = r"(\d+(?:[.,]\d+)*)"
 # "glucose 340 on day 2": a day counted from the injection (day 0 = the injection day)
-POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({NUMBER})\b(?! (?:of|ago))", re.I)
+POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({NUMBER})\b(?! (?:of|ago))|"
+                                rf"\b(?:for (?:the )?(?:first )?)?({NUMBER}) days? (?:after|post)\b", re.I)
 # Antithrombotics held before a procedure (how long, or since when)
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
@@ -470,7 +471,7 @@ class NoteExtractor:
         from the injection the note describes), else the note's."""
         post = POST_INJECTION_DAY.search(text, pos, pos + 60)
         dated = [i.start for i in st.injections if i.start is not None]
-        if post and dated and (n := to_number(post.group(1))) is not None:
+        if post and dated and (n := to_number(post.group(1) or post.group(2))) is not None:
             return max(dated) + timedelta(days=n)
         # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead
         hits = [h for h in st.dates(text) if h.precision == "day" and h.when.date() <= st.note.when]
