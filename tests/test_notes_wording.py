@@ -387,3 +387,21 @@ def test_glucose_for_n_days_after_the_injection(tmp_path, kb, sentence, fires):
     text = ("R knee OA, T2DM on metformin, PT done 2025. US-guided R knee IA triamcinolone 40 mg + lidocaine on "
             f"2026-05-01. Pain 7/10 before, 7/10 today. {sentence}\n")
     assert ("adverse.hyperglycemia" in ids(review_note(tmp_path, kb, text, "2026-06-10"))) is fires
+
+
+@pytest.mark.parametrize("course,anaesthetic", [
+    ("Pain 7/10 before, 1/10 an hour after, 7/10 today.", "relief"),
+    ("Pain 7/10 before, 7/10 an hour after and 7/10 today.", "no-relief"),
+    ("Pain 7/10 before, 0/10 immediately after, 7/10 today.", "relief"),
+])
+def test_scores_in_the_hours_after_are_the_anaesthetic_phase(tmp_path, kb, course, anaesthetic):
+    text = f"R hip pain, PT done 2025. US-guided R hip IA triamcinolone 40 mg + lidocaine on 2026-05-01. {course}\n"
+    r = review_note(tmp_path, kb, text, "2026-06-10")
+    assert r.detail["anesthetic_phase"] == anaesthetic and r.outcome == "non-responder"
+    assert "urgent.infection-suspected" not in ids(r)  # relief that was the anaesthetic is no "relapse"
+
+
+def test_pain_radiating_below_the_knee_is_radicular_not_a_knee_problem(kb):
+    from injectwise.language import analyze
+    got = {m.concept for m in analyze("Pain radiates below the knee, L5 distribution.", kb).mentions}
+    assert "radicular-pain" in got and "knee-disorder" not in got

@@ -81,6 +81,8 @@ _PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its liter
 # "pain 3/10 from 7/10", "pain now 3 (from 7)": today's score first, the baseline after "from"
 PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,? \(?(?:down |improved |reduced |better )?"
                            rf"(?:from|was) ({NUMBER}) ?(?:/ ?10)?", re.I)
+HOURS_AFTER = re.compile(rf"\s*,?\s*(?:(?:for |at |within |in |after )?(an?|one|{NUMBER}) ?(hours?|hrs?|h|minutes?|mins?)\b"
+                         r"(?: (?:after|later|post|afterwards))?|(immediately|right|just) (?:after|afterwards|post))", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
@@ -432,8 +434,9 @@ class NoteExtractor:
                      prov: Provenance) -> None:
         if when.date() > st.note.when:
             return
+        timed = when.time() != datetime.min.time()  # an anaesthetic-phase score hours after: its own reading
         for o in st.rec.observations:  # the same value on the same day is already known (coded or earlier)
-            if o.when is not None and o.when.date() == when.date() and o.value == value and \
+            if o.when is not None and (o.when == when if timed else o.when.date() == when.date()) and o.value == value and \
                     concept in self.kb.terminology.coded_concepts(o.code) | self.kb.terminology.text_concepts(o.code.all_text()):
                 return
         ref = st.ref("o")
@@ -536,6 +539,12 @@ class NoteExtractor:
             before_ctx = text[max(0, m.start() - 25):m.start()].lower()
             if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx:
                 st.pains.append(_PainMention(v, "before", 0, None, prov))
+                continue
+            h = HOURS_AFTER.match(after)
+            if h:  # "1/10 an hour after", "2/10 within 30 minutes", "0/10 immediately after": the anaesthetic phase
+                n = 0.25 if h.group(3) else float(to_number(h.group(1)) or 1) if h.group(1) not in ("a", "an") else 1.0
+                unit = (h.group(2) or "h").lower()
+                st.pains.append(_PainMention(v, "after-hours", n / 60 if unit.startswith("m") else n, None, prov))
                 continue
             w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
             if w:
