@@ -405,3 +405,16 @@ def test_pain_radiating_below_the_knee_is_radicular_not_a_knee_problem(kb):
     from injectwise.language import analyze
     got = {m.concept for m in analyze("Pain radiates below the knee, L5 distribution.", kb).mentions}
     assert "radicular-pain" in got and "knee-disorder" not in got
+
+
+@pytest.mark.parametrize("sentence,target,drug,mg", [
+    ("R SI joint inj w/ 40 mg TA under fluoro 3/2.", "sacroiliac-joint", "triamcinolone", 40),
+    ("s/p CSI to the R shoulder on 3/2 (Kenalog 40mg/1cc + 4cc 1% lido).", "subacromial-bursa", "triamcinolone", 40),
+    ("R hip arthrogram with steroid 3/2.", "hip-intra-articular", None, None),
+])
+def test_injection_shorthand_in_a_history(tmp_path, kb, sentence, target, drug, mg):
+    r = review_note(tmp_path, kb, "Pain for months, PT done last year. " + sentence + "\n", "2026-05-20")
+    steroid = r.subject["steroid"] or {}
+    assert r.subject["target"] == target and steroid.get("dose_mg") == mg, r.subject
+    if drug:
+        assert steroid.get("drug") == drug

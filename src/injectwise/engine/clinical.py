@@ -44,7 +44,7 @@ GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
 CURRENT_STATUSES = ("active", "recurrence", "relapse")  # clinical statuses that make a problem current
 ML_UNITS = ("mL", "ml", "ML", "millilitre", "milliliter", "millilitres", "milliliters", "cc")
 PERCENT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*%")
-MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.I)
+MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*(?:ml|cc)\b", re.I)
 
 
 def _mg_per_ml(text: str) -> float | None:
