@@ -418,3 +418,14 @@ def test_injection_shorthand_in_a_history(tmp_path, kb, sentence, target, drug, 
     assert r.subject["target"] == target and steroid.get("dose_mg") == mg, r.subject
     if drug:
         assert steroid.get("drug") == drug
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("Three R knee steroid injections in the past year, each helped about 3 months.", True),
+    ("Two R knee steroid injections in the past year, each helped about 4 months.", False),
+])
+def test_injections_counted_in_the_past_year_count_toward_the_yearly_limit(tmp_path, kb, sentence, fires):
+    plan = {"target": "knee-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+            "dose": 40}
+    r = assess_note(tmp_path, kb, f"R knee OA, PT done 2025. {sentence} Plan US-guided R knee IA.\n", "2026-06-01", plan)
+    assert ("defer.exposure-limit" in ids(r)) is fires

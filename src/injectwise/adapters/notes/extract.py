@@ -685,6 +685,9 @@ class NoteExtractor:
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
         count = _count(clause)
+        period = span_days(dated_part) if count else None
+        if period:  # "three injections in the past year": the period is not itself an injection's date
+            exact = [h for h in exact if not (h.relative and period[1] <= h.start < period[1] + 40)]
         # "three injections since 6/2025": that date opens the period the counted injections fall in
         opens = next((h for h in exact if count and count > len(exact)
                       and SINCE_BEFORE.search(dated_part, 0, h.start)), None)

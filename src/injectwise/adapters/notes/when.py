@@ -248,8 +248,8 @@ def note_date(text: str, fallback: date) -> date | None:
 
 def span_days(text: str) -> tuple[float, int] | None:
     """A stated period: 'over the past 4 years' / 'in the last 6 months' -> (days, match start)."""
-    m = re.search(rf"\b(?:over|in|during|within) the (?:past|last|previous) ({NUMBER}|a|one|two) ({_UNIT})\b", text, re.I)
+    m = re.search(rf"\b(?:over|in|during|within) the (?:past|last|previous) (?:({NUMBER}|a|one|two) )?({_UNIT})\b", text, re.I)
     if not m:
         return None
-    d = _span_days(m.group(1), m.group(2))
+    d = _span_days(m.group(1) or "1", m.group(2))  # "in the past year": one year
     return (d, m.start()) if d is not None else None
