@@ -632,3 +632,14 @@ def test_skin_infection_side_from_the_icd10_code(icd, fires):
     b = candidate()
     b.condition(icd, "Cellulitis of lower limb", "2026-02-25", category="encounter-diagnosis")
     assert ("contraindication.skin-infection-at-site" in ids(assessed(b))) is fires
+
+
+@pytest.mark.parametrize("status,defers", [("active", True), ("on-hold", True), ("intended", False), ("not-taken", False),
+                                           ("entered-in-error", False), ("stopped", False)])
+def test_an_anticoagulant_statement_status_decides_the_hold(status, defers):
+    b = BundleBuilder("ac")
+    b.condition("M54.16", "Radiculopathy, lumbar region", "2025-10-01")
+    b.therapy("2025-11-01", "2026-01-15", "Physical therapy - lumbar")
+    b.medication("1114195", "rivaroxaban 20 mg daily", "2024-01-01", status=status)
+    r = assessed(b, plan=("lumbar-epidural", None, "fluoroscopy", "dexamethasone", 10), anesthetic=None, amg=None)
+    assert ("defer.anticoagulant-hold" in ids(r)) is defers

@@ -167,7 +167,7 @@ def antithrombotic_of(ctx: Context, m: MedicationUse) -> Antithrombotic | None:
 def _hold_state(ctx: Context, m: MedicationUse, hold_days: float) -> tuple[bool, str] | None:
     """(held long enough?, words) for one anticoagulant/antiplatelet statement; None if not relevant."""
     v = ctx.view
-    if m.status in ("entered-in-error", "not-taken", "draft") or (m.start is not None and m.start > v.now):
+    if m.status in ("entered-in-error", "not-taken", "draft", "intended") or (m.start is not None and m.start > v.now):
         return None
     if m.status in ENDED_STATUSES:
         if m.end is None:
