@@ -222,6 +222,22 @@ def test_contraindication_offers_to_cancel_the_draft(replay, vignette_dir):
     assert {a["resourceId"] for a in actions if a["type"] == "delete"} == drafts
 
 
+def test_with_two_drafts_only_the_contraindicated_one_is_cancelled(replay, tmp_path):
+    own = Path(__file__).parent / "vignettes" / "t77-bilateral-planned.yaml"
+    subprocess.run([sys.executable, str(SHARED / "tools" / "vignette2fhir.py"), str(own), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    req = json.loads((tmp_path / "t77-bilateral-planned" / "cds-request.json").read_text())
+    cards = check_cards(post(replay.url + ORDER, req).json())
+    card = next(c for c in cards if c["source"]["topic"]["code"] == "contraindication.skin-infection-at-site")
+    deleted = {a["resourceId"] for a in card["suggestions"][0]["actions"] if a["type"] == "delete"}
+    left = [e["resource"] for e in req["context"]["draftOrders"]["entry"]
+            if e["resource"]["resourceType"] == "ServiceRequest" and "left" in json.dumps(e["resource"]["bodySite"])]
+    sr = f"ServiceRequest/{left[0]['id']}"
+    linked = {f"MedicationRequest/{e['resource']['id']}" for e in req["context"]["draftOrders"]["entry"]
+              if any(x.get("reference") == sr for x in e["resource"].get("reasonReference", []))}
+    assert deleted == {sr} | linked and linked
+
+
 def test_pt_first_suggests_a_referral(replay, vignette_dir):
     d = next(d for d in sorted(vignette_dir.iterdir()) if "ex08" in d.name)
     req = json.loads((d / "cds-request.json").read_text())

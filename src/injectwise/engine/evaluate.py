@@ -115,13 +115,15 @@ def _combined(results: list[Result]) -> Result:
     is the subject, the others' findings are added (each names its own data) and every draft's verdict is
     listed in `detail.planned_injections`."""
     worst = min(results, key=lambda r: VERDICT_ORDER.index(r.outcome))
-    findings = list(worst.findings)
-    seen = {f.id for f in findings}
-    for r in results:
+    everywhere = set.intersection(*({f.id for f in r.findings} for r in results))
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for r in [worst, *(x for x in results if x is not worst)]:
         for f in r.findings:
             if f.id not in seen:
                 seen.add(f.id)
-                findings.append(f)
+                # a finding only some drafts have is about those drafts (a card then cancels only them)
+                findings.append(f if f.id in everywhere else replace(f, applies_to=r.subject.get("id")))
     unknowns = list(dict.fromkeys(u for r in results for u in r.unknowns))
     each = [{"target": r.subject.get("target"), "side": r.subject.get("side"), "verdict": r.outcome,
              "id": r.subject.get("id")} for r in results]

@@ -57,10 +57,13 @@ class Finding:
     likelihood: str | None = None
     suggestion: dict[str, Any] | None = None
     explanation: str = ""  # the rationale without the appended patient data, for renderers that list it
+    applies_to: str | None = None  # with several draft injections: the one this finding is about (its order id)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity, "title": self.title,
                                "rationale": self.rationale}
+        if self.applies_to:
+            out["applies_to"] = self.applies_to
         if self.likelihood:
             out["likelihood"] = self.likelihood
         if self.advice:

@@ -143,10 +143,18 @@ def _drafts_of(drafts: list[dict[str, Any]], rtype: str) -> list[dict[str, Any]]
     return [r for r in drafts if r.get("resourceType") == rtype and r.get("id")]
 
 
-def _cancel_actions(drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _cancel_actions(drafts: list[dict[str, Any]], applies_to: str | None = None) -> list[dict[str, Any]]:
+    """Delete actions for the draft orders: all of them, or (a finding about one of several drafts) that order
+    and the medication requests that give it as their reason."""
+    chosen = drafts
+    if applies_to:
+        ref = applies_to if "/" in applies_to else f"ServiceRequest/{applies_to}"
+        chosen = [r for r in drafts if f"{r.get('resourceType')}/{r.get('id')}" == ref
+                  or any(isinstance(x, dict) and x.get("reference") == ref for x in r.get("reasonReference") or [])]
+        chosen = chosen or drafts
     return [{"type": "delete", "description": f"Cancel the draft {r['resourceType']} order",
              "resourceId": f"{r['resourceType']}/{r['id']}"}
-            for r in drafts if r.get("resourceType") in ("ServiceRequest", "MedicationRequest") and r.get("id")]
+            for r in chosen if r.get("resourceType") in ("ServiceRequest", "MedicationRequest") and r.get("id")]
 
 
 def _suggestions(f: Finding, result: Result, kb: Knowledge, drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,7 +163,7 @@ def _suggestions(f: Finding, result: Result, kb: Knowledge, drafts: list[dict[st
         return []
     label, actions = "", []
     if action == "cancel-draft":
-        label, actions = "Cancel the injection order", _cancel_actions(drafts)
+        label, actions = "Cancel the injection order", _cancel_actions(drafts, f.applies_to)
     elif action == "create-pt-referral":
         pid = result.patient["id"]
         target = result.subject.get("target_label", "the painful region")
