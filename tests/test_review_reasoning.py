@@ -567,3 +567,10 @@ def test_each_draft_injection_is_assessed_and_the_worst_verdict_wins():
     assert "contraindication.skin-infection-at-site" in [f.id for f in r.findings]
     assert sorted((p["side"], p["verdict"]) for p in r.detail["planned_injections"]) == [
         ("left", "do-not-inject"), ("right", "proceed")]
+
+
+def test_radiographs_showing_end_stage_oa_need_no_mri(kb):
+    b = failed_hip("kl4", xray=True)
+    b.text_obs("Kellgren-Lawrence grade right hip (radiograph)", 4, "2026-01-05")
+    r = reviewed(kb, b, "2026-02-10")
+    assert "failure.disease-progression" in ids(r) and "next.advanced-imaging" not in ids(r)
