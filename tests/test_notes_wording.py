@@ -92,6 +92,11 @@ HIP = {"target": "hip-intra-articular", "side": "right", "guidance": "ultrasound
 HIP_OA = "63 yo F, R hip OA, PT completed 2025. "
 
 
+def reports(tmp_path, kb, text: str, on: str, finding: str, plan: dict | None = None) -> bool:
+    """Whether assessing the note alone (the plan from options or from the note) reports `finding`."""
+    return finding in ids(assess_note(tmp_path, kb, text, on, plan))
+
+
 @pytest.mark.parametrize("sentence", [
     "No history of cancer.",
     "Pt has no history of malignancy.",
@@ -202,7 +207,8 @@ def test_a_bleeding_disorder_in_a_note(tmp_path, kb, sentence, fires):
     assert ("caution.bleeding-disorder" in ids(r)) is fires
 
 
-@pytest.mark.parametrize("sentence,fires", [
+@pytest.mark.parametrize("sentence,red_flag", [
+    # weight loss as a finding is a red flag, as a goal it is not
     ("Unintentional weight loss of 6 kg.", True),
     ("Lost 7 kg without trying since spring.", True),
     ("6 kg weight loss in 3 months and pain at night waking her.", True),  # weight loss with night pain
@@ -210,21 +216,15 @@ def test_a_bleeding_disorder_in_a_note(tmp_path, kb, sentence, fires):
     ("Weight loss advised; BMI 36.", False),
     ("Lost 5 kg on a diet this year, pleased.", False),
     ("Denies weight loss or night sweats.", False),
-])
-def test_weight_loss_as_a_finding_is_a_red_flag_and_as_a_goal_is_not(tmp_path, kb, sentence, fires):
-    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
-    assert ("contraindication.red-flag" in ids(r)) is fires, [f.evidence for f in r.findings]
-
-
-@pytest.mark.parametrize("sentence,fires", [
+    # absent pulses in any wording
     ("Absent L dorsalis pedis and posterior tibial pulses.", True),
     ("Pedal pulses not palpable on the left.", True),
     ("Absent ankle reflexes and pedal pulses present.", False),
     ("Pedal pulses palpable, no absent pulses.", False),
 ])
-def test_absent_pulses_in_a_note_are_a_red_flag(tmp_path, kb, sentence, fires):
-    r = assess_note(tmp_path, kb, HIP_OA + sentence + " Plan US-guided R hip IA.\n", "2026-06-01", HIP)
-    assert ("contraindication.red-flag" in ids(r)) is fires, [f.evidence for f in r.findings]
+def test_weight_loss_and_absent_pulses_in_a_note_as_red_flags(tmp_path, kb, sentence, red_flag):
+    text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-06-01", "contraindication.red-flag", HIP) is red_flag
 
 
 @pytest.mark.parametrize("sentence,pregnant", [
@@ -278,9 +278,9 @@ def test_a_lab_value_is_not_dated_by_a_duration_in_its_sentence(tmp_path, kb):
     ("On apixaban, took his dose this morning.", False),
 ])
 def test_an_anticoagulant_hold_runs_from_the_last_dose(tmp_path, kb, sentence, held):
-    r = assess_note(tmp_path, kb, f"L5 radiculopathy, PT done last year. {sentence} Plan L4-5 interlaminar epidural "
-                    "steroid injection under fluoroscopy, dexamethasone 10 mg.\n", "2026-03-12")
-    assert ("defer.anticoagulant-hold" not in ids(r)) is held
+    text = (f"L5 radiculopathy, PT done last year. {sentence} Plan L4-5 interlaminar epidural steroid injection under "
+            "fluoroscopy, dexamethasone 10 mg.\n")
+    assert reports(tmp_path, kb, text, "2026-03-12", "defer.anticoagulant-hold") is not held
 
 
 @pytest.mark.parametrize("sentence,tried", [
@@ -293,35 +293,8 @@ def test_an_anticoagulant_hold_runs_from_the_last_dose(tmp_path, kb, sentence, h
     ("PT was completed in 2025 without benefit.", True),
 ])
 def test_therapy_ordered_or_declined_is_not_care_tried(tmp_path, kb, sentence, tried):
-    r = assess_note(tmp_path, kb, f"58 yo F, R lateral hip pain for 3 months. {sentence} Plan US-guided R GTB "
-                    "injection, triamcinolone 40 mg.\n", "2026-05-10")
-    assert ("defer.conservative-care-not-tried" not in ids(r)) is tried, [f.id for f in r.findings]
-
-
-@pytest.mark.parametrize("value,coded,fires", [
-    ("Full-thickness tear of the gluteus medius tendon at the greater trochanter", False, True),
-    ("No tear of the gluteus medius or minimus tendons", False, False),
-    ("Full-thickness tear of the gluteus medius tendon", True, False),  # a coded answer is not read as a report
-])
-def test_a_narrative_result_is_read_like_a_note(kb, value, coded, fires):
-    from datetime import date
-
-    from injectwise.adapters.fhir import read_bundle
-    from injectwise.adapters.notes import add_bundle_notes
-    from injectwise.demo.builder import BundleBuilder
-    from injectwise.engine.evaluate import review
-
-    b = BundleBuilder("nr")
-    b.condition("M70.61", "Trochanteric bursitis, right hip", "2025-10-01")
-    b.therapy("2025-11-01", "2026-02-01", "Physical therapy - hip")
-    b.injection("2026-03-02", "greater-trochanteric-bursa", "right", "ultrasound", "triamcinolone", 40)
-    b.pain("2026-03-02", 7)
-    b.pain("2026-04-13", 7)
-    b.result(None, "MRI right hip", value, "2026-05-20", coded=coded)
-    rec = read_bundle(b.bundle())
-    add_bundle_notes(rec, kb, date(2026, 6, 1))
-    r = review(rec, kb, date(2026, 6, 1))
-    assert ("failure.alternative-pathology.mechanical" in ids(r)) is fires
+    text = f"58 yo F, R lateral hip pain for 3 months. {sentence} Plan US-guided R GTB injection, triamcinolone 40 mg.\n"
+    assert reports(tmp_path, kb, text, "2026-05-10", "defer.conservative-care-not-tried") is not tried
 
 
 @pytest.mark.parametrize("sentence,current", [

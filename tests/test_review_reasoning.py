@@ -574,3 +574,20 @@ def test_radiographs_showing_end_stage_oa_need_no_mri(kb):
     b.text_obs("Kellgren-Lawrence grade right hip (radiograph)", 4, "2026-01-05")
     r = reviewed(kb, b, "2026-02-10")
     assert "failure.disease-progression" in ids(r) and "next.advanced-imaging" not in ids(r)
+
+
+@pytest.mark.parametrize("value,coded,fires", [
+    ("Anterosuperior labral tear with a paralabral cyst", False, True),
+    ("No labral tear; cartilage preserved", False, False),
+    ("Anterosuperior labral tear with a paralabral cyst", True, False),  # a coded answer is not read as a report
+])
+def test_a_narrative_result_is_read_like_a_note(kb, value, coded, fires):
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.adapters.notes import add_bundle_notes
+
+    b = failed_hip("mri")
+    b.result(None, "MRI arthrogram right hip", value, "2026-01-25", coded=coded)
+    rec = read_bundle(b.bundle())
+    add_bundle_notes(rec, kb, D("2026-02-10"))
+    r = review(rec, kb, D("2026-02-10"))
+    assert ("failure.alternative-pathology.mechanical" in ids(r)) is fires
