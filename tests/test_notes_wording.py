@@ -402,3 +402,19 @@ def test_injections_counted_in_the_past_year_count_toward_the_yearly_limit(tmp_p
             "dose": 40}
     r = assess_note(tmp_path, kb, f"R knee OA, PT done 2025. {sentence} Plan US-guided R knee IA.\n", "2026-06-01", plan)
     assert ("defer.exposure-limit" in ids(r)) is fires
+
+
+@pytest.mark.parametrize("text,concept,negated,historical", [
+    # a whole parenthesis does not end a scope, and a comma aside naming no other concept does not either
+    ("R knee septic arthritis (Staph aureus) in October 2025, washed out and treated, resolved.", "joint-infection",
+     False, True),
+    ("No effusion (on US) or warmth.", "hot-joint", True, False),
+    # a trigger inside a parenthesis never reaches out of it
+    ("Hip pain (no fever) hot swollen knee.", "hot-joint", False, False),
+    # an aside that names another concept still ends the reach of "resolved"
+    ("Fever, hot swollen knee, resolved.", "fever", False, False),
+])
+def test_parentheses_and_asides_in_scopes(kb, text, concept, negated, historical):
+    from injectwise.language import analyze
+    m = next(m for m in analyze(text, kb).mentions if m.concept == concept)
+    assert (m.negated, m.historical) == (negated, historical)

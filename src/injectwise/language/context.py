@@ -62,6 +62,7 @@ class _Scope:
             self.commas = [m.start() for m in _COMMA.finditer(text, s.start, s.end)]
         self._word_starts: list[int] | None = None  # only scopes that weigh a trigger need them
         self.sites = sites
+        self.hit_starts: list[int] = []  # where the sentence's concept mentions start (set by the caller)
 
     @property
     def words(self) -> list[int]:
@@ -72,6 +73,37 @@ class _Scope:
             else:
                 self._word_starts = [m.start() for m in _WORD.finditer(self.text, self.s.start, self.s.end)]
         return self._word_starts
+
+    def _ends(self, a: int, b: int) -> bool:
+        """A terminator between a and b, other than a whole parenthesis ("septic arthritis (Staph aureus) in 2025,
+        resolved" reaches back over it; a trigger inside one never reaches out)."""
+        i = bisect_left(self.terms, a)
+        depth = 0
+        while i < len(self.terms) and self.terms[i] < b:
+            ch = self.text[self.terms[i]]
+            if ch == "(":
+                depth += 1
+            elif ch == ")" and depth:
+                depth -= 1
+            else:
+                return True
+            i += 1
+        return depth != 0
+
+    def _span_words(self, a: int, b: int) -> int:
+        """Words between a and b, not counting those inside a whole parenthesis."""
+        n = self._words(a, b)
+        i = bisect_left(self.terms, a)
+        opened = None
+        while i < len(self.terms) and self.terms[i] < b:
+            p = self.terms[i]
+            if self.text[p] == "(" and opened is None:
+                opened = p
+            elif self.text[p] == ")" and opened is not None:
+                n -= self._words(opened, p)
+                opened = None
+            i += 1
+        return n
 
     def _any(self, points: list[int], a: int, b: int) -> bool:
         i = bisect_left(points, a)
@@ -89,7 +121,7 @@ class _Scope:
         return self.terms[i - 1] if i > 0 else self.s.start
 
     def forward(self, t_end: int, m_start: int) -> bool:
-        if self._any(self.terms, t_end, m_start) or self._words(t_end, m_start) > self.rules.window_tokens:
+        if self._ends(t_end, m_start) or self._span_words(t_end, m_start) > self.rules.window_tokens:
             return False
         i = bisect_left(self.commas, m_start) - 1
         if i >= 0 and self.commas[i] >= t_end:  # a comma between: only a list continues the scope
@@ -97,15 +129,17 @@ class _Scope:
         return True
 
     def backward(self, m_end: int, t_start: int) -> bool:
-        if self._any(self.terms, m_end, t_start) or self._words(m_end, t_start) > self.rules.window_tokens:
+        if self._ends(m_end, t_start) or self._span_words(m_end, t_start) > self.rules.window_tokens:
             return False
         i = bisect_left(self.commas, t_start) - 1
         if i >= 0 and self.commas[i] >= m_end:  # "X, resolved" reaches back; "X, Y ruled out" only in a list
             if self._words(self.commas[i], t_start) == 0:
-                # "X 2012, treated, in remission": short asides between commas do not break the scope
+                # "X 2012, treated, in remission", "X, washed out and treated, resolved": asides between commas
+                # (short, or naming no other concept) do not break the scope
                 lo = bisect_left(self.commas, m_end)
                 marks = [m_end, *self.commas[lo:i + 1]]
-                return all(self._words(a, b) <= SHORT_ASIDE_WORDS for a, b in pairwise(marks[1:]))
+                return all(self._words(a, b) <= SHORT_ASIDE_WORDS or not self._any(self.hit_starts, a, b)
+                           for a, b in pairwise(marks[1:]))
             return self.rules.list_conjunction.search(self.text, m_end, t_start) is not None
         return True
 
@@ -134,6 +168,7 @@ def _is_word(ch: str) -> bool:
 def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], sites: list[tuple[int, int, str]],
                        matcher: ConceptMatcher, rules: LanguageRules, toks: Tokens | None = None) -> list[Mention]:
     sc = _Scope(text, s, sites, rules, toks)
+    sc.hit_starts = sorted(h.start for h in hits)
     # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier;
     # one that only overlaps a mention's start ("no history of" + "history of cancer") still leads it
     sc.triggers = [t for t in sc.triggers if not any(t[0] >= h.start and t[1] <= h.end for h in hits)]
