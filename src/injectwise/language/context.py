@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from itertools import pairwise
+from typing import Any
 
 from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
+from injectwise.language.memo import SentenceMemo
 from injectwise.language.model import Analysis, Mention, Sentence
 from injectwise.language.phrases import Tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
@@ -19,7 +21,9 @@ _COMMA = re.compile(r",")
 SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
 
 
-def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> Analysis:
+def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo: SentenceMemo | None = None) -> Analysis:
+    """Sentences and mentions of one text; `memo` (optional) reuses the reading of a sentence already seen
+    in the same surroundings (see `language.memo`)."""
     truncated = len(text) > rules.max_text_chars
     if truncated:
         text = text[:rules.max_text_chars]
@@ -28,7 +32,8 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
     if not hits:
         return out
-    toks = Tokens(text.lower()) if text.isascii() else None  # one tokenising pass for every sentence
+    ascii_text = text.isascii()
+    toks: Tokens | None = None  # one tokenising pass for every sentence read afresh (ASCII text only)
     starts = [s.start for s in sentences]
     site_starts = [x[0] for x in sites]
     by_sentence: dict[int, list[Hit]] = {}
@@ -39,8 +44,39 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
         s = sentences[i]
         lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
         ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
-        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
+        key = None
+        if memo is not None:
+            key = _memo_key(text, s, shits, ssites, ascii_text, memo.reach)
+            rel = memo.cache.get(key)
+            if rel is not None:
+                out.mentions.extend(_absolute(r, s.start, i) for r in rel)
+                continue
+        if toks is None and ascii_text:
+            toks = Tokens(text.lower())
+        found = _sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks)
+        if memo is not None and key is not None:
+            memo.cache.put(key, tuple(_relative(m, s.start) for m in found))
+        out.mentions.extend(found)
     return out
+
+
+def _memo_key(text: str, s: Sentence, hits: list[Hit], sites: list[tuple[int, int, str]], ascii_text: bool,
+              reach: int) -> tuple[object, ...]:
+    """Everything a sentence's mentions depend on, in offsets relative to the sentence."""
+    a = s.start
+    end = max(s.end, max(h.end for h in hits))  # a hit may run past the sentence: its text is read
+    return (text[max(0, a - reach):a], text[a:end], s.end - a, text[end:end + 1], ascii_text,
+            tuple((h.concept, h.start - a, h.end - a) for h in hits),
+            tuple((x - a, y - a, name) for x, y, name in sites))
+
+
+def _relative(m: Mention, a: int) -> tuple[object, ...]:
+    return (m.concept, m.start - a, m.end - a, m.matched, m.negated, m.possible, m.historical, m.hypothetical,
+            m.family, m.side, m.site, m.historical_counts, m.triggers)
+
+
+def _absolute(r: tuple[Any, ...], a: int, index: int) -> Mention:
+    return Mention(r[0], r[1] + a, r[2] + a, index, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
 
 
 class _Scope:
