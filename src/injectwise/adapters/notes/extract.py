@@ -11,9 +11,10 @@ over it, and the item says so)."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 from injectwise.adapters.notes.cues import Cues, load_cues
 from injectwise.adapters.notes.numbers import NUMBER, to_number
@@ -84,6 +85,7 @@ AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
+TEXT_MEMO_SIZE = 4096  # sentences and clauses whose own reading is kept (per extractor, least recently used out)
 
 
 @dataclass(slots=True)
@@ -115,17 +117,14 @@ class _State:
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
     hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
-    _dates: dict[tuple[str, bool], list[DateHit]] = field(default_factory=dict)
-    targets: dict[str, list[Target]] = field(default_factory=dict)  # per clause text (NoteExtractor._targets)
+    # the conditions this note may repeat, by (concept, refuted): (index in rec.conditions, sentence span)
+    said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
+    said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
 
-    def dates(self, text: str, future: bool = False) -> list[DateHit]:
-        """`find_dates` against the note's date, once per text and direction in this note (several
-        readers look at the same sentence). Read-only: callers filter into new lists."""
-        key = (text, future)
-        found = self._dates.get(key)
-        if found is None:
-            found = self._dates[key] = find_dates(text, self.note.when, future)
-        return found
+    def dates(self, text: str, future: bool = False) -> tuple[DateHit, ...]:
+        """`find_dates` against the note's date (memoised by text, date and direction: several readers look
+        at the same sentence, and sentences recur across notes). Read-only: callers filter into new lists."""
+        return _dates(text, self.note.when, future)
 
     def near(self, name: str, s: Sentence) -> bool:
         """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
@@ -167,6 +166,15 @@ class NoteExtractor:
         prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
         prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
         self.prefilters = {name: Scanner(p) for name, p in prefilters.items()}  # the same hits, fewer regex calls
+        # what a sentence or clause says on its own (text + knowledge only), memoised: sentences recur
+        # across notes; bounded, never keyed on a whole note
+        self._has = lru_cache(maxsize=TEXT_MEMO_SIZE)(self.cues.has)
+        self._injection_clauses = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_injection_clauses)
+        self._target_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_targets)
+        self._agent_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_agents)
+        self._steroid_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_steroid)
+        self._lab_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_labs)
+        self._pain_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_pain)
 
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
         key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
@@ -186,9 +194,10 @@ class NoteExtractor:
         by_sentence: dict[int, list[Mention]] = {}
         for m in analysis.mentions:
             by_sentence.setdefault(m.sentence, []).append(m)
+        near = _near_sets(st.hits, analysis.sentences)
         self._demographics(st, note.text)
         for i, s in enumerate(analysis.sentences):
-            self._sentence(st, s, by_sentence.get(i, []))
+            self._sentence(st, s, by_sentence.get(i, []), near[i])
         self._resolve_pain(st)
         if rec.patient.sex is None and any(m.concept == "pregnancy" and m.asserted for m in analysis.mentions):
             rec.patient.sex = "female"  # a pregnancy the note asserts settles it
@@ -231,29 +240,29 @@ class NoteExtractor:
                     p.sex = "female" if she > he else "male"
 
     # ---- one sentence -------------------------------------------------------------------------
-    def _sentence(self, st: _State, s: Sentence, ms: list[Mention]) -> None:
+    def _sentence(self, st: _State, s: Sentence, ms: list[Mention], near: frozenset[str] | set[str]) -> None:
+        """`near`: the prefilter cues that match inside this sentence (`_near_sets`)."""
         text = s.text
         prov = self._prov(st, s)
         cues = self.cues
-        is_allergy = st.near("allergy", s)
-        injection_clauses = []
-        if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
-            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c, st)
-                                 or (cues.has("plan", c) and (self._targets(c, st) or self._steroid_named(c)))
-                                 or (self._targets(c, st) and self._steroid_named(c))]  # "R hip IA triamcinolone 40 mg"
-        future_surgery = st.near("future", s)
+        has = self._has
+        is_allergy = "allergy" in near
+        injection_clauses: tuple[str, ...] = ()
+        if "injection" in near or "steroid" in near or "block" in near:
+            injection_clauses = self._injection_clauses(text)
+        future_surgery = "future" in near
         if is_allergy:
             self._allergy(st, text, prov, ms)
         for clause in injection_clauses:
-            if cues.has("no_injection", clause):
+            if has("no_injection", clause):
                 continue
-            if cues.has("plan", clause):
+            if has("plan", clause):
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
-        if not injection_clauses and st.injections and (cues.has("no_benefit", text) or cues.has("benefit", text)):
+        if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)):
             st.injections[-1].notes += " " + " ".join(text.split())  # how the injection the note described went
-        if st.near("lab", s):
+        if "lab" in near:
             self._labs(st, text, prov)
         self._pain(st, text, prov)
         has_injection = bool(injection_clauses)
@@ -278,16 +287,16 @@ class NoteExtractor:
                 continue  # a replacement still to come is not a prosthesis yet
             self._condition(st, m, text, prov)
         therapy = [m for m in ms if m.concept == "exercise-therapy"]
-        if therapy or st.near("no_treatment", s):
+        if therapy or "no_treatment" in near:
             st.therapy_stated = True
         if therapy:
             self._therapy(st, therapy, text, prov)
-        if st.near("joint_fluid", s) and _HAS_DIGIT.search(text):
+        if "joint_fluid" in near and _HAS_DIGIT.search(text):
             self._joint_fluid(st, text, prov)
 
     # ---- problems and findings ----------------------------------------------------------------
     def _condition(self, st: _State, m: Mention, text: str, prov: Provenance) -> None:
-        if any(_same_mention(m, c, st) for c in st.rec.conditions[-12:]):
+        if _said_before(m, st):
             return
         ref = st.ref("c")
         verification = "refuted" if m.negated else ("provisional" if m.possible else "confirmed")
@@ -338,9 +347,16 @@ class NoteExtractor:
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
+        for concept, label, value, unit, pos in self._lab_memo(text):
+            self._observation(st, concept, label, value, unit, self._date_near(st, text, pos), prov)
+
+    def _read_labs(self, text: str) -> tuple[tuple[str, str, float, str, int], ...]:
+        """(concept, label, value, unit, position) of each lab value or temperature a sentence states, in
+        order: text alone decides them (memoised); their dates depend on the note (`_labs`)."""
+        out: list[tuple[str, str, float, str, int]] = []
         if not _HAS_DIGIT.search(text):
-            return
-        joint_fluid = self.cues.has("joint_fluid", text)
+            return ()
+        joint_fluid = self._has("joint_fluid", text)
         done: set[str] = set()
         taken: list[tuple[int, int]] = []
         for concept, pats in self.cues.labs:
@@ -359,8 +375,7 @@ class NoteExtractor:
                     unit = self._unit(concept, v.group(2) or "", value)
                     if unit is None:
                         continue
-                    when = self._date_near(st, text, m.start())
-                    self._observation(st, concept, m.group(0), value, unit, when, prov)
+                    out.append((concept, m.group(0), value, unit, m.start()))
                     done.add(concept)
                     taken.append((m.start(), m.end() + v.end()))
         if "body-temperature" not in done:
@@ -368,9 +383,9 @@ class NoteExtractor:
                 value = float(m.group(1))
                 unit = self._unit("body-temperature", m.group(2), value)
                 if unit is not None and (34 <= value <= 43 or 93 <= value <= 110):
-                    self._observation(st, "body-temperature", "temperature", value, unit,
-                                      self._date_near(st, text, m.start()), prov)
+                    out.append(("body-temperature", "temperature", value, unit, m.start()))
                     break
+        return tuple(out)
 
     def _unit(self, concept: str, raw: str, value: float) -> str | None:
         """The unit as the knowledge base spells it; None when it cannot be read for this concept."""
@@ -416,9 +431,9 @@ class NoteExtractor:
         """Joint fluid results that make infection suspected (or confirmed) become a finding."""
         cues = self.cues
         what = None
-        if cues.has("culture_positive", text) and not cues.has("culture_negative", text):
+        if self._has("culture_positive", text) and not self._has("culture_negative", text):
             what = ("confirmed", "joint fluid culture positive")
-        elif cues.has("gram_positive", text) and not cues.has("gram_negative", text):
+        elif self._has("gram_positive", text) and not self._has("gram_negative", text):
             what = ("provisional", "joint fluid Gram stain positive")
         else:
             m = re.search(rf"(?:wbc|white (?:blood )?cells?|cell count|leukocytes|wcc)[^.;\d]{{0,20}}{NUM}", text, re.I)
@@ -455,9 +470,18 @@ class NoteExtractor:
 
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
+        for value, anchor, offset, pos in self._pain_memo(text):
+            when = self._day(st.note.when) if anchor == "note" else (
+                self._date_near(st, text, pos) if anchor == "date" else None)
+            st.pains.append(_PainMention(value, anchor, offset, when, prov))
+
+    def _read_pain(self, text: str) -> tuple[tuple[float, str, float, int], ...]:
+        """(score, anchor, offset, position) of each pain score a sentence states, in order: text alone
+        decides them (memoised); a score dated by its sentence is dated per note (`_pain`)."""
         low = text.lower()
         if "/10" not in low and "out of 10" not in low and not _PAIN_FROM_TO.found(text, low):
-            return
+            return ()
+        out: list[tuple[float, str, float, int]] = []
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
         if ft:
@@ -471,21 +495,21 @@ class NoteExtractor:
                 n = float(w.group(1) or 1)
                 hours = n / 60 if w.group(2).lower().startswith("m") else n
             if a is not None:
-                st.pains.append(_PainMention(a, "before", 0, None, prov))
+                out.append((a, "before", 0, -1))
             if b is not None and weeks:  # "7 -> 2 at 4 weeks"
                 days = (to_number(weeks.group(1)) or 0) * UNIT_DAYS[weeks.group(2)[0].lower()]
-                st.pains.append(_PainMention(b, "at-days", days, None, prov))
+                out.append((b, "at-days", days, -1))
             elif b is not None:
-                st.pains.append(_PainMention(b, "after-hours", hours, None, prov))
+                out.append((b, "after-hours", hours, -1))
             back = BACK_TO.search(text, ft.end())
             if back:
                 v = to_number(back.group(1))
                 later = LATER.search(text, back.end())
                 hrs = 18.0 if later and "next" not in later.group(0).lower() else 30.0
                 if v is not None and NOW_WORDS.match(text, back.end()):  # "back to 7 now"
-                    st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                    out.append((v, "note", 0, -1))
                 elif v is not None:
-                    st.pains.append(_PainMention(v, "after-hours", hrs, None, prov))
+                    out.append((v, "after-hours", hrs, -1))
                 spans.append((back.start(), back.end()))
             spans.append(ft.span())
         for m in PAIN.finditer(text):
@@ -497,18 +521,19 @@ class NoteExtractor:
             after = text[m.end():m.end() + 30]
             before_ctx = text[max(0, m.start() - 25):m.start()].lower()
             if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx:
-                st.pains.append(_PainMention(v, "before", 0, None, prov))
+                out.append((v, "before", 0, -1))
                 continue
             w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
             if w:
                 n = to_number(w.group(1)) or 0
                 days = n * UNIT_DAYS[w.group(2)[0].lower()]
-                st.pains.append(_PainMention(v, "at-days", days, None, prov))
+                out.append((v, "at-days", days, -1))
                 continue
             if re.match(r"\s*(today|now|currently|at present|this visit)", after, re.I):
-                st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                out.append((v, "note", 0, -1))
                 continue
-            st.pains.append(_PainMention(v, "date", 0, self._date_near(st, text, m.start()), prov))
+            out.append((v, "date", 0, m.start()))
+        return tuple(out)
 
     def _resolve_pain(self, st: _State) -> None:
         """Scores said relative to the injection ("before", "at 6 weeks") hang off the latest one in the note."""
@@ -531,7 +556,7 @@ class NoteExtractor:
 
     # ---- allergies ----------------------------------------------------------------------------
     def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
-        if self.cues.has("allergy_negated", text):
+        if self._has("allergy_negated", text):
             return
         reaction = ", ".join(sorted({w.lower() for w in re.findall(
             r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
@@ -574,13 +599,18 @@ class NoteExtractor:
             self._keep(st, ref, prov)
 
     # ---- injections ---------------------------------------------------------------------------
-    def _targets(self, text: str, st: _State | None = None) -> list[Target]:
-        """Targets a clause names, in order; once per clause in a note (`st`), read-only."""
-        if st is not None:
-            hit = st.targets.get(text)
-            if hit is None:
-                hit = st.targets[text] = self._targets(text)
-            return hit
+    def _find_injection_clauses(self, text: str) -> tuple[str, ...]:
+        """The clauses of a sentence that name an injection (given or planned)."""
+        has = self._has
+        return tuple(c for c in _clauses(text) if has("injection", c) or _names_target_event(self, c)
+                     or (has("plan", c) and (self._targets(c) or self._steroid_named(c)))
+                     or (self._targets(c) and self._steroid_named(c)))  # "R hip IA triamcinolone 40 mg"
+
+    def _targets(self, text: str, st: _State | None = None) -> tuple[Target, ...]:
+        """Targets a clause names, in order (memoised by text; `st` is not needed)."""
+        return self._target_memo(text)
+
+    def _find_targets(self, text: str) -> tuple[Target, ...]:
         found: list[tuple[int, Target]] = []
         low = text.lower()
         for t, screens in self._target_screens:
@@ -596,13 +626,20 @@ class NoteExtractor:
         ts = [t for _, t in found]
         if len(ts) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
             ts = [t for t in ts if t.id not in ("peripheral-nerve",)] or ts
-        return ts
+        return tuple(ts)
 
     def _steroid_named(self, text: str) -> bool:
+        return self._steroid_memo(text)
+
+    def _find_steroid(self, text: str) -> bool:
         low = text.lower()
         return any(scr.found(text, low) for scr in self._steroid_screens)
 
-    def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
+    def _agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
+        """The steroid and anaesthetic agents a clause names, with their doses (memoised by text)."""
+        return self._agent_memo(text)
+
+    def _find_agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
         out = []
         low = text.lower()
         for d, screens in self._agent_screens:
@@ -620,7 +657,7 @@ class NoteExtractor:
                 else:
                     out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
                 break
-        return out
+        return tuple(out)
 
     def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
         targets = self._targets(clause, st)
@@ -628,7 +665,7 @@ class NoteExtractor:
         steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
         if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
             # "the shot did not work": the injection the note already described
-            if st.injections and self.cues.has("no_benefit", clause):
+            if st.injections and self._has("no_benefit", clause):
                 st.injections[-1].notes += " " + clause
             return
         ref_day = st.note.when
@@ -668,9 +705,9 @@ class NoteExtractor:
         side = side_of(clause)
         guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
         whole = sentence or clause
-        outside = self.cues.has("outside", whole)
-        fail = self.cues.has("no_benefit", whole)
-        good = self.cues.has("benefit", whole) and not fail
+        outside = self._has("outside", whole)
+        fail = self._has("no_benefit", whole)
+        good = self._has("benefit", whole) and not fail
         whens.sort(key=lambda w: w[0])
         for i, (when, note) in enumerate(whens):
             if self._known_injection(st, when, note):
@@ -766,7 +803,6 @@ class NoteExtractor:
         live = [m for m in ms if not (m.negated or m.family or m.hypothetical)]
         if not live:
             return
-        cues = self.cues
         hits = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         days = [h for h in hits if h.precision in ("day", "month")]
         start = end = None
@@ -780,7 +816,7 @@ class NoteExtractor:
             span = timedelta(days=n * UNIT_DAYS[per.group(2)[0].lower()])
             end = self._day(st.note.when)
             start = end - span
-        ongoing = cues.has("therapy_ongoing", text) and not cues.has("therapy_completed", text)
+        ongoing = self._has("therapy_ongoing", text) and not self._has("therapy_completed", text)
         status = "in-progress" if ongoing else "completed"
         if status == "completed" and end is None and start is not None and per is None and len(days) < 2:
             end = start
@@ -856,9 +892,9 @@ def _clauses(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _names_target_event(ex: NoteExtractor, clause: str, st: _State | None = None) -> bool:
+def _names_target_event(ex: NoteExtractor, clause: str) -> bool:
     """'Sacral blockade with steroid twice' names the event through its target words."""
-    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause, st))
+    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause))
 
 
 def _count(clause: str) -> int | None:
@@ -894,13 +930,56 @@ def _is_injection(p: Procedure) -> bool:
         c.code.startswith(("206", "2055", "2709", "6232", "6447", "6448")) for c in p.code.codings)
 
 
-def _same_mention(m: Mention, c: Condition, st: _State) -> bool:
-    """One concept said twice in a sentence with the same modifiers counts once."""
-    prov = st.rec.provenance.get(c.ref)
-    if prov is None or prov.source != st.note.source:
-        return False
-    code = c.code.codings[0].code if c.code.codings else ""
-    return code == m.concept and prov.start <= m.start < prov.end and (c.verification == "refuted") == m.negated
+SAME_MENTION_WINDOW = 12  # a repeat is looked for among the last conditions of the record only
+
+
+def _said_before(m: Mention, st: _State) -> bool:
+    """One concept said twice in a sentence with the same modifiers counts once: is one of the record's last
+    conditions this concept, refuted alike, from this note's sentence holding `m`? The conditions are indexed
+    by (concept, refuted) as they are added, so each mention looks only at its own few."""
+    conds = st.rec.conditions
+    n = len(conds)
+    lo = n - SAME_MENTION_WINDOW
+    if st.said_upto < n:
+        source, provenance = st.note.source, st.rec.provenance
+        for k in range(max(st.said_upto, lo), n):
+            c = conds[k]
+            prov = provenance.get(c.ref)
+            if prov is None or prov.source != source:
+                continue
+            code = c.code.codings[0].code if c.code.codings else ""
+            st.said.setdefault((code, c.verification == "refuted"), []).append((k, prov.start, prov.end))
+        st.said_upto = n
+    for k, a, b in reversed(st.said.get((m.concept, m.negated), ())):
+        if k < lo:
+            break
+        if a <= m.start < b:
+            return True
+    return False
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _near_sets(hits: dict[str, list[int]], sentences: list[Sentence]) -> list[frozenset[str] | set[str]]:
+    """Per sentence, the prefilter cues with a match starting inside it (each hit placed by bisection)."""
+    out: list[frozenset[str] | set[str]] = [_NONE] * len(sentences)
+    starts = [s.start for s in sentences]
+    for name, positions in hits.items():
+        for pos in positions:
+            i = bisect_right(starts, pos) - 1
+            if i >= 0 and pos < sentences[i].end:
+                got = out[i]
+                if got is _NONE:
+                    got = out[i] = set()
+                got.add(name)  # type: ignore[union-attr]
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _dates(text: str, when: date, future: bool) -> tuple[DateHit, ...]:
+    """`find_dates`, memoised: pure in its arguments."""
+    return tuple(find_dates(text, when, future))
 
 
 __all__ = ["DateHit", "NoteExtractor", "NoteInput"]
