@@ -15,6 +15,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import NamedTuple
 
 from injectwise.adapters.notes.cues import Cues, load_cues
 from injectwise.adapters.notes.numbers import NUMBER, to_number
@@ -97,6 +98,24 @@ class NoteInput:
     when: date
 
 
+class _InjectionFacts(NamedTuple):
+    """What one clause says about an injection given, read from its text alone (see `_past_injection`)."""
+
+    targets: tuple[Target, ...]
+    agents: tuple[tuple[Drug, float | None, str], ...]
+    named: bool  # a target, a steroid or steroid words: an injection this reader can record
+    dated_part: str
+    count: int | None
+    since_year: int | None
+    span: tuple[float, int] | None
+    side: str | None
+    guidance: str | None
+    outside: bool
+    fail: bool
+    good: bool
+    quote: str  # the sentence, whitespace collapsed
+
+
 @dataclass(slots=True)
 class _PainMention:
     value: float
@@ -175,6 +194,7 @@ class NoteExtractor:
         self._steroid_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_steroid)
         self._lab_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_labs)
         self._pain_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_pain)
+        self._facts_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._injection_facts)
 
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
         key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
@@ -659,22 +679,37 @@ class NoteExtractor:
                 break
         return tuple(out)
 
-    def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
-        targets = self._targets(clause, st)
+    def _injection_facts(self, clause: str, sentence: str) -> _InjectionFacts:
+        """What a clause (in its sentence) says about a given injection, from its text alone (memoised)."""
         agents = self._agents(clause)
-        steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
-        if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
+        head, colon, _ = clause.partition(":")
+        sm = SINCE.search(clause)
+        whole = sentence or clause
+        fail = self._has("no_benefit", whole)
+        return _InjectionFacts(
+            targets=self._targets(clause), agents=agents,
+            named=bool(self._targets(clause) or any(d.kind == "corticosteroid" for d, _, _ in agents)
+                       or re.search(r"steroid|cortisone|cortico", clause, re.I)),
+            dated_part=head if colon and DATE_HINT.search(head) else clause, count=_count(clause),
+            since_year=int(sm.group(1)) if sm else None, span=span_days(clause), side=side_of(clause),
+            guidance=next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None),
+            outside=self._has("outside", whole), fail=fail, good=self._has("benefit", whole) and not fail,
+            quote=" ".join(whole.split()))
+
+    def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
+        f = self._facts_memo(clause, sentence)
+        targets, agents = f.targets, f.agents
+        if not f.named:
             # "the shot did not work": the injection the note already described
             if st.injections and self._has("no_benefit", clause):
                 st.injections[-1].notes += " " + clause
             return
         ref_day = st.note.when
         # "injection ... on 4/20/2026: no relief, still 7/10 today": what follows the colon is the outcome
-        head, colon, _ = clause.partition(":")
-        dated_part = head if colon and DATE_HINT.search(head) else clause
+        dated_part = f.dated_part
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
-        count = _count(clause)
+        count = f.count
         # "three injections since 6/2025": that date opens the period the counted injections fall in
         opens = next((h for h in exact if count and count > len(exact)
                       and SINCE_BEFORE.search(dated_part, 0, h.start)), None)
@@ -684,10 +719,9 @@ class NoteExtractor:
         whens: list[tuple[datetime, str]] = [(h.when, "" if h.precision == "day" else " (month only)") for h in exact][:n]
         if len(whens) < n:
             start = opens.when if opens is not None else None
-            sm = SINCE.search(clause)
-            if sm and start is None:
-                start = datetime(int(sm.group(1)), 1, 1)
-            sp = span_days(clause)
+            if f.since_year is not None and start is None:
+                start = datetime(f.since_year, 1, 1)
+            sp = f.span
             if sp:
                 start = self._day(ref_day) - timedelta(days=sp[0])
             if start is None:
@@ -702,12 +736,7 @@ class NoteExtractor:
                 for k in range(missing):
                     est = start + step * (k + 0.5)
                     whens.append((datetime(est.year, est.month, est.day), ESTIMATED))
-        side = side_of(clause)
-        guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
-        whole = sentence or clause
-        outside = self._has("outside", whole)
-        fail = self._has("no_benefit", whole)
-        good = self._has("benefit", whole) and not fail
+        side, guidance, outside, fail, good = f.side, f.guidance, f.outside, f.fail, f.good
         whens.sort(key=lambda w: w[0])
         for i, (when, note) in enumerate(whens):
             if self._known_injection(st, when, note):
@@ -716,7 +745,7 @@ class NoteExtractor:
             bits = [side or "", GUIDANCE_LABEL.get(guidance or "", ""),
                     target.label if target else "", "injection"]
             text = " ".join(b for b in bits if b)
-            notes = " ".join(whole.split()) + note
+            notes = f.quote + note
             if outside:
                 notes += " (given elsewhere)"
             if fail:
