@@ -28,7 +28,12 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo:
     if truncated:
         text = text[:rules.max_text_chars]
     sentences = split_sentences(text, rules.abbreviations)
-    hits, sites = split_sites(matcher.find(text)) if sentences else ([], [])
+    if not sentences:
+        hits, sites = [], []
+    elif memo is None:
+        hits, sites = split_sites(matcher.find(text))
+    else:
+        hits, sites = split_sites(matcher.find_sentences(text, [(s.start, s.end) for s in sentences], memo.hits))
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
     if not hits:
         return out

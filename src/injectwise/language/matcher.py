@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from injectwise.language.memo import LRU, UNBOUNDED, look_ahead, look_back
 from injectwise.language.phrases import WORD_START, prefixes
 
 SITE = "site:"
@@ -45,6 +46,8 @@ class ConceptMatcher:
         # patterns run on lower-cased text without IGNORECASE: `re` then skips branches by their first
         # literal character, so a bucket costs little on words that match nothing
         self._buckets, self._anywhere, self._starts = _buckets(self.concepts)
+        # how far before / after a word start any concept pattern can read (for `find_sentences`)
+        self.behind = look_back(_strip_boundary(p) for c in self.concepts for p in c.patterns)
         self.exclusions = {c.id: re.compile("|".join(f"(?:{p})" for p in c.exclude), re.IGNORECASE)
                            for c in self.concepts if c.exclude}
 
@@ -68,6 +71,71 @@ class ConceptMatcher:
                 k = j + 1
         return out
 
+    def find_sentences(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any]) -> list[Hit]:
+        """`find(text)`, exactly, given the text's sentence spans (every word start lies in one), reusing
+        what a sentence decides alone. A word start whose match attempts read only inside its sentence
+        (and the few characters before it, which the memo key holds) gives the same hits wherever the
+        sentence appears; a word start that may read past the sentence's end (a pattern with no upper
+        length, or one within reach of the end) is matched against the whole text every time."""
+        out: list[Hit] = []
+        low = _lower(text)
+        starts = self._starts if not self._anywhere.ids else WORD_START
+        behind = self.behind
+        for a, e in spans:
+            lo = max(0, a - behind)
+            key = (low[lo:a], low[a:e])
+            entry = memo.get(key)
+            if entry is None:
+                entry = self._local(low[lo:e], a - lo, e - lo, starts)
+                memo.put(key, entry)
+            for rel, found in entry:
+                pos = a + rel
+                if found is None:
+                    self._match_at(low, pos, out)
+                else:
+                    out += [Hit(c, pos, pos + n) for c, n in found]
+            for m in starts.finditer(low, max(a, e - PREFIX_CHARS + 1)):  # the last word starts: read live
+                pos = m.start()
+                if pos >= e:
+                    break
+                self._match_at(low, pos, out)
+        return out
+
+    def _bucket(self, low: str, pos: int) -> _Bucket:
+        """The bucket of the longest known prefix (PREFIX_CHARS = 3) at `pos`."""
+        buckets = self._buckets
+        return buckets.get(low[pos:pos + 3]) or buckets.get(low[pos:pos + 2]) or buckets.get(low[pos], self._anywhere)
+
+    def _match_at(self, low: str, pos: int, out: list[Hit]) -> None:
+        b = self._bucket(low, pos)
+        k = 0
+        while k < len(b.ids):
+            hit = b.rx(k).match(low, pos)
+            if hit is None:
+                break
+            j = int((hit.lastgroup or "g0")[1:])
+            if hit.end() > pos:
+                out.append(Hit(b.ids[j], pos, hit.end()))
+            k = j + 1
+
+    def _local(self, w: str, a: int, e: int, starts: re.Pattern[str]) -> tuple[tuple[int, Any], ...]:
+        """Per word start in w[a:e] before its last PREFIX_CHARS - 1 characters, relative to a: the hits as
+        (concept, length) when every attempt there reads inside w[:e], else None (match it live)."""
+        entry: list[tuple[int, Any]] = []
+        for m in starts.finditer(w, a):
+            pos = m.start()
+            if pos + PREFIX_CHARS > e:
+                break  # the candidate test itself may read past the sentence: left to the live pass
+            b = self._bucket(w, pos)
+            if pos + b.reach > e:
+                entry.append((pos - a, None))
+                continue
+            found: list[Hit] = []
+            self._match_at(w, pos, found)
+            if found:
+                entry.append((pos - a, tuple((h.concept, h.end - pos) for h in found)))
+        return tuple(entry)
+
 
 def split_sites(hits: list[Hit]) -> tuple[list[Hit], list[tuple[int, int, str]]]:
     """(concept hits, body-site marks as (start, end, region id)) of one `find`."""
@@ -81,9 +149,10 @@ class _Bucket:
     named group each), compiled on first use: a match names the first concept found, and the search
     resumes after it."""
 
-    __slots__ = ("_rx", "alts", "ids")
+    __slots__ = ("_rx", "alts", "ids", "reach")
 
-    def __init__(self, items: list[ConceptPatterns]) -> None:
+    def __init__(self, items: list[ConceptPatterns], reach: int = UNBOUNDED) -> None:
+        self.reach = max(reach, PREFIX_CHARS)  # characters from a word start its attempts may read
         self.ids = [c.id for c in items]
         self.alts = ["|".join(f"(?:{_strip_boundary(p)})" for p in c.patterns) for c in items]
         self._rx: dict[int, re.Pattern[str]] = {}
@@ -124,15 +193,17 @@ def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Buck
         else:
             for key in keys:
                 by_prefix.setdefault(key, set()).add(i)
+    reach = [max(look_ahead(_strip_boundary(p)) for p in c.patterns) for c in concepts]
     shared: dict[tuple[int, ...], _Bucket] = {}  # one bucket (and its compiled patterns) per set of concepts
     buckets = {}
     for key in by_prefix:
         ids = set(anywhere).union(*(by_prefix.get(key[:n], ()) for n in range(1, len(key) + 1)))
         order = tuple(sorted(ids))
         if order not in shared:
-            shared[order] = _Bucket([concepts[i] for i in order])
+            shared[order] = _Bucket([concepts[i] for i in order], max((reach[i] for i in order), default=0))
         buckets[key] = shared[order]
-    return buckets, _Bucket([concepts[i] for i in anywhere]), _word_starts(by_prefix)
+    return buckets, _Bucket([concepts[i] for i in anywhere], max((reach[i] for i in anywhere), default=0)), \
+        _word_starts(by_prefix)
 
 
 def _word_starts(keys: Iterable[str]) -> re.Pattern[str]:

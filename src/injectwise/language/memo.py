@@ -52,15 +52,55 @@ class LRU(Generic[K, V]):
         return len(self._d)
 
 
-def look_back(patterns: Iterable[re.Pattern[str] | None]) -> int:
+def look_back(patterns: Iterable[re.Pattern[str] | str | None]) -> int:
     """How many characters before its start position any of `patterns` can read: one for a word boundary
-    or line anchor, plus the widest look-behind (widths summed when nested; look-behinds are fixed-width)."""
+    or line anchor, plus the widest look-behind (widths summed when nested; look-behinds are fixed-width).
+    A string pattern is read without flags."""
     reach = 0
     for p in patterns:
         if p is None:
             continue
-        reach = max(reach, _behind(list(sre_parse.parse(p.pattern, p.flags))))
+        src, flags = (p, 0) if isinstance(p, str) else (p.pattern, p.flags)
+        reach = max(reach, _behind(list(sre_parse.parse(src, flags))))
     return reach + 1
+
+
+UNBOUNDED = 1 << 30
+
+
+def look_ahead(pattern: str) -> int:
+    """How many characters from its start position a match attempt of `pattern` (no flags) can read, at
+    most: its widest match, every look-ahead's reach added, plus one for a boundary or anchor tested at the
+    end. UNBOUNDED when a repeat has no upper limit or the pattern refers back to a group."""
+    return min(UNBOUNDED, _ahead(list(sre_parse.parse(pattern))) + 1)
+
+
+def _ahead(items: list[Any]) -> int:
+    total = 0
+    for op, av in items:
+        name = str(op)
+        if name in ("LITERAL", "NOT_LITERAL", "IN", "ANY", "CATEGORY", "RANGE"):
+            total += 1
+        elif name == "AT":
+            continue  # reads the character at the current position: the final +1 covers it
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _ahead(list(av[1])) + 1  # (look-behinds are over-counted: harmless)
+        elif name == "SUBPATTERN":
+            total += _ahead(list(av[-1]))
+        elif name == "ATOMIC_GROUP":
+            total += _ahead(list(av))
+        elif name == "BRANCH":
+            total += max(_ahead(list(b)) for b in av[1])
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            _lo, hi, sub = av
+            if hi >= UNBOUNDED or str(hi) == "MAXREPEAT":
+                return UNBOUNDED
+            total += hi * _ahead(list(sub))
+        else:
+            return UNBOUNDED
+        if total >= UNBOUNDED:
+            return UNBOUNDED
+    return total
 
 
 def _behind(items: list[Any]) -> int:
@@ -85,10 +125,12 @@ def _behind(items: list[Any]) -> int:
 
 
 class SentenceMemo:
-    """The per-sentence memo `analyze_text` uses: an LRU plus how far back a sentence's patterns look."""
+    """The per-sentence memos `analyze_text` uses: concept hits a sentence decides alone (`ConceptMatcher.
+    find_sentences`) and ConText readings, plus how far back a sentence's ConText patterns look."""
 
-    __slots__ = ("cache", "reach")
+    __slots__ = ("cache", "hits", "reach")
 
     def __init__(self, maxsize: int, reach: int) -> None:
         self.cache: LRU[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = LRU(maxsize)
+        self.hits: LRU[tuple[str, str], tuple[tuple[int, Any], ...]] = LRU(maxsize)
         self.reach = reach
