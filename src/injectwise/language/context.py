@@ -9,7 +9,7 @@ from bisect import bisect_left
 from itertools import pairwise
 from typing import Any
 
-from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
+from injectwise.language.matcher import SITE, ConceptMatcher, Hit, split_sites
 from injectwise.language.memo import SentenceMemo
 from injectwise.language.model import Analysis, Mention, Sentence
 from injectwise.language.phrases import Tokens
@@ -22,23 +22,22 @@ SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an as
 
 
 def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo: SentenceMemo | None = None) -> Analysis:
-    """Sentences and mentions of one text; `memo` (optional) reuses the reading of a sentence already seen
-    in the same surroundings (see `language.memo`)."""
+    """Sentences and mentions of one text; `memo` (optional) reuses what a sentence decides alone, exactly
+    (see `language.memo`)."""
     truncated = len(text) > rules.max_text_chars
     if truncated:
         text = text[:rules.max_text_chars]
     sentences = split_sentences(text, rules.abbreviations)
-    if not sentences:
-        hits, sites = [], []
-    elif memo is None:
-        hits, sites = split_sites(matcher.find(text))
-    else:
-        hits, sites = split_sites(matcher.find_sentences(text, [(s.start, s.end) for s in sentences], memo.hits))
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
+    if not sentences:
+        return out
+    if memo is not None:
+        out.mentions = _memo_mentions(text, sentences, matcher, rules, memo)
+        return out
+    hits, sites = split_sites(matcher.find(text))
     if not hits:
         return out
-    ascii_text = text.isascii()
-    toks: Tokens | None = None  # one tokenising pass for every sentence read afresh (ASCII text only)
+    toks = Tokens(text.lower()) if text.isascii() else None  # one tokenising pass for every sentence
     starts = [s.start for s in sentences]
     site_starts = [x[0] for x in sites]
     by_sentence: dict[int, list[Hit]] = {}
@@ -49,39 +48,46 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo:
         s = sentences[i]
         lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
         ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
-        key = None
-        if memo is not None:
-            key = _memo_key(text, s, shits, ssites, ascii_text, memo.reach)
-            rel = memo.cache.get(key)
-            if rel is not None:
-                out.mentions.extend(_absolute(r, s.start, i) for r in rel)
-                continue
-        if toks is None and ascii_text:
-            toks = Tokens(text.lower())
-        found = _sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks)
-        if memo is not None and key is not None:
-            memo.cache.put(key, tuple(_relative(m, s.start) for m in found))
-        out.mentions.extend(found)
+        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
     return out
 
 
-def _memo_key(text: str, s: Sentence, hits: list[Hit], sites: list[tuple[int, int, str]], ascii_text: bool,
-              reach: int) -> tuple[object, ...]:
-    """Everything a sentence's mentions depend on, in offsets relative to the sentence."""
-    a = s.start
-    end = max(s.end, max(h.end for h in hits))  # a hit may run past the sentence: its text is read
-    return (text[max(0, a - reach):a], text[a:end], s.end - a, text[end:end + 1], ascii_text,
-            tuple((h.concept, h.start - a, h.end - a) for h in hits),
-            tuple((x - a, y - a, name) for x, y, name in sites))
+def _memo_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher, rules: LanguageRules,
+                   memo: SentenceMemo) -> list[Mention]:
+    """The mentions `analyze_text` finds, sentence by sentence through the memos. A sentence's reading is
+    keyed on everything it depends on: its text (and any text a hit runs on into), its end, the character
+    after, whether the whole text is ASCII (which tokeniser reads it), the characters before it that a
+    look-behind or word boundary can see, and its concept and site hits relative to its start."""
+    mentions: list[Mention] = []
+    per = matcher.by_sentence(text, [(s.start, s.end) for s in sentences], memo.hits)
+    ascii_text = text.isascii()
+    toks: Tokens | None = None  # tokenised once, only if a sentence is read afresh (ASCII text only)
+    reach = memo.reach
+    for i, rel in enumerate(per):
+        if not rel:
+            continue
+        s = sentences[i]
+        a = s.start
+        end = max(s.end, a + max(y for _, _, y in rel))  # a hit may run past the sentence: its text is read
+        key = (text[max(0, a - reach):a], text[a:end], s.end - a, text[end:end + 1], ascii_text, rel)
+        got = memo.cache.get(key)
+        if got is None:
+            hits = [Hit(c, a + x, a + y) for c, x, y in rel if not c.startswith(SITE)]
+            got = ()
+            if hits:
+                sites = [(a + x, a + y, c[len(SITE):]) for c, x, y in rel if c.startswith(SITE) and a + y <= s.end]
+                if toks is None and ascii_text:
+                    toks = Tokens(text.lower())
+                got = tuple(_relative(m, a) for m in _sentence_mentions(text, s, i, hits, sites, matcher, rules, toks))
+            memo.cache.put(key, got)
+        mentions += [Mention(r[0], r[1] + a, r[2] + a, i, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+                     for r in got]
+    return mentions
 
 
-def _relative(m: Mention, a: int) -> tuple[object, ...]:
+def _relative(m: Mention, a: int) -> tuple[Any, ...]:
     return (m.concept, m.start - a, m.end - a, m.matched, m.negated, m.possible, m.historical, m.hypothetical,
             m.family, m.side, m.site, m.historical_counts, m.triggers)
-
-
-def _absolute(r: tuple[Any, ...], a: int, index: int) -> Mention:
-    return Mention(r[0], r[1] + a, r[2] + a, index, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
 
 
 class _Scope:

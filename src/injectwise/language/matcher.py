@@ -9,14 +9,17 @@ the text and nearly flat in the number of concepts; never one regex per pattern 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
-from injectwise.language.memo import LRU, UNBOUNDED, look_ahead, look_back
+from injectwise.language.memo import LRU, UNBOUNDED, look_ahead, look_back, never_consumed
 from injectwise.language.phrases import WORD_START, prefixes
 
 SITE = "site:"
+_START = itemgetter(1)
 PREFIX_CHARS = 3  # `find` looks up 3, 2, then 1 characters; 3 already leaves most words without a candidate
 
 
@@ -72,15 +75,22 @@ class ConceptMatcher:
         return out
 
     def find_sentences(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any]) -> list[Hit]:
-        """`find(text)`, exactly, given the text's sentence spans (every word start lies in one), reusing
-        what a sentence decides alone. A word start whose match attempts read only inside its sentence
-        (and the few characters before it, which the memo key holds) gives the same hits wherever the
-        sentence appears; a word start that may read past the sentence's end (a pattern with no upper
-        length, or one within reach of the end) is matched against the whole text every time."""
-        out: list[Hit] = []
+        """`find(text)`, exactly, by way of `by_sentence`."""
+        return [Hit(c, a + x, a + y) for (a, _), rel in zip(spans, self.by_sentence(text, spans, memo), strict=True)
+                for c, x, y in rel]
+
+    def by_sentence(self, text: str, spans: list[tuple[int, int]],
+                    memo: LRU[tuple[str, str], Any]) -> list[tuple[tuple[str, int, int], ...]]:
+        """The hits of `find(text)` per sentence span, as (concept, start, end) relative to the span's start
+        (every word start lies in one span; spans are in order). Reuses what a sentence decides alone: a
+        word start whose match attempts read only inside its sentence (and the few characters before it,
+        which the memo key holds) gives the same hits wherever the sentence appears; a word start that
+        may read past the sentence's end is matched against the whole text every time."""
+        out: list[tuple[tuple[str, int, int], ...]] = []
         low = _lower(text)
         starts = self._starts if not self._anywhere.ids else WORD_START
         behind = self.behind
+        tail = PREFIX_CHARS - 1
         for a, e in spans:
             lo = max(0, a - behind)
             key = (low[lo:a], low[a:e])
@@ -88,17 +98,17 @@ class ConceptMatcher:
             if entry is None:
                 entry = self._local(low[lo:e], a - lo, e - lo, starts)
                 memo.put(key, entry)
-            for rel, found in entry:
-                pos = a + rel
-                if found is None:
-                    self._match_at(low, pos, out)
-                else:
-                    out += [Hit(c, pos, pos + n) for c, n in found]
-            for m in starts.finditer(low, max(a, e - PREFIX_CHARS + 1)):  # the last word starts: read live
-                pos = m.start()
-                if pos >= e:
+            rel, live = entry
+            extra: list[Hit] = []
+            for pos in live:
+                self._match_at(low, a + pos, extra)
+            for m in starts.finditer(low, max(a, e - tail)):  # the last word starts: read live
+                if m.start() >= e:
                     break
-                self._match_at(low, pos, out)
+                self._match_at(low, m.start(), extra)
+            if extra:  # hits are in word-start order: a live word start's hits go in at their place
+                rel = tuple(sorted(rel + tuple((h.concept, h.start - a, h.end - a) for h in extra), key=_START))
+            out.append(rel)
         return out
 
     def _bucket(self, low: str, pos: int) -> _Bucket:
@@ -118,23 +128,25 @@ class ConceptMatcher:
                 out.append(Hit(b.ids[j], pos, hit.end()))
             k = j + 1
 
-    def _local(self, w: str, a: int, e: int, starts: re.Pattern[str]) -> tuple[tuple[int, Any], ...]:
-        """Per word start in w[a:e] before its last PREFIX_CHARS - 1 characters, relative to a: the hits as
-        (concept, length) when every attempt there reads inside w[:e], else None (match it live)."""
-        entry: list[tuple[int, Any]] = []
+    def _local(self, w: str, a: int, e: int, starts: re.Pattern[str]) -> tuple[tuple[tuple[str, int, int], ...],
+                                                                                tuple[int, ...]]:
+        """For the word starts in w[a:e] but its last PREFIX_CHARS - 1 characters: (the hits of those whose
+        every attempt reads inside w[:e], as (concept, start, end) relative to a; the positions, relative
+        to a, of the others, to be matched live)."""
+        hits: list[tuple[str, int, int]] = []
+        live: list[int] = []
         for m in starts.finditer(w, a):
             pos = m.start()
             if pos + PREFIX_CHARS > e:
                 break  # the candidate test itself may read past the sentence: left to the live pass
             b = self._bucket(w, pos)
-            if pos + b.reach > e:
-                entry.append((pos - a, None))
+            if pos + b.reach > e and w[e - 1] not in b.stops:
+                live.append(pos - a)
                 continue
             found: list[Hit] = []
             self._match_at(w, pos, found)
-            if found:
-                entry.append((pos - a, tuple((h.concept, h.end - pos) for h in found)))
-        return tuple(entry)
+            hits += [(h.concept, h.start - a, h.end - a) for h in found]
+        return tuple(hits), tuple(live)
 
 
 def split_sites(hits: list[Hit]) -> tuple[list[Hit], list[tuple[int, int, str]]]:
@@ -149,10 +161,11 @@ class _Bucket:
     named group each), compiled on first use: a match names the first concept found, and the search
     resumes after it."""
 
-    __slots__ = ("_rx", "alts", "ids", "reach")
+    __slots__ = ("_rx", "alts", "ids", "reach", "stops")
 
-    def __init__(self, items: list[ConceptPatterns], reach: int = UNBOUNDED) -> None:
+    def __init__(self, items: list[ConceptPatterns], reach: int = UNBOUNDED, stops: frozenset[str] = frozenset()) -> None:
         self.reach = max(reach, PREFIX_CHARS)  # characters from a word start its attempts may read
+        self.stops = stops  # punctuation no attempt can consume: a sentence ending in one is never read past
         self.ids = [c.id for c in items]
         self.alts = ["|".join(f"(?:{_strip_boundary(p)})" for p in c.patterns) for c in items]
         self._rx: dict[int, re.Pattern[str]] = {}
@@ -194,16 +207,22 @@ def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Buck
             for key in keys:
                 by_prefix.setdefault(key, set()).add(i)
     reach = [max(look_ahead(_strip_boundary(p)) for p in c.patterns) for c in concepts]
+    stops = [frozenset.intersection(*(never_consumed(_strip_boundary(p), string.punctuation) for p in c.patterns))
+             for c in concepts]
+
+    def bucket(order: tuple[int, ...]) -> _Bucket:
+        return _Bucket([concepts[i] for i in order], max((reach[i] for i in order), default=0),
+                       frozenset(string.punctuation).intersection(*(stops[i] for i in order)))
+
     shared: dict[tuple[int, ...], _Bucket] = {}  # one bucket (and its compiled patterns) per set of concepts
     buckets = {}
     for key in by_prefix:
         ids = set(anywhere).union(*(by_prefix.get(key[:n], ()) for n in range(1, len(key) + 1)))
         order = tuple(sorted(ids))
         if order not in shared:
-            shared[order] = _Bucket([concepts[i] for i in order], max((reach[i] for i in order), default=0))
+            shared[order] = bucket(order)
         buckets[key] = shared[order]
-    return buckets, _Bucket([concepts[i] for i in anywhere], max((reach[i] for i in anywhere), default=0)), \
-        _word_starts(by_prefix)
+    return buckets, bucket(tuple(anywhere)), _word_starts(by_prefix)
 
 
 def _word_starts(keys: Iterable[str]) -> re.Pattern[str]:

@@ -124,6 +124,70 @@ def _behind(items: list[Any]) -> int:
     return best
 
 
+def never_consumed(pattern: str, chars: Iterable[str]) -> frozenset[str]:
+    """The characters of `chars` that no match attempt of `pattern` (no flags) can consume, look-arounds
+    included: an attempt cannot read past such a character. Conservative: anything unsure counts as
+    consumable (negated classes, back-references)."""
+    items = list(sre_parse.parse(pattern))
+    return frozenset(c for c in chars if not _consumes(items, c))
+
+
+_CATEGORY = {"CATEGORY_DIGIT": re.compile(r"\d"), "CATEGORY_WORD": re.compile(r"\w"), "CATEGORY_SPACE": re.compile(r"\s")}
+
+
+def _consumes(items: list[Any], c: str) -> bool:
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            if chr(av) == c:
+                return True
+        elif name == "NOT_LITERAL":
+            if chr(av) != c:
+                return True
+        elif name == "ANY":
+            if c != "\n":
+                return True
+        elif name == "IN":
+            if _in_class(av, c):
+                return True
+        elif name == "AT":
+            continue
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            if _consumes(list(av[1]), c):
+                return True
+        elif name == "SUBPATTERN":
+            if _consumes(list(av[-1]), c):
+                return True
+        elif name == "ATOMIC_GROUP":
+            if _consumes(list(av), c):
+                return True
+        elif name == "BRANCH":
+            if any(_consumes(list(b), c) for b in av[1]):
+                return True
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            if _consumes(list(av[2]), c):
+                return True
+        else:
+            return True
+    return False
+
+
+def _in_class(members: list[Any], c: str) -> bool:
+    for op, av in members:
+        name = str(op)
+        if name == "LITERAL" and chr(av) == c:
+            return True
+        if name == "RANGE" and av[0] <= ord(c) <= av[1]:
+            return True
+        if name == "CATEGORY":
+            rx = _CATEGORY.get(str(av))
+            if rx is None or rx.match(c):
+                return True
+        elif name not in ("LITERAL", "RANGE"):
+            return True  # NEGATE and anything else: unsure
+    return False
+
+
 class SentenceMemo:
     """The per-sentence memos `analyze_text` uses: concept hits a sentence decides alone (`ConceptMatcher.
     find_sentences`) and ConText readings, plus how far back a sentence's ConText patterns look."""
