@@ -11,7 +11,6 @@ over it, and the item says so)."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -39,6 +38,7 @@ from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
 from injectwise.language.phrases import Scanner, Screen
+from injectwise.language.sentence_scan import SentenceScreens
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
@@ -135,7 +135,6 @@ class _State:
     plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
-    hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
     # the conditions this note may repeat, by (concept, refuted): (index in rec.conditions, sentence span)
     said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
     said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
@@ -144,14 +143,6 @@ class _State:
         """`find_dates` against the note's date (memoised by text, date and direction: several readers look
         at the same sentence, and sentences recur across notes). Read-only: callers filter into new lists."""
         return _dates(text, self.note.when, future)
-
-    def near(self, name: str, s: Sentence) -> bool:
-        """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
-        pos = self.hits.get(name)
-        if not pos:
-            return False
-        i = bisect_left(pos, s.start)
-        return i < len(pos) and pos[i] < s.end
 
     def ref(self, kind: str) -> str:
         self.n += 1
@@ -185,6 +176,7 @@ class NoteExtractor:
         prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
         prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
         self.prefilters = {name: Scanner(p) for name, p in prefilters.items()}  # the same hits, fewer regex calls
+        self.screens = SentenceScreens(self.prefilters)  # which prefilters match in each sentence (memoised)
         # what a sentence or clause says on its own (text + knowledge only), memoised: sentences recur
         # across notes; bounded, never keyed on a whole note
         self._has = lru_cache(maxsize=TEXT_MEMO_SIZE)(self.cues.has)
@@ -209,12 +201,10 @@ class NoteExtractor:
         analysis = analyze(text, self.kb)
         st = _State(rec, note)
         low = text.lower()  # prefilters scan lower-cased text without IGNORECASE: several times faster
-        for name, pat in self.prefilters.items():
-            st.hits[name] = [m.start() for m in pat.finditer(low)]
+        near = self.screens.near(low, [(s.start, s.end) for s in analysis.sentences])
         by_sentence: dict[int, list[Mention]] = {}
         for m in analysis.mentions:
             by_sentence.setdefault(m.sentence, []).append(m)
-        near = _near_sets(st.hits, analysis.sentences)
         self._demographics(st, note.text)
         for i, s in enumerate(analysis.sentences):
             self._sentence(st, s, by_sentence.get(i, []), near[i])
@@ -260,8 +250,8 @@ class NoteExtractor:
                     p.sex = "female" if she > he else "male"
 
     # ---- one sentence -------------------------------------------------------------------------
-    def _sentence(self, st: _State, s: Sentence, ms: list[Mention], near: frozenset[str] | set[str]) -> None:
-        """`near`: the prefilter cues that match inside this sentence (`_near_sets`)."""
+    def _sentence(self, st: _State, s: Sentence, ms: list[Mention], near: frozenset[str]) -> None:
+        """`near`: the prefilters with a match starting inside this sentence (`SentenceScreens`)."""
         text = s.text
         prov = self._prov(st, s)
         cues = self.cues
@@ -985,24 +975,6 @@ def _said_before(m: Mention, st: _State) -> bool:
         if a <= m.start < b:
             return True
     return False
-
-
-_NONE: frozenset[str] = frozenset()
-
-
-def _near_sets(hits: dict[str, list[int]], sentences: list[Sentence]) -> list[frozenset[str] | set[str]]:
-    """Per sentence, the prefilter cues with a match starting inside it (each hit placed by bisection)."""
-    out: list[frozenset[str] | set[str]] = [_NONE] * len(sentences)
-    starts = [s.start for s in sentences]
-    for name, positions in hits.items():
-        for pos in positions:
-            i = bisect_right(starts, pos) - 1
-            if i >= 0 and pos < sentences[i].end:
-                got = out[i]
-                if got is _NONE:
-                    got = out[i] = set()
-                got.add(name)  # type: ignore[union-attr]
-    return out
 
 
 @lru_cache(maxsize=4096)
