@@ -198,3 +198,7 @@ class SentenceMemo:
         self.cache: LRU[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = LRU(maxsize)
         self.hits: LRU[tuple[str, str], tuple[tuple[int, Any], ...]] = LRU(maxsize)
         self.reach = reach
+
+    def clear(self) -> None:
+        self.cache.clear()
+        self.hits.clear()

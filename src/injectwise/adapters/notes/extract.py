@@ -188,6 +188,15 @@ class NoteExtractor:
         self._pain_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_pain)
         self._facts_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._injection_facts)
 
+    def clear_memos(self) -> None:
+        """Empty every per-sentence and per-clause memo (this extractor's, the language layer's, the dates'):
+        the next note is read afresh (benchmarks, tests)."""
+        for memo in (self._has, self._injection_clauses, self._target_memo, self._agent_memo, self._steroid_memo,
+                     self._lab_memo, self._pain_memo, self._facts_memo, _dates):
+            memo.cache_clear()
+        self.screens.memo.clear()
+        self.kb.terminology.sentences.clear()
+
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
         key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
         if key not in self._screens:
