@@ -116,8 +116,9 @@ class ConceptMatcher:
         buckets = self._buckets
         return buckets.get(low[pos:pos + 3]) or buckets.get(low[pos:pos + 2]) or buckets.get(low[pos], self._anywhere)
 
-    def _match_at(self, low: str, pos: int, out: list[Hit]) -> None:
-        b = self._bucket(low, pos)
+    def _match_at(self, low: str, pos: int, out: list[Hit], b: _Bucket | None = None) -> None:
+        if b is None:
+            b = self._bucket(low, pos)
         k = 0
         while k < len(b.ids):
             hit = b.rx(k).match(low, pos)
@@ -144,7 +145,7 @@ class ConceptMatcher:
                 live.append(pos - a)
                 continue
             found: list[Hit] = []
-            self._match_at(w, pos, found)
+            self._match_at(w, pos, found, b)
             hits += [(h.concept, h.start - a, h.end - a) for h in found]
         return tuple(hits), tuple(live)
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import re
 import string
-from bisect import bisect_right
-from typing import Any
+from bisect import bisect_left, bisect_right
 
 from injectwise.language.memo import LRU, look_ahead, look_back, never_consumed
 from injectwise.language.phrases import Scanner, prefixes
 
 _GAP = frozenset(" \t\n\r\f\v-*•·>")  # what the sentence splitter leaves between sentences (white space, bullets)
-_Entry = tuple[frozenset[str] | None, tuple[Any, ...]]
+_Entry = tuple[frozenset[str] | None, tuple[tuple[int, tuple[tuple[int, int | None], ...], bool], ...]]
 
 
 class _One:
@@ -58,6 +57,7 @@ class SentenceScreens:
         self.usable = usable and not any(key[0] in _GAP or key[0].isspace() for o in self.ones for key in o.keys)
         self.behind = look_back([s.pattern for s in scanners.values()]) if self.usable else 0
         self.memo: LRU[tuple[str, str], _Entry] = LRU(memo_size)
+        self._tails: dict[str, frozenset[int]] = {}
 
     def near(self, low: str, spans: list[tuple[int, int]]) -> list[frozenset[str]]:
         if not self.usable or not low.isascii():
@@ -65,20 +65,23 @@ class SentenceScreens:
         out: list[frozenset[str]] = []
         ends = [0] * len(self.ones)  # each pattern's last match end (matches do not overlap)
         carry = 0
-        memo, behind = self.memo, self.behind
-        for a, e in spans:
-            lo = max(0, a - behind)
-            key = (low[lo:a], low[a:e])
-            entry = memo.get(key)
+        memo, behind, ones, k = self.memo, self.behind, self.ones, self.k
+        keys = [(low[max(0, a - behind):a], low[a:e]) for a, e in spans]
+        entries = [memo.get(key) for key in keys]
+        missing = entries.count(None)
+        # the candidates of the sentences read afresh: from one scan of the whole text when many are
+        whole = self._candidates(low) if missing * 4 > len(spans) else None
+        for (a, e), key, entry in zip(spans, keys, entries, strict=True):
             if entry is None:
-                entry = self._local(low[lo:e], a - lo, e - lo)
+                entry = self._local(low, a, e, whole or self._candidates(low, a, e))
                 memo.put(key, entry)
             fast, per = entry
             if fast is not None and carry <= a:
                 out.append(fast)  # its matches end inside it: nothing carries on
                 continue
             names = []
-            for i, (one, (cands, tail)) in enumerate(zip(self.ones, per, strict=True)):
+            for i, cands, tail in per:
+                one = ones[i]
                 end, hit = ends[i], False
                 for rel, res in cands:
                     pos = a + rel
@@ -91,7 +94,7 @@ class SentenceScreens:
                     elif res >= 0:
                         hit, end = True, a + res
                 if tail:
-                    for pos in range(max(a, e - self.k + 1), e):  # the last characters: read live
+                    for pos in range(max(a, e - k + 1), e):  # the last characters: read live
                         if pos >= end and one.starts.match(low, pos) and (m := one.match(low, pos)) is not None:
                             hit, end = True, m.end()
                 ends[i] = end
@@ -101,37 +104,51 @@ class SentenceScreens:
             out.append(frozenset(names))
         return out
 
-    def _local(self, w: str, a: int, e: int) -> _Entry:
-        """Per prefilter: its candidates in w[a:e] (but the last k - 1 characters) as (position, match end),
-        relative to a (end -1: no match; None: may read past the sentence, match live), and whether a
-        candidate may begin in those last characters. With every candidate decided here and none possible
-        at the end, also the names with a match (assuming no match runs in from before)."""
-        per = []
-        names = []
+    def _candidates(self, low: str, a: int = 0, e: int | None = None) -> tuple[list[int], list[int]]:
+        """Every pattern's candidate positions in low[a:e] (the whole text by default; a candidate test
+        looks ahead, so only those before e's last k - 1 characters are sure), in order, and whose each is."""
+        end = len(low) if e is None else e
+        pairs = sorted((c.start(), i) for i, one in enumerate(self.ones) for c in one.starts.finditer(low, a, end))
+        return [p for p, _ in pairs], [i for _, i in pairs]
+
+    def _local(self, low: str, a: int, e: int, found: tuple[list[int], list[int]]) -> _Entry:
+        """What sentence low[a:e] decides alone: for each pattern with something there, (its index, its
+        candidates but in the last k - 1 characters as (position, match end) relative to a, end -1 for no
+        match and None for a candidate that may read past the sentence (matched live), whether a candidate
+        may begin in those last characters). With every candidate decided and none possible at the end,
+        also the names with a match (no match running in from before). `found`: `_candidates` of the
+        whole text (a candidate test reads at most k characters, so those before the end are the same)."""
+        positions, owners = found
+        cands: dict[int, list[tuple[int, int | None]]] = {}
         decided = True
-        safe_end = w[e - 1]
-        for one in self.ones:
-            cands: list[tuple[int, int | None]] = []
-            for c in one.starts.finditer(w, a):
-                pos = c.start()
-                if pos + self.k > e:
-                    break
-                if pos + one.reach > e and safe_end not in one.stops:
-                    cands.append((pos - a, None))
-                    decided = False
-                    continue
-                m = one.match(w, pos)
-                cands.append((pos - a, m.end() - a if m is not None else -1))
-            tail = any(one.may_start(w[pos:e]) for pos in range(max(a, e - self.k + 1), e))
-            decided = decided and not tail
-            per.append((tuple(cands), tail))
-            end = 0
-            for rel, res in cands:
-                if rel >= end and res is not None and res >= 0:
-                    end = res
-                    names.append(one.name)
-                    break
-        return (frozenset(names) if decided else None), tuple(per)
+        safe_end = low[e - 1]
+        last = e - self.k
+        for j in range(bisect_left(positions, a), len(positions)):
+            pos = positions[j]
+            if pos > last:
+                break
+            i = owners[j]
+            one = self.ones[i]
+            if pos + one.reach > e and safe_end not in one.stops:
+                cands.setdefault(i, []).append((pos - a, None))
+                decided = False
+                continue
+            m = one.match(low, pos)  # reads inside the sentence (and before it): the same anywhere
+            cands.setdefault(i, []).append((pos - a, m.end() - a if m is not None else -1))
+        tails = self._tail(low[max(a, e - self.k + 1):e])
+        decided = decided and not tails
+        per = tuple((i, tuple(cands.get(i, ())), i in tails) for i in sorted(set(cands) | tails))
+        names = frozenset(self.ones[i].name for i, cs, _ in per if any(res is not None and res >= 0 for _, res in cs))
+        return (names if decided else None), per
+
+    def _tail(self, u: str) -> frozenset[int]:
+        """The patterns a candidate may begin for in a sentence's last characters `u` (text unknown after)."""
+        got = self._tails.get(u)
+        if got is None:
+            got = frozenset(i for i, one in enumerate(self.ones) for j in range(len(u)) if one.may_start(u[j:]))
+            if len(self._tails) < 65536:
+                self._tails[u] = got
+        return got
 
     def _whole(self, low: str, spans: list[tuple[int, int]]) -> list[frozenset[str]]:
         """The plain way: each pattern over the whole text, each match start placed in its sentence."""
