@@ -131,3 +131,11 @@ def test_memos_are_bounded():
     lru.get(7)
     lru.put(10, 10)
     assert lru.get(7) == 7 and lru.get(8) is None
+
+
+def test_screen_groups_pass_what_each_screen_passes(kb):
+    ex = NoteExtractor(kb)
+    for group in (ex._target_group, ex._agent_group, ex._steroid_group):
+        for text in CORPUS[:300]:
+            for part in (text, text[:40], text.upper()):
+                assert group.passing(part) == [s.could_match(part) for s in group.screens], part

@@ -37,7 +37,7 @@ from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, sid
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
-from injectwise.language.phrases import Scanner, Screen
+from injectwise.language.phrases import Scanner, Screen, ScreenGroup
 from injectwise.language.sentence_scan import SentenceScreens
 
 GUIDANCE_WORDS = (
@@ -168,6 +168,10 @@ class NoteExtractor:
         self._target_screens = [(kb.targets[tid], self._screened(kb.targets[tid].text)) for tid in kb.target_order]
         self._agent_screens = [(d, self._screened(d.text)) for d in self.agents]
         self._steroid_screens = [scr for d in self.steroids for scr in self._screened(d.text)]
+        # each set's literal screens checked together on a clause (one substring test per distinct literal)
+        self._target_group = ScreenGroup(scr for _, screens in self._target_screens for scr in screens)
+        self._agent_group = ScreenGroup(scr for _, screens in self._agent_screens for scr in screens)
+        self._steroid_group = ScreenGroup(self._steroid_screens)
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
         lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
@@ -632,11 +636,14 @@ class NoteExtractor:
     def _find_targets(self, text: str) -> tuple[Target, ...]:
         found: list[tuple[int, Target]] = []
         low = text.lower()
+        passing = iter(self._target_group.passing(text, low))
         for t, screens in self._target_screens:
             best = None
             for scr in screens:
-                run = scr.runner(text, low)
-                m = run[0].search(run[1]) if run is not None else None
+                if not next(passing):
+                    continue
+                pattern, string = scr.run(text, low)
+                m = pattern.search(string)
                 if m and (best is None or m.start() < best):
                     best = m.start()
             if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
@@ -652,7 +659,8 @@ class NoteExtractor:
 
     def _find_steroid(self, text: str) -> bool:
         low = text.lower()
-        return any(scr.found(text, low) for scr in self._steroid_screens)
+        return any(ok and (run := scr.run(text, low))[0].search(run[1]) is not None
+                   for scr, ok in zip(self._steroid_screens, self._steroid_group.passing(text, low), strict=True))
 
     def _agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
         """The steroid and anaesthetic agents a clause names, with their doses (memoised by text)."""
@@ -661,10 +669,15 @@ class NoteExtractor:
     def _find_agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
         out = []
         low = text.lower()
+        passing = self._agent_group.passing(text, low)
+        k = 0
         for d, screens in self._agent_screens:
-            for scr in screens:
-                run = scr.runner(text, low)  # only the match's span is read, never its (lower-cased) text
-                m = run[0].search(run[1]) if run is not None else None
+            first, k = k, k + len(screens)
+            for j, scr in enumerate(screens):
+                if not passing[first + j]:
+                    continue
+                pattern, string = scr.run(text, low)  # only the match's span is read, never its (lower-cased) text
+                m = pattern.search(string)
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
