@@ -32,8 +32,17 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo:
     if not sentences:
         return out
     if memo is not None:
-        out.mentions = _memo_mentions(text, sentences, matcher, rules, memo)
-        return out
+        got = _memo_mentions(text, sentences, matcher, rules, memo)
+        if got is not None:
+            out.mentions = got
+            return out
+    out.mentions = _plain_mentions(text, sentences, matcher, rules)
+    return out
+
+
+def _plain_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
+    """The mentions of a text from one whole-text concept pass, sentence by sentence."""
+    out: list[Mention] = []
     hits, sites = split_sites(matcher.find(text))
     if not hits:
         return out
@@ -48,18 +57,21 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo:
         s = sentences[i]
         lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
         ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
-        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
+        out.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
     return out
 
 
 def _memo_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher, rules: LanguageRules,
-                   memo: SentenceMemo) -> list[Mention]:
+                   memo: SentenceMemo) -> list[Mention] | None:
     """The mentions `analyze_text` finds, sentence by sentence through the memos. A sentence's reading is
     keyed on everything it depends on: its text (and any text a hit runs on into), its end, the character
     after, whether the whole text is ASCII (which tokeniser reads it), the characters before it that a
-    look-behind or word boundary can see, and its concept and site hits relative to its start."""
+    look-behind or word boundary can see, and its concept and site hits relative to its start. None when
+    the text is mostly sentences not seen before (read it the plain way)."""
     mentions: list[Mention] = []
-    per = matcher.by_sentence(text, [(s.start, s.end) for s in sentences], memo.hits)
+    per = matcher.by_sentence(text, [(s.start, s.end) for s in sentences], memo.hits, memo.door)
+    if per is None:
+        return None
     ascii_text = text.isascii()
     toks: Tokens | None = None  # tokenised once, only if a sentence is read afresh (ASCII text only)
     reach = memo.reach

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from injectwise.language.memo import LRU, UNBOUNDED, look_ahead, look_back, never_consumed
+from injectwise.language.memo import LRU, UNBOUNDED, Doorkeeper, look_ahead, look_back, never_consumed
 from injectwise.language.phrases import WORD_START, prefixes
 
 SITE = "site:"
@@ -76,26 +76,30 @@ class ConceptMatcher:
 
     def find_sentences(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any]) -> list[Hit]:
         """`find(text)`, exactly, by way of `by_sentence`."""
-        return [Hit(c, a + x, a + y) for (a, _), rel in zip(spans, self.by_sentence(text, spans, memo), strict=True)
-                for c, x, y in rel]
+        per = self.by_sentence(text, spans, memo)
+        assert per is not None  # no doorkeeper: always by sentence
+        return [Hit(c, a + x, a + y) for (a, _), rel in zip(spans, per, strict=True) for c, x, y in rel]
 
-    def by_sentence(self, text: str, spans: list[tuple[int, int]],
-                    memo: LRU[tuple[str, str], Any]) -> list[tuple[tuple[str, int, int], ...]]:
+    def by_sentence(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any],
+                    door: Doorkeeper | None = None) -> list[tuple[tuple[str, int, int], ...]] | None:
         """The hits of `find(text)` per sentence span, as (concept, start, end) relative to the span's start
         (every word start lies in one span; spans are in order). Reuses what a sentence decides alone: a
         word start whose match attempts read only inside its sentence (and the few characters before it,
         which the memo key holds) gives the same hits wherever the sentence appears; a word start that
-        may read past the sentence's end is matched against the whole text every time."""
+        may read past the sentence's end is matched against the whole text every time. With a `door`:
+        None when the text is mostly new sentences (read it the plain way, `find`)."""
         out: list[tuple[tuple[str, int, int], ...]] = []
         low = _lower(text)
         starts = self._starts if not self._anywhere.ids else WORD_START
         behind = self.behind
         tail = PREFIX_CHARS - 1
-        for a, e in spans:
-            lo = max(0, a - behind)
-            key = (low[lo:a], low[a:e])
-            entry = memo.get(key)
+        keys = [(low[max(0, a - behind):a], low[a:e]) for a, e in spans]
+        entries = [memo.get(key) for key in keys]
+        if door is not None and door.plain(keys, entries):
+            return None
+        for (a, e), key, entry in zip(spans, keys, entries, strict=True):
             if entry is None:
+                lo = max(0, a - behind)
                 entry = self._local(low[lo:e], a - lo, e - lo, starts)
                 memo.put(key, entry)
             rel, live = entry

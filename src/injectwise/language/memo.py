@@ -188,17 +188,42 @@ def _in_class(members: list[Any], c: str) -> bool:
     return False
 
 
+class Doorkeeper:
+    """Sentences are memoised from their second sighting: a text whose sentences are mostly new is read the
+    plain way (whole-text passes, no memo upkeep), and its new sentences are remembered as seen. So text
+    that never repeats costs what it did without memos, and text that does repeat is soon memoised."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self, maxsize: int) -> None:
+        self.seen: LRU[Hashable, bool] = LRU(maxsize)
+
+    def plain(self, keys: list[Any], entries: list[Any]) -> bool:
+        """Should this text be read the plain way? (More than half its sentences unmemoised and unseen.)"""
+        new = [k for k, e in zip(keys, entries, strict=True) if e is None and self.seen.get(k) is None]
+        if 2 * len(new) <= len(keys):
+            return False
+        for k in new:
+            self.seen.put(k, True)
+        return True
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+
 class SentenceMemo:
     """The per-sentence memos `analyze_text` uses: concept hits a sentence decides alone (`ConceptMatcher.
-    find_sentences`) and ConText readings, plus how far back a sentence's ConText patterns look."""
+    by_sentence`) and ConText readings, plus how far back a sentence's ConText patterns look."""
 
-    __slots__ = ("cache", "hits", "reach")
+    __slots__ = ("cache", "door", "hits", "reach")
 
     def __init__(self, maxsize: int, reach: int) -> None:
         self.cache: LRU[tuple[Any, ...], tuple[tuple[Any, ...], ...]] = LRU(maxsize)
         self.hits: LRU[tuple[str, str], tuple[tuple[int, Any], ...]] = LRU(maxsize)
+        self.door = Doorkeeper(maxsize)
         self.reach = reach
 
     def clear(self) -> None:
         self.cache.clear()
         self.hits.clear()
+        self.door.clear()

@@ -16,7 +16,7 @@ import re
 import string
 from bisect import bisect_left, bisect_right
 
-from injectwise.language.memo import LRU, look_ahead, look_back, never_consumed
+from injectwise.language.memo import LRU, Doorkeeper, look_ahead, look_back, never_consumed
 from injectwise.language.phrases import Scanner, prefixes
 
 _GAP = frozenset(" \t\n\r\f\v-*•·>")  # what the sentence splitter leaves between sentences (white space, bullets)
@@ -58,6 +58,7 @@ class SentenceScreens:
         self.behind = look_back([s.pattern for s in scanners.values()]) if self.usable else 0
         self.memo: LRU[tuple[str, str], _Entry] = LRU(memo_size)
         self._tails: dict[str, frozenset[int]] = {}
+        self.door = Doorkeeper(memo_size)  # mostly new sentences: the plain whole-text scans
 
     def near(self, low: str, spans: list[tuple[int, int]]) -> list[frozenset[str]]:
         if not self.usable or not low.isascii():
@@ -68,6 +69,8 @@ class SentenceScreens:
         memo, behind, ones, k = self.memo, self.behind, self.ones, self.k
         keys = [(low[max(0, a - behind):a], low[a:e]) for a, e in spans]
         entries = [memo.get(key) for key in keys]
+        if self.door.plain(keys, entries):
+            return self._whole(low, spans)
         missing = entries.count(None)
         # the candidates of the sentences read afresh: from one scan of the whole text when many are
         whole = self._candidates(low) if missing * 4 > len(spans) else None

@@ -199,6 +199,7 @@ class NoteExtractor:
                      self._lab_memo, self._pain_memo, self._facts_memo, _dates):
             memo.cache_clear()
         self.screens.memo.clear()
+        self.screens.door.clear()
         self.kb.terminology.sentences.clear()
 
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
