@@ -37,7 +37,7 @@ CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 # Bounded caches: code displays and site texts recur across records, but unique texts must not grow memory.
 TEXT_CACHE_SIZE = 4096
 # Sentences recur across notes (templates, copied history): their ConText reading is reused (language.memo).
-SENTENCE_CACHE_SIZE = 16384
+SENTENCE_CACHE_SIZE = 4096
 
 
 def system_kind(system: str) -> str | None:

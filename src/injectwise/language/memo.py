@@ -24,7 +24,9 @@ V = TypeVar("V")
 
 
 class LRU(Generic[K, V]):
-    """A least-recently-used map of at most `maxsize` entries (values must not be None)."""
+    """A least-recently-used map of at most `maxsize` entries (values must not be None). Safe to share
+    between threads (the service evaluates in a thread pool): each step is one atomic OrderedDict call, and
+    a step that loses a race to another thread is skipped (values are immutable)."""
 
     __slots__ = ("_d", "maxsize")
 
@@ -36,14 +38,20 @@ class LRU(Generic[K, V]):
         d = self._d
         v = d.get(key)
         if v is not None:
-            d.move_to_end(key)
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on this hot path
+                d.move_to_end(key)
+            except KeyError:  # evicted by another thread in between: the value is still good
+                pass
         return v
 
     def put(self, key: K, value: V) -> None:
         d = self._d
         d[key] = value
         if len(d) > self.maxsize:
-            d.popitem(last=False)
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on this hot path
+                d.popitem(last=False)
+            except KeyError:  # emptied by another thread in between
+                pass
 
     def clear(self) -> None:
         self._d.clear()
