@@ -8,7 +8,9 @@ hard-wrapped variants. Each note is read into an empty record and into a vignett
 items the note may repeat); `analyze()` output (sentences, mentions with modifiers and offsets) is dumped
 too, and each vignette bundle is read with its DocumentReference notes.
 
-Run: python bench/notes_equivalence.py OUT.txt   (then `cmp` two outputs, or --compare A B)
+Run: python bench/notes_equivalence.py OUT.txt, once per version, then `cmp` the two outputs. An older
+version from its own source tree: git archive <commit> src | tar -x -C /tmp/old, then
+PYTHONPATH=/tmp/old/src python bench/notes_equivalence.py /tmp/old.txt
 """
 
 from __future__ import annotations
