@@ -10,6 +10,7 @@ from functools import lru_cache
 from injectwise.core.record import Coded
 from injectwise.language.context import analyze_text
 from injectwise.language.matcher import ConceptMatcher, ConceptPatterns
+from injectwise.language.memo import SentenceMemo, look_back
 from injectwise.language.model import Analysis
 from injectwise.language.rules import LanguageRules
 
@@ -35,6 +36,8 @@ CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 
 # Bounded caches: code displays and site texts recur across records, but unique texts must not grow memory.
 TEXT_CACHE_SIZE = 4096
+# Sentences recur across notes (templates, copied history): their ConText reading is reused (language.memo).
+SENTENCE_CACHE_SIZE = 4096
 
 
 def system_kind(system: str) -> str | None:
@@ -77,11 +80,15 @@ class Terminology:
         self.matcher = ConceptMatcher(
             (ConceptPatterns(c.id, tuple(p.pattern for p in c.text), tuple(p.pattern for p in c.exclude),
                              c.historical_counts) for c in concepts.values() if c.text), regions)
+        rules = language
+        self.sentences = SentenceMemo(SENTENCE_CACHE_SIZE, look_back([
+            rules.trigger_patterns, rules.terminator_patterns, rules.side_patterns, rules.list_conjunction,
+            *self.matcher.exclusions.values()]))
         self._analyze = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._analyze_uncached)
         self._text_concepts = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._text_concepts_uncached)
 
     def _analyze_uncached(self, text: str) -> Analysis:
-        return analyze_text(text, self.matcher, self.language)
+        return analyze_text(text, self.matcher, self.language, self.sentences)
 
     def clip(self, text: str) -> str:
         """A cache key never longer than the per-field cap (one more character keeps `truncated` true)."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from itertools import pairwise
+from typing import Any
 
-from injectwise.language.matcher import ConceptMatcher, Hit, split_sites
+from injectwise.language.matcher import SITE, ConceptMatcher, Hit, split_sites
+from injectwise.language.memo import SentenceMemo
 from injectwise.language.model import Analysis, Mention, Sentence
 from injectwise.language.phrases import Tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
@@ -20,13 +22,29 @@ SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an as
 EXCLUSION_SLACK_CHARS = 20  # how far past a terminator right after a mention its exclusions may look
 
 
-def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> Analysis:
+def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules, memo: SentenceMemo | None = None) -> Analysis:
+    """Sentences and mentions of one text; `memo` (optional) reuses what a sentence decides alone, exactly
+    (see `language.memo`)."""
     truncated = len(text) > rules.max_text_chars
     if truncated:
         text = text[:rules.max_text_chars]
     sentences = split_sentences(text, rules.abbreviations)
-    hits, sites = split_sites(matcher.find(text)) if sentences else ([], [])
     out = Analysis(text=text, sentences=sentences, truncated=truncated)
+    if not sentences:
+        return out
+    if memo is not None:
+        got = _memo_mentions(text, sentences, matcher, rules, memo)
+        if got is not None:
+            out.mentions = got
+            return out
+    out.mentions = _plain_mentions(text, sentences, matcher, rules)
+    return out
+
+
+def _plain_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher, rules: LanguageRules) -> list[Mention]:
+    """The mentions of a text from one whole-text concept pass, sentence by sentence."""
+    out: list[Mention] = []
+    hits, sites = split_sites(matcher.find(text))
     if not hits:
         return out
     toks = Tokens(text.lower()) if text.isascii() else None  # one tokenising pass for every sentence
@@ -40,8 +58,49 @@ def analyze_text(text: str, matcher: ConceptMatcher, rules: LanguageRules) -> An
         s = sentences[i]
         lo, hi = bisect_left(site_starts, s.start), bisect_left(site_starts, s.end)
         ssites = [x for x in sites[lo:hi] if x[1] <= s.end]
-        out.mentions.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
+        out.extend(_sentence_mentions(text, s, i, shits, ssites, matcher, rules, toks))
     return out
+
+
+def _memo_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher, rules: LanguageRules,
+                   memo: SentenceMemo) -> list[Mention] | None:
+    """The mentions `analyze_text` finds, sentence by sentence through the memos. A sentence's reading is
+    keyed on everything it depends on: its text (and any text a hit runs on into), its end, the character
+    after, whether the whole text is ASCII (which tokeniser reads it), the characters before it that a
+    look-behind or word boundary can see, and its concept and site hits relative to its start. None when
+    the text is mostly sentences not seen before (read it the plain way)."""
+    mentions: list[Mention] = []
+    per = matcher.by_sentence(text, [(s.start, s.end) for s in sentences], memo.hits, memo.door)
+    if per is None:
+        return None
+    ascii_text = text.isascii()
+    toks: Tokens | None = None  # tokenised once, only if a sentence is read afresh (ASCII text only)
+    reach = memo.reach
+    for i, rel in enumerate(per):
+        if not rel:
+            continue
+        s = sentences[i]
+        a = s.start
+        end = max(s.end, a + max(y for _, _, y in rel))  # a hit may run past the sentence: its text is read
+        key = (text[max(0, a - reach):a], text[a:end], s.end - a, text[end:end + 1], ascii_text, rel)
+        got = memo.cache.get(key)
+        if got is None:
+            hits = [Hit(c, a + x, a + y) for c, x, y in rel if not c.startswith(SITE)]
+            got = ()
+            if hits:
+                sites = [(a + x, a + y, c[len(SITE):]) for c, x, y in rel if c.startswith(SITE) and a + y <= s.end]
+                if toks is None and ascii_text:
+                    toks = Tokens(text.lower())
+                got = tuple(_relative(m, a) for m in _sentence_mentions(text, s, i, hits, sites, matcher, rules, toks))
+            memo.cache.put(key, got)
+        mentions += [Mention(r[0], r[1] + a, r[2] + a, i, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
+                     for r in got]
+    return mentions
+
+
+def _relative(m: Mention, a: int) -> tuple[Any, ...]:
+    return (m.concept, m.start - a, m.end - a, m.matched, m.negated, m.possible, m.historical, m.hypothetical,
+            m.family, m.side, m.site, m.historical_counts, m.triggers)
 
 
 class _Scope:

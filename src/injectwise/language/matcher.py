@@ -9,13 +9,17 @@ the text and nearly flat in the number of concepts; never one regex per pattern 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
+from injectwise.language.memo import LRU, UNBOUNDED, Doorkeeper, look_ahead, look_back, never_consumed
 from injectwise.language.phrases import WORD_START, prefixes
 
 SITE = "site:"
+_START = itemgetter(1)
 PREFIX_CHARS = 3  # `find` looks up 3, 2, then 1 characters; 3 already leaves most words without a candidate
 
 
@@ -45,6 +49,8 @@ class ConceptMatcher:
         # patterns run on lower-cased text without IGNORECASE: `re` then skips branches by their first
         # literal character, so a bucket costs little on words that match nothing
         self._buckets, self._anywhere, self._starts = _buckets(self.concepts)
+        # how far before / after a word start any concept pattern can read (for `find_sentences`)
+        self.behind = look_back(_strip_boundary(p) for c in self.concepts for p in c.patterns)
         self.exclusions = {c.id: re.compile("|".join(f"(?:{p})" for p in c.exclude), re.IGNORECASE)
                            for c in self.concepts if c.exclude}
 
@@ -68,6 +74,85 @@ class ConceptMatcher:
                 k = j + 1
         return out
 
+    def find_sentences(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any]) -> list[Hit]:
+        """`find(text)`, exactly, by way of `by_sentence`."""
+        per = self.by_sentence(text, spans, memo)
+        assert per is not None  # no doorkeeper: always by sentence
+        return [Hit(c, a + x, a + y) for (a, _), rel in zip(spans, per, strict=True) for c, x, y in rel]
+
+    def by_sentence(self, text: str, spans: list[tuple[int, int]], memo: LRU[tuple[str, str], Any],
+                    door: Doorkeeper | None = None) -> list[tuple[tuple[str, int, int], ...]] | None:
+        """The hits of `find(text)` per sentence span, as (concept, start, end) relative to the span's start
+        (every word start lies in one span; spans are in order). Reuses what a sentence decides alone: a
+        word start whose match attempts read only inside its sentence (and the few characters before it,
+        which the memo key holds) gives the same hits wherever the sentence appears; a word start that
+        may read past the sentence's end is matched against the whole text every time. With a `door`:
+        None when the text is mostly new sentences (read it the plain way, `find`)."""
+        out: list[tuple[tuple[str, int, int], ...]] = []
+        low = _lower(text)
+        starts = self._starts if not self._anywhere.ids else WORD_START
+        behind = self.behind
+        tail = PREFIX_CHARS - 1
+        keys = [(low[max(0, a - behind):a], low[a:e]) for a, e in spans]
+        entries = [memo.get(key) for key in keys]
+        if door is not None and door.plain(keys, entries):
+            return None
+        for (a, e), key, entry in zip(spans, keys, entries, strict=True):
+            if entry is None:
+                lo = max(0, a - behind)
+                entry = self._local(low[lo:e], a - lo, e - lo, starts)
+                memo.put(key, entry)
+            rel, live = entry
+            extra: list[Hit] = []
+            for pos in live:
+                self._match_at(low, a + pos, extra)
+            for m in starts.finditer(low, max(a, e - tail)):  # the last word starts: read live
+                if m.start() >= e:
+                    break
+                self._match_at(low, m.start(), extra)
+            if extra:  # hits are in word-start order: a live word start's hits go in at their place
+                rel = tuple(sorted(rel + tuple((h.concept, h.start - a, h.end - a) for h in extra), key=_START))
+            out.append(rel)
+        return out
+
+    def _bucket(self, low: str, pos: int) -> _Bucket:
+        """The bucket of the longest known prefix (PREFIX_CHARS = 3) at `pos`."""
+        buckets = self._buckets
+        return buckets.get(low[pos:pos + 3]) or buckets.get(low[pos:pos + 2]) or buckets.get(low[pos], self._anywhere)
+
+    def _match_at(self, low: str, pos: int, out: list[Hit], b: _Bucket | None = None) -> None:
+        if b is None:
+            b = self._bucket(low, pos)
+        k = 0
+        while k < len(b.ids):
+            hit = b.rx(k).match(low, pos)
+            if hit is None:
+                break
+            j = int((hit.lastgroup or "g0")[1:])
+            if hit.end() > pos:
+                out.append(Hit(b.ids[j], pos, hit.end()))
+            k = j + 1
+
+    def _local(self, w: str, a: int, e: int, starts: re.Pattern[str]) -> tuple[tuple[tuple[str, int, int], ...],
+                                                                                tuple[int, ...]]:
+        """For the word starts in w[a:e] but its last PREFIX_CHARS - 1 characters: (the hits of those whose
+        every attempt reads inside w[:e], as (concept, start, end) relative to a; the positions, relative
+        to a, of the others, to be matched live)."""
+        hits: list[tuple[str, int, int]] = []
+        live: list[int] = []
+        for m in starts.finditer(w, a):
+            pos = m.start()
+            if pos + PREFIX_CHARS > e:
+                break  # the candidate test itself may read past the sentence: left to the live pass
+            b = self._bucket(w, pos)
+            if pos + b.reach > e and w[e - 1] not in b.stops:
+                live.append(pos - a)
+                continue
+            found: list[Hit] = []
+            self._match_at(w, pos, found, b)
+            hits += [(h.concept, h.start - a, h.end - a) for h in found]
+        return tuple(hits), tuple(live)
+
 
 def split_sites(hits: list[Hit]) -> tuple[list[Hit], list[tuple[int, int, str]]]:
     """(concept hits, body-site marks as (start, end, region id)) of one `find`."""
@@ -81,9 +166,11 @@ class _Bucket:
     named group each), compiled on first use: a match names the first concept found, and the search
     resumes after it."""
 
-    __slots__ = ("_rx", "alts", "ids")
+    __slots__ = ("_rx", "alts", "ids", "reach", "stops")
 
-    def __init__(self, items: list[ConceptPatterns]) -> None:
+    def __init__(self, items: list[ConceptPatterns], reach: int = UNBOUNDED, stops: frozenset[str] = frozenset()) -> None:
+        self.reach = max(reach, PREFIX_CHARS)  # characters from a word start its attempts may read
+        self.stops = stops  # punctuation no attempt can consume: a sentence ending in one is never read past
         self.ids = [c.id for c in items]
         self.alts = ["|".join(f"(?:{_strip_boundary(p)})" for p in c.patterns) for c in items]
         self._rx: dict[int, re.Pattern[str]] = {}
@@ -124,15 +211,23 @@ def _buckets(concepts: list[ConceptPatterns]) -> tuple[dict[str, _Bucket], _Buck
         else:
             for key in keys:
                 by_prefix.setdefault(key, set()).add(i)
+    reach = [max(look_ahead(_strip_boundary(p)) for p in c.patterns) for c in concepts]
+    stops = [frozenset.intersection(*(never_consumed(_strip_boundary(p), string.punctuation) for p in c.patterns))
+             for c in concepts]
+
+    def bucket(order: tuple[int, ...]) -> _Bucket:
+        return _Bucket([concepts[i] for i in order], max((reach[i] for i in order), default=0),
+                       frozenset(string.punctuation).intersection(*(stops[i] for i in order)))
+
     shared: dict[tuple[int, ...], _Bucket] = {}  # one bucket (and its compiled patterns) per set of concepts
     buckets = {}
     for key in by_prefix:
         ids = set(anywhere).union(*(by_prefix.get(key[:n], ()) for n in range(1, len(key) + 1)))
         order = tuple(sorted(ids))
         if order not in shared:
-            shared[order] = _Bucket([concepts[i] for i in order])
+            shared[order] = bucket(order)
         buckets[key] = shared[order]
-    return buckets, _Bucket([concepts[i] for i in anywhere]), _word_starts(by_prefix)
+    return buckets, bucket(tuple(anywhere)), _word_starts(by_prefix)
 
 
 def _word_starts(keys: Iterable[str]) -> re.Pattern[str]:

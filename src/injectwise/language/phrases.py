@@ -221,6 +221,10 @@ class Screen:
         `text` or, for a case-insensitive pattern on ASCII text, its lower-cased copy (same offsets)."""
         if not self.could_match(text, low):
             return None
+        return self.run(text, low)
+
+    def run(self, text: str, low: str | None = None) -> tuple[re.Pattern[str], str]:
+        """`runner` for a text known to pass the screen (see `ScreenGroup`)."""
         if self._low is not None and text.isascii():
             return self._low, (low if low is not None else text.lower())
         return self.pattern, text
@@ -244,6 +248,44 @@ class Screen:
 
 
 _HAS_DIGIT = re.compile(r"\d")
+
+
+class ScreenGroup:
+    """Many screens checked at once: `passing(text)` is `[s.could_match(text) for s in screens]`, exactly,
+    from one look for each distinct literal (a plain substring test) instead of one literal scan per screen.
+    For the pattern sets run on the same short text (every injection target, every drug name)."""
+
+    __slots__ = ("_base", "_by_folded", "_by_plain", "_digit", "_folded", "screens")
+
+    def __init__(self, screens: Iterable[Screen]) -> None:
+        self.screens = tuple(screens)
+        self._by_folded: dict[str, list[int]] = {}  # literal -> the screens it lets through
+        self._by_plain: dict[str, list[int]] = {}
+        for i, s in enumerate(self.screens):
+            for lit in s.literals or ():
+                (self._by_folded if s.folded else self._by_plain).setdefault(lit, []).append(i)
+        self._base = [s.literals is None for s in self.screens]  # passed unless a digit is missing
+        self._digit = [s.digit for s in self.screens]
+        self._folded = [i for i, s in enumerate(self.screens) if s.folded and s.literals is not None]
+
+    def passing(self, text: str, low: str | None = None) -> list[bool]:
+        out = list(self._base)
+        if text.isascii():
+            low = text.lower() if low is None else low
+            for lit, ids in self._by_folded.items():
+                if lit in low:
+                    for i in ids:
+                        out[i] = True
+        else:  # case-insensitive literals are proved only on ASCII text
+            for i in self._folded:
+                out[i] = True
+        for lit, ids in self._by_plain.items():
+            if lit in text:
+                for i in ids:
+                    out[i] = True
+        if _HAS_DIGIT.search(text) is None:
+            out = [ok and not d for ok, d in zip(out, self._digit, strict=True)]
+        return out
 
 
 def _required(items: list[Any], folded: bool) -> set[str] | None:

@@ -8,6 +8,7 @@ except a wrapped line (lower-case word, break, lower-case word)."""
 from __future__ import annotations
 
 import re
+import string
 
 from injectwise.language.model import Sentence
 
@@ -22,38 +23,48 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
     out: list[Sentence] = []
     start = 0
     for m in _BOUNDARY.finditer(text):
-        if m.group() == "\n":
-            before = text[start:m.start()].rstrip(" \t\r")
-            nxt = _NEXT.match(text, m.end())
+        b, f = m.span()
+        if text[b] == "\n":
+            before = text[start:b].rstrip(" \t\r")
+            nxt = _NEXT.match(text, f)
             if before and nxt and _WRAP_END.search(before) and nxt.group(1).islower() \
-                    and "\n" not in text[m.end():nxt.start(1)]:
+                    and "\n" not in text[f:nxt.start(1)]:
                 continue  # a wrapped line of prose
-            end = m.start()
+            end = b
         else:
-            word = _word_before(text, start, m.start())
-            if word and m.group() == "." and _abbreviation(word.group(1), abbreviations):
-                continue
-            nxt = _NEXT.match(text, m.end())
+            nxt = _NEXT.match(text, f)
             if nxt and nxt.group(1).islower():
                 continue
-            end = m.end()
+            if f - b == 1 and text[b] == ".":  # only a single full stop can follow an abbreviation
+                word = _word_before(text, start, b)
+                if word and _abbreviation(word, abbreviations):
+                    continue
+            end = f
         _add(out, text, start, end)
-        start = m.end()
+        start = f
     _add(out, text, start, len(text))
     return out
 
 
-def _word_before(text: str, start: int, end: int) -> re.Match[str] | None:
-    """`_WORD_BEFORE.search(text, start, end)`, looking back only a short window first (the search tries
-    every position of the sentence); a run that reaches the window's edge is searched in full."""
-    lo = max(start, end - _LOOK_BACK)
-    word = _WORD_BEFORE.search(text, lo, end)
-    if word is not None and word.start() == lo and lo > start:
-        return _WORD_BEFORE.search(text, start, end)
-    return word
+def _word_before(text: str, start: int, end: int) -> str | None:
+    """`_WORD_BEFORE.search(text, start, end).group(1)` (the run of word characters and dots just before
+    `end`, not before `start`), read backwards character by character; a non-ASCII character on the way is
+    left to the pattern (which knows Unicode word characters)."""
+    q = end - 1 if end > start and text[end - 1] == "\n" else end  # `$` also matches before a final line break
+    p = q
+    while p > start:
+        ch = text[p - 1]
+        if ch in _ASCII_WORD:
+            p -= 1
+        elif ch.isascii():
+            break
+        else:
+            m = _WORD_BEFORE.search(text, start, end)
+            return m.group(1) if m else None
+    return text[p:q] if p < q else None
 
 
-_LOOK_BACK = 40
+_ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_.")
 
 
 def _abbreviation(word: str, abbreviations: frozenset[str]) -> bool:

@@ -11,9 +11,10 @@ over it, and the item says so)."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
 from injectwise.adapters.notes.cues import Cues, load_cues
 from injectwise.adapters.notes.numbers import NUMBER, to_number
@@ -36,7 +37,8 @@ from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, sid
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
-from injectwise.language.phrases import Scanner, Screen
+from injectwise.language.phrases import Scanner, Screen, ScreenGroup
+from injectwise.language.sentence_scan import SentenceScreens
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
@@ -95,6 +97,7 @@ AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
+TEXT_MEMO_SIZE = 4096  # sentences and clauses whose own reading is kept (per extractor, least recently used out)
 
 
 @dataclass(slots=True)
@@ -104,6 +107,24 @@ class NoteInput:
     text: str
     source: str
     when: date
+
+
+class _InjectionFacts(NamedTuple):
+    """What one clause says about an injection given, read from its text alone (see `_past_injection`)."""
+
+    targets: tuple[Target, ...]
+    agents: tuple[tuple[Drug, float | None, str], ...]
+    named: bool  # a target, a steroid or steroid words: an injection this reader can record
+    dated_part: str
+    count: int | None
+    since_year: int | None
+    span: tuple[float, int] | None
+    side: str | None
+    guidance: str | None
+    outside: bool
+    fail: bool
+    good: bool
+    quote: str  # the sentence, whitespace collapsed
 
 
 @dataclass(slots=True)
@@ -125,26 +146,14 @@ class _State:
     plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
-    hits: dict[str, list[int]] = field(default_factory=dict)  # where each cue matches in the whole note
-    _dates: dict[tuple[str, bool], list[DateHit]] = field(default_factory=dict)
-    targets: dict[str, list[Target]] = field(default_factory=dict)  # per clause text (NoteExtractor._targets)
+    # the conditions this note may repeat, by (concept, refuted): (index in rec.conditions, sentence span)
+    said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
+    said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
 
-    def dates(self, text: str, future: bool = False) -> list[DateHit]:
-        """`find_dates` against the note's date, once per text and direction in this note (several
-        readers look at the same sentence). Read-only: callers filter into new lists."""
-        key = (text, future)
-        found = self._dates.get(key)
-        if found is None:
-            found = self._dates[key] = find_dates(text, self.note.when, future)
-        return found
-
-    def near(self, name: str, s: Sentence) -> bool:
-        """Does the cue match inside this sentence? (one scan of the note per cue, then a bisect)"""
-        pos = self.hits.get(name)
-        if not pos:
-            return False
-        i = bisect_left(pos, s.start)
-        return i < len(pos) and pos[i] < s.end
+    def dates(self, text: str, future: bool = False) -> tuple[DateHit, ...]:
+        """`find_dates` against the note's date (memoised by text, date and direction: several readers look
+        at the same sentence, and sentences recur across notes). Read-only: callers filter into new lists."""
+        return _dates(text, self.note.when, future)
 
     def ref(self, kind: str) -> str:
         self.n += 1
@@ -170,6 +179,10 @@ class NoteExtractor:
         self._target_screens = [(kb.targets[tid], self._screened(kb.targets[tid].text)) for tid in kb.target_order]
         self._agent_screens = [(d, self._screened(d.text)) for d in self.agents]
         self._steroid_screens = [scr for d in self.steroids for scr in self._screened(d.text)]
+        # each set's literal screens checked together on a clause (one substring test per distinct literal)
+        self._target_group = ScreenGroup(scr for _, screens in self._target_screens for scr in screens)
+        self._agent_group = ScreenGroup(scr for _, screens in self._agent_screens for scr in screens)
+        self._steroid_group = ScreenGroup(self._steroid_screens)
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
         lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
@@ -178,6 +191,27 @@ class NoteExtractor:
         prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
         prefilters.update(lab=re.compile(lab_names), block=BLOCK_WORD, steroid=re.compile(steroid_names))
         self.prefilters = {name: Scanner(p) for name, p in prefilters.items()}  # the same hits, fewer regex calls
+        self.screens = SentenceScreens(self.prefilters)  # which prefilters match in each sentence (memoised)
+        # what a sentence or clause says on its own (text + knowledge only), memoised: sentences recur
+        # across notes; bounded, never keyed on a whole note
+        self._has = lru_cache(maxsize=TEXT_MEMO_SIZE)(self.cues.has)
+        self._injection_clauses = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_injection_clauses)
+        self._target_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_targets)
+        self._agent_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_agents)
+        self._steroid_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._find_steroid)
+        self._lab_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_labs)
+        self._pain_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_pain)
+        self._facts_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._injection_facts)
+
+    def clear_memos(self) -> None:
+        """Empty every per-sentence and per-clause memo (this extractor's, the language layer's, the dates'):
+        the next note is read afresh (benchmarks, tests)."""
+        for memo in (self._has, self._injection_clauses, self._target_memo, self._agent_memo, self._steroid_memo,
+                     self._lab_memo, self._pain_memo, self._facts_memo, _dates):
+            memo.cache_clear()
+        self.screens.memo.clear()
+        self.screens.door.clear()
+        self.kb.terminology.sentences.clear()
 
     def _screened(self, patterns: tuple[re.Pattern[str], ...]) -> tuple[Screen, ...]:
         key = "\0".join(f"{p.flags}:{p.pattern}" for p in patterns)
@@ -192,14 +226,13 @@ class NoteExtractor:
         analysis = analyze(text, self.kb)
         st = _State(rec, note)
         low = text.lower()  # prefilters scan lower-cased text without IGNORECASE: several times faster
-        for name, pat in self.prefilters.items():
-            st.hits[name] = [m.start() for m in pat.finditer(low)]
+        near = self.screens.near(low, [(s.start, s.end) for s in analysis.sentences])
         by_sentence: dict[int, list[Mention]] = {}
         for m in analysis.mentions:
             by_sentence.setdefault(m.sentence, []).append(m)
         self._demographics(st, note.text)
         for i, s in enumerate(analysis.sentences):
-            self._sentence(st, s, by_sentence.get(i, []))
+            self._sentence(st, s, by_sentence.get(i, []), near[i])
         self._resolve_pain(st)
         if rec.patient.sex is None and any(m.concept == "pregnancy" and m.asserted for m in analysis.mentions):
             rec.patient.sex = "female"  # a pregnancy the note asserts settles it
@@ -242,31 +275,31 @@ class NoteExtractor:
                     p.sex = "female" if she > he else "male"
 
     # ---- one sentence -------------------------------------------------------------------------
-    def _sentence(self, st: _State, s: Sentence, ms: list[Mention]) -> None:
+    def _sentence(self, st: _State, s: Sentence, ms: list[Mention], near: frozenset[str]) -> None:
+        """`near`: the prefilters with a match starting inside this sentence (`SentenceScreens`)."""
         text = s.text
         prov = self._prov(st, s)
         cues = self.cues
-        is_allergy = st.near("allergy", s)
-        injection_clauses = []
-        if st.near("injection", s) or st.near("steroid", s) or st.near("block", s):
-            injection_clauses = [c for c in _clauses(text) if cues.has("injection", c) or _names_target_event(self, c, st)
-                                 or (cues.has("plan", c) and (self._targets(c, st) or self._steroid_named(c)))
-                                 or (self._targets(c, st) and self._steroid_named(c))]  # "R hip IA triamcinolone 40 mg"
-        future_surgery = st.near("future", s)
+        has = self._has
+        is_allergy = "allergy" in near
+        injection_clauses: tuple[str, ...] = ()
+        if "injection" in near or "steroid" in near or "block" in near:
+            injection_clauses = self._injection_clauses(text)
+        future_surgery = "future" in near
         if is_allergy:
             self._allergy(st, text, prov, ms)
         for clause in injection_clauses:
-            if cues.has("no_injection", clause):
+            if has("no_injection", clause):
                 continue
-            if cues.has("plan", clause):
+            if has("plan", clause):
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
-        if not injection_clauses and st.injections and (cues.has("no_benefit", text) or cues.has("benefit", text)):
+        if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)):
             # how the injection the note described went, marked as _past_injection marks its own sentence
-            mark = " (no lasting benefit)" if cues.has("no_benefit", text) else " (benefit reported)"
+            mark = " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)"
             st.injections[-1].notes += " " + " ".join(text.split()) + mark
-        if st.near("lab", s):
+        if "lab" in near:
             self._labs(st, text, prov)
         if _KL_SCREEN.search(text):
             self._kl_grade(st, text, prov)
@@ -294,16 +327,16 @@ class NoteExtractor:
                 continue  # a replacement still to come is not a prosthesis yet
             self._condition(st, m, text, prov)
         therapy = [m for m in ms if m.concept == "exercise-therapy"]
-        if therapy or st.near("no_treatment", s):
+        if therapy or "no_treatment" in near:
             st.therapy_stated = True
         if therapy:
             self._therapy(st, therapy, text, prov, s.start)
-        if st.near("joint_fluid", s) and _HAS_DIGIT.search(text):
+        if "joint_fluid" in near and _HAS_DIGIT.search(text):
             self._joint_fluid(st, text, prov)
 
     # ---- problems and findings ----------------------------------------------------------------
     def _condition(self, st: _State, m: Mention, text: str, prov: Provenance) -> None:
-        if any(_same_mention(m, c, st) for c in st.rec.conditions[-12:]):
+        if _said_before(m, st):
             return
         ref = st.ref("c")
         verification = "refuted" if m.negated else ("provisional" if m.possible else "confirmed")
@@ -361,9 +394,16 @@ class NoteExtractor:
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
+        for concept, label, value, unit, pos in self._lab_memo(text):
+            self._observation(st, concept, label, value, unit, self._date_near(st, text, pos), prov)
+
+    def _read_labs(self, text: str) -> tuple[tuple[str, str, float, str, int], ...]:
+        """(concept, label, value, unit, position) of each lab value or temperature a sentence states, in
+        order: text alone decides them (memoised); their dates depend on the note (`_labs`)."""
+        out: list[tuple[str, str, float, str, int]] = []
         if not _HAS_DIGIT.search(text):
-            return
-        joint_fluid = self.cues.has("joint_fluid", text)
+            return ()
+        joint_fluid = self._has("joint_fluid", text)
         done: set[str] = set()
         taken: list[tuple[int, int]] = []
         for concept, pats in self.cues.labs:
@@ -382,8 +422,7 @@ class NoteExtractor:
                     unit = self._unit(concept, v.group(2) or "", value)
                     if unit is None:
                         continue
-                    when = self._date_near(st, text, m.start())
-                    self._observation(st, concept, m.group(0), value, unit, when, prov)
+                    out.append((concept, m.group(0), value, unit, m.start()))
                     done.add(concept)
                     taken.append((m.start(), m.end() + v.end()))
         if "body-temperature" not in done:
@@ -391,9 +430,9 @@ class NoteExtractor:
                 value = float(m.group(1))
                 unit = self._unit("body-temperature", m.group(2), value)
                 if unit is not None and (34 <= value <= 43 or 93 <= value <= 110):
-                    self._observation(st, "body-temperature", "temperature", value, unit,
-                                      self._date_near(st, text, m.start()), prov)
+                    out.append(("body-temperature", "temperature", value, unit, m.start()))
                     break
+        return tuple(out)
 
     def _unit(self, concept: str, raw: str, value: float) -> str | None:
         """The unit as the knowledge base spells it; None when it cannot be read for this concept."""
@@ -448,9 +487,9 @@ class NoteExtractor:
         """Joint fluid results that make infection suspected (or confirmed) become a finding."""
         cues = self.cues
         what = None
-        if cues.has("culture_positive", text) and not cues.has("culture_negative", text):
+        if self._has("culture_positive", text) and not self._has("culture_negative", text):
             what = ("confirmed", "joint fluid culture positive")
-        elif cues.has("gram_positive", text) and not cues.has("gram_negative", text):
+        elif self._has("gram_positive", text) and not self._has("gram_negative", text):
             what = ("provisional", "joint fluid Gram stain positive")
         else:
             m = re.search(rf"(?:wbc|white (?:blood )?cells?|cell count|leukocytes|wcc)[^.;\d]{{0,20}}{NUM}", text, re.I)
@@ -488,18 +527,27 @@ class NoteExtractor:
 
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
+        for value, anchor, offset, pos in self._pain_memo(text):
+            when = self._day(st.note.when) if anchor == "note" else (
+                self._date_near(st, text, pos) if anchor == "date" else None)
+            st.pains.append(_PainMention(value, anchor, offset, when, prov))
+
+    def _read_pain(self, text: str) -> tuple[tuple[float, str, float, int], ...]:
+        """(score, anchor, offset, position) of each pain score a sentence states, in order: text alone
+        decides them (memoised); a score dated by its sentence is dated per note (`_pain`)."""
         low = text.lower()
         if "/10" not in low and "out of 10" not in low and not _PAIN_FROM_TO.found(text, low):
-            return
+            return ()
+        out: list[tuple[float, str, float, int]] = []
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
         nf = PAIN_NOW_FROM.search(text) if not ft and ("from" in low or "was" in low) else None
         if nf:
             now, before = to_number(nf.group(1)), to_number(nf.group(2))
             if before is not None:
-                st.pains.append(_PainMention(before, "before", 0, None, prov))
+                out.append((before, "before", 0, -1))
             if now is not None:
-                st.pains.append(_PainMention(now, "note", 0, self._day(st.note.when), prov))
+                out.append((now, "note", 0, -1))
             spans.append(nf.span())
         if ft:
             a = to_number(ft.group(1) or ft.group(3))
@@ -512,21 +560,21 @@ class NoteExtractor:
                 n = float(w.group(1) or 1)
                 hours = n / 60 if w.group(2).lower().startswith("m") else n
             if a is not None:
-                st.pains.append(_PainMention(a, "before", 0, None, prov))
+                out.append((a, "before", 0, -1))
             if b is not None and weeks:  # "7 -> 2 at 4 weeks"
                 days = (to_number(weeks.group(1)) or 0) * UNIT_DAYS[weeks.group(2)[0].lower()]
-                st.pains.append(_PainMention(b, "at-days", days, None, prov))
+                out.append((b, "at-days", days, -1))
             elif b is not None:
-                st.pains.append(_PainMention(b, "after-hours", hours, None, prov))
+                out.append((b, "after-hours", hours, -1))
             back = BACK_TO.search(text, ft.end())
             if back:
                 v = to_number(back.group(1))
                 later = LATER.search(text, back.end())
                 hrs = 18.0 if later and "next" not in later.group(0).lower() else 30.0
                 if v is not None and NOW_WORDS.match(text, back.end()):  # "back to 7 now"
-                    st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                    out.append((v, "note", 0, -1))
                 elif v is not None:
-                    st.pains.append(_PainMention(v, "after-hours", hrs, None, prov))
+                    out.append((v, "after-hours", hrs, -1))
                 spans.append((back.start(), back.end()))
             spans.append(ft.span())
         for m in PAIN.finditer(text):
@@ -538,24 +586,25 @@ class NoteExtractor:
             after = text[m.end():m.end() + 30]
             before_ctx = text[max(0, m.start() - 25):m.start()].lower()
             if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx:
-                st.pains.append(_PainMention(v, "before", 0, None, prov))
+                out.append((v, "before", 0, -1))
                 continue
             h = HOURS_AFTER.match(after)
             if h:  # "1/10 an hour after", "2/10 within 30 minutes", "0/10 immediately after": the anaesthetic phase
                 n = 0.25 if h.group(3) else float(to_number(h.group(1)) or 1) if h.group(1) not in ("a", "an") else 1.0
                 unit = (h.group(2) or "h").lower()
-                st.pains.append(_PainMention(v, "after-hours", n / 60 if unit.startswith("m") else n, None, prov))
+                out.append((v, "after-hours", n / 60 if unit.startswith("m") else n, -1))
                 continue
             w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
             if w:
                 n = to_number(w.group(1)) or 0
                 days = n * UNIT_DAYS[w.group(2)[0].lower()]
-                st.pains.append(_PainMention(v, "at-days", days, None, prov))
+                out.append((v, "at-days", days, -1))
                 continue
             if re.match(r"\s*(today|now|currently|at present|this visit)", after, re.I):
-                st.pains.append(_PainMention(v, "note", 0, self._day(st.note.when), prov))
+                out.append((v, "note", 0, -1))
                 continue
-            st.pains.append(_PainMention(v, "date", 0, self._date_near(st, text, m.start()), prov))
+            out.append((v, "date", 0, m.start()))
+        return tuple(out)
 
     def _resolve_pain(self, st: _State) -> None:
         """Scores said relative to the injection ("before", "at 6 weeks") hang off the latest one in the note."""
@@ -578,7 +627,7 @@ class NoteExtractor:
 
     # ---- allergies ----------------------------------------------------------------------------
     def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
-        if self.cues.has("allergy_negated", text):
+        if self._has("allergy_negated", text):
             return
         reaction = ", ".join(sorted({w.lower() for w in re.findall(
             r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
@@ -621,20 +670,28 @@ class NoteExtractor:
             self._keep(st, ref, prov)
 
     # ---- injections ---------------------------------------------------------------------------
-    def _targets(self, text: str, st: _State | None = None) -> list[Target]:
-        """Targets a clause names, in order; once per clause in a note (`st`), read-only."""
-        if st is not None:
-            hit = st.targets.get(text)
-            if hit is None:
-                hit = st.targets[text] = self._targets(text)
-            return hit
+    def _find_injection_clauses(self, text: str) -> tuple[str, ...]:
+        """The clauses of a sentence that name an injection (given or planned)."""
+        has = self._has
+        return tuple(c for c in _clauses(text) if has("injection", c) or _names_target_event(self, c)
+                     or (has("plan", c) and (self._targets(c) or self._steroid_named(c)))
+                     or (self._targets(c) and self._steroid_named(c)))  # "R hip IA triamcinolone 40 mg"
+
+    def _targets(self, text: str, st: _State | None = None) -> tuple[Target, ...]:
+        """Targets a clause names, in order (memoised by text; `st` is not needed)."""
+        return self._target_memo(text)
+
+    def _find_targets(self, text: str) -> tuple[Target, ...]:
         found: list[tuple[int, Target]] = []
         low = text.lower()
+        passing = iter(self._target_group.passing(text, low))
         for t, screens in self._target_screens:
             best = None
             for scr in screens:
-                run = scr.runner(text, low)
-                m = run[0].search(run[1]) if run is not None else None
+                if not next(passing):
+                    continue
+                pattern, string = scr.run(text, low)
+                m = pattern.search(string)
                 if m and (best is None or m.start() < best):
                     best = m.start()
             if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
@@ -643,19 +700,32 @@ class NoteExtractor:
         ts = [t for _, t in found]
         if len(ts) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
             ts = [t for t in ts if t.id not in ("peripheral-nerve",)] or ts
-        return ts
+        return tuple(ts)
 
     def _steroid_named(self, text: str) -> bool:
-        low = text.lower()
-        return any(scr.found(text, low) for scr in self._steroid_screens)
+        return self._steroid_memo(text)
 
-    def _agents(self, text: str) -> list[tuple[Drug, float | None, str]]:
+    def _find_steroid(self, text: str) -> bool:
+        low = text.lower()
+        return any(ok and (run := scr.run(text, low))[0].search(run[1]) is not None
+                   for scr, ok in zip(self._steroid_screens, self._steroid_group.passing(text, low), strict=True))
+
+    def _agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
+        """The steroid and anaesthetic agents a clause names, with their doses (memoised by text)."""
+        return self._agent_memo(text)
+
+    def _find_agents(self, text: str) -> tuple[tuple[Drug, float | None, str], ...]:
         out = []
         low = text.lower()
+        passing = self._agent_group.passing(text, low)
+        k = 0
         for d, screens in self._agent_screens:
-            for scr in screens:
-                run = scr.runner(text, low)  # only the match's span is read, never its (lower-cased) text
-                m = run[0].search(run[1]) if run is not None else None
+            first, k = k, k + len(screens)
+            for j, scr in enumerate(screens):
+                if not passing[first + j]:
+                    continue
+                pattern, string = scr.run(text, low)  # only the match's span is read, never its (lower-cased) text
+                m = pattern.search(string)
                 if not m:
                     continue
                 word_end = m.end() + len(re.match(r"[\w-]*", text[m.end():]).group(0))
@@ -667,25 +737,40 @@ class NoteExtractor:
                 else:
                     out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
                 break
-        return out
+        return tuple(out)
+
+    def _injection_facts(self, clause: str, sentence: str) -> _InjectionFacts:
+        """What a clause (in its sentence) says about a given injection, from its text alone (memoised)."""
+        agents = self._agents(clause)
+        head, colon, _ = clause.partition(":")
+        sm = SINCE.search(clause)
+        whole = sentence or clause
+        fail = self._has("no_benefit", whole)
+        return _InjectionFacts(
+            targets=self._targets(clause), agents=agents,
+            named=bool(self._targets(clause) or any(d.kind == "corticosteroid" for d, _, _ in agents)
+                       or re.search(r"steroid|cortisone|cortico", clause, re.I)),
+            dated_part=head if colon and DATE_HINT.search(head) else clause, count=_count(clause),
+            since_year=int(sm.group(1)) if sm else None, span=span_days(clause), side=side_of(clause),
+            guidance=next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None),
+            outside=self._has("outside", whole), fail=fail, good=self._has("benefit", whole) and not fail,
+            quote=" ".join(whole.split()))
 
     def _past_injection(self, st: _State, clause: str, prov: Provenance, sentence: str = "") -> None:
-        targets = self._targets(clause, st)
-        agents = self._agents(clause)
-        steroid_words = re.search(r"steroid|cortisone|cortico", clause, re.I)
-        if not targets and not any(d.kind == "corticosteroid" for d, _, _ in agents) and not steroid_words:
+        f = self._facts_memo(clause, sentence)
+        targets, agents = f.targets, f.agents
+        if not f.named:
             # "the shot did not work": the injection the note already described
-            if st.injections and self.cues.has("no_benefit", clause):
+            if st.injections and self._has("no_benefit", clause):
                 st.injections[-1].notes += " " + clause
             return
         ref_day = st.note.when
         # "injection ... on 4/20/2026: no relief, still 7/10 today": what follows the colon is the outcome
-        head, colon, _ = clause.partition(":")
-        dated_part = head if colon and DATE_HINT.search(head) else clause
+        dated_part = f.dated_part
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
-        count = _count(clause)
-        period = span_days(dated_part) if count else None
+        count = f.count
+        period = f.span if count else None
         if period:  # "three injections in the past year": the period is not itself an injection's date
             exact = [h for h in exact if not (h.relative and period[1] <= h.start < period[1] + 40)]
         # "three injections since 6/2025": that date opens the period the counted injections fall in
@@ -697,10 +782,9 @@ class NoteExtractor:
         whens: list[tuple[datetime, str]] = [(h.when, "" if h.precision == "day" else " (month only)") for h in exact][:n]
         if len(whens) < n:
             start = opens.when if opens is not None else None
-            sm = SINCE.search(clause)
-            if sm and start is None:
-                start = datetime(int(sm.group(1)), 1, 1)
-            sp = span_days(clause)
+            if f.since_year is not None and start is None:
+                start = datetime(f.since_year, 1, 1)
+            sp = f.span
             if sp:
                 start = self._day(ref_day) - timedelta(days=sp[0])
             if start is None:
@@ -715,12 +799,7 @@ class NoteExtractor:
                 for k in range(missing):
                     est = start + step * (k + 0.5)
                     whens.append((datetime(est.year, est.month, est.day), ESTIMATED))
-        side = side_of(clause)
-        guidance = next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None)
-        whole = sentence or clause
-        outside = self.cues.has("outside", whole)
-        fail = self.cues.has("no_benefit", whole)
-        good = self.cues.has("benefit", whole) and not fail
+        side, guidance, outside, fail, good = f.side, f.guidance, f.outside, f.fail, f.good
         whens.sort(key=lambda w: w[0])
         for i, (when, note) in enumerate(whens):
             if self._known_injection(st, when, note):
@@ -729,7 +808,7 @@ class NoteExtractor:
             bits = [side or "", GUIDANCE_LABEL.get(guidance or "", ""),
                     target.label if target else "", "injection"]
             text = " ".join(b for b in bits if b)
-            notes = " ".join(whole.split()) + note
+            notes = f.quote + note
             if outside:
                 notes += " (given elsewhere)"
             if fail:
@@ -822,7 +901,6 @@ class NoteExtractor:
         a, b = first.start - offset - lo, first.end - offset - lo
         right = window.find(";", b)
         near = window[window.rfind(";", 0, a) + 1:right if right >= 0 else len(window)]
-        cues = self.cues
         hits = [h for h in st.dates(text) if h.when.date() <= st.note.when]
         days = [h for h in hits if h.precision in ("day", "month")]
         start = end = None
@@ -836,10 +914,10 @@ class NoteExtractor:
             span = timedelta(days=n * UNIT_DAYS[per.group(2)[0].lower()])
             end = self._day(st.note.when)
             start = end - span
-        ongoing = cues.has("therapy_ongoing", text) and not cues.has("therapy_completed", text)
+        ongoing = self._has("therapy_ongoing", text) and not self._has("therapy_completed", text)
         status = "in-progress" if ongoing else "completed"
-        ordered_only = cues.has("therapy_ordered", near) and not ongoing and not cues.has("therapy_completed", near)
-        if cues.has("therapy_not_done", near) or ordered_only:
+        ordered_only = self._has("therapy_ordered", near) and not ongoing and not self._has("therapy_completed", near)
+        if self._has("therapy_not_done", near) or ordered_only:
             status, ongoing = "not-done", False  # ordered, offered or booked, but not done: not care tried
         if status == "completed" and end is None and start is not None and per is None and len(days) < 2:
             end = start
@@ -927,9 +1005,9 @@ def _clauses(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def _names_target_event(ex: NoteExtractor, clause: str, st: _State | None = None) -> bool:
+def _names_target_event(ex: NoteExtractor, clause: str) -> bool:
     """'Sacral blockade with steroid twice' names the event through its target words."""
-    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause, st))
+    return bool(re.search(r"\bblock(ade)?\b", clause, re.I)) and bool(ex._targets(clause))
 
 
 def _count(clause: str) -> int | None:
@@ -965,13 +1043,38 @@ def _is_injection(p: Procedure) -> bool:
         c.code.startswith(("206", "2055", "2709", "6232", "6447", "6448")) for c in p.code.codings)
 
 
-def _same_mention(m: Mention, c: Condition, st: _State) -> bool:
-    """One concept said twice in a sentence with the same modifiers counts once."""
-    prov = st.rec.provenance.get(c.ref)
-    if prov is None or prov.source != st.note.source:
-        return False
-    code = c.code.codings[0].code if c.code.codings else ""
-    return code == m.concept and prov.start <= m.start < prov.end and (c.verification == "refuted") == m.negated
+SAME_MENTION_WINDOW = 12  # a repeat is looked for among the last conditions of the record only
+
+
+def _said_before(m: Mention, st: _State) -> bool:
+    """One concept said twice in a sentence with the same modifiers counts once: is one of the record's last
+    conditions this concept, refuted alike, from this note's sentence holding `m`? The conditions are indexed
+    by (concept, refuted) as they are added, so each mention looks only at its own few."""
+    conds = st.rec.conditions
+    n = len(conds)
+    lo = n - SAME_MENTION_WINDOW
+    if st.said_upto < n:
+        source, provenance = st.note.source, st.rec.provenance
+        for k in range(max(st.said_upto, lo), n):
+            c = conds[k]
+            prov = provenance.get(c.ref)
+            if prov is None or prov.source != source:
+                continue
+            code = c.code.codings[0].code if c.code.codings else ""
+            st.said.setdefault((code, c.verification == "refuted"), []).append((k, prov.start, prov.end))
+        st.said_upto = n
+    for k, a, b in reversed(st.said.get((m.concept, m.negated), ())):
+        if k < lo:
+            break
+        if a <= m.start < b:
+            return True
+    return False
+
+
+@lru_cache(maxsize=4096)
+def _dates(text: str, when: date, future: bool) -> tuple[DateHit, ...]:
+    """`find_dates`, memoised: pure in its arguments."""
+    return tuple(find_dates(text, when, future))
 
 
 __all__ = ["DateHit", "NoteExtractor", "NoteInput"]
