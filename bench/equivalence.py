@@ -25,6 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,10 @@ OVERRIDES = (
 )
 
 
-def outcome(fn: Callable[[], Any]) -> str:
+def outcome(evaluate: Callable[..., Any], record: Callable[[], Any], kb: Any, as_of: date, *more: Any) -> str:
+    """The result JSON of `evaluate` on a freshly read record, or the error it gives."""
     try:
-        r = fn()
+        r = evaluate(record(), kb, as_of, *more)
     except InjectwiseError as e:
         return f"{type(e).__name__}: {e}"
     return orjson.dumps(r.as_json(), option=orjson.OPT_SORT_KEYS).decode()
@@ -75,35 +77,37 @@ def vignette_lines(kb: Any, out: list[str]) -> None:
             note = d / "note.txt"
             bare = without_notes(raw)
             name = d.name
-            out.append(f"{name} record {read_bundle(bare)!r}")
+            plain = partial(read_bundle, bare)
+            notes = partial(_with_notes, raw, None, kb, as_of)
+            out.append(f"{name} record {plain()!r}")
             for mode, fn in (("assess", assess), ("review", review)):
-                out.append(f"{name} {mode} no-note " + outcome(lambda fn=fn: fn(read_bundle(bare), kb, as_of)))
-                out.append(f"{name} {mode} bundle-notes " + outcome(
-                    lambda fn=fn: fn(with_notes(read_bundle(raw, source="bundle.json"), None, kb, as_of), kb, as_of)))
+                out.append(f"{name} {mode} no-note " + outcome(fn, plain, kb, as_of))
+                out.append(f"{name} {mode} bundle-notes " + outcome(fn, notes, kb, as_of))
                 if note.exists():
-                    out.append(f"{name} {mode} --note " + outcome(
-                        lambda fn=fn: fn(with_notes(read_bundle(bare, source="bundle.json"), note, kb, as_of), kb,
-                                         as_of)))
-                    out.append(f"{name} {mode} note-only " + outcome(
-                        lambda fn=fn: fn(note_only_record(note, kb, as_of), kb, as_of)))
+                    out.append(f"{name} {mode} --note " + outcome(fn, partial(_with_notes, bare, note, kb, as_of),
+                                                                  kb, as_of))
+                    out.append(f"{name} {mode} note-only " + outcome(fn, partial(note_only_record, note, kb, as_of),
+                                                                     kb, as_of))
             for i, ov in enumerate(OVERRIDES):
-                out.append(f"{name} assess overrides{i} " + outcome(lambda ov=ov: assess(read_bundle(bare), kb,
-                                                                                         as_of, ov)))
-            rec = with_notes(read_bundle(raw, source="bundle.json"), None, kb, as_of)
-            out.append(f"{name} record+notes {rec!r}")
+                out.append(f"{name} assess overrides{i} " + outcome(assess, plain, kb, as_of, ov))
+            out.append(f"{name} record+notes {notes()!r}")
         out[:] = [line.replace(tmp, "TMP") for line in out]  # the same lines whatever the folder's name
+
+
+def _with_notes(bundle: dict[str, Any], note: Path | None, kb: Any, as_of: date) -> Any:
+    return with_notes(read_bundle(bundle, source="bundle.json"), note, kb, as_of)
 
 
 def synthea_lines(kb: Any, out: list[str]) -> None:
     for f in sorted(SYNTHEA.glob("*.json")):
-        data = f.read_bytes()
-        out.append(f"{f.name} record {read_bundle(data)!r}")
+        read = partial(read_bundle, f.read_bytes())
+        out.append(f"{f.name} record {read()!r}")
         for on in SYNTHEA_DATES:
             as_of = date.fromisoformat(on)
             for i, ov in enumerate(OVERRIDES):
-                out.append(f"{f.name} {on} assess{i} " + outcome(lambda ov=ov: assess(read_bundle(data), kb, as_of, ov)))
-            out.append(f"{f.name} {on} assess " + outcome(lambda: assess(read_bundle(data), kb, as_of)))
-            out.append(f"{f.name} {on} review " + outcome(lambda: review(read_bundle(data), kb, as_of)))
+                out.append(f"{f.name} {on} assess{i} " + outcome(assess, read, kb, as_of, ov))
+            out.append(f"{f.name} {on} assess " + outcome(assess, read, kb, as_of))
+            out.append(f"{f.name} {on} review " + outcome(review, read, kb, as_of))
 
 
 def population_lines(directory: str, out: list[str]) -> None:

@@ -189,10 +189,15 @@ class RecordCache:
     def shared(cls, record: PatientRecord, kb: Knowledge) -> RecordCache | None:
         """A cache views may share, or None when two resources have the same reference: which of them is
         mapped first (and so what the reference maps to) would then depend on the day being viewed."""
-        refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
-                                 record.draft_medications, record.service_requests, record.allergies,
-                                 record.administrations) for x in xs]
-        return cls(record, kb) if len(refs) == len(set(refs)) else None
+        return cls(record, kb) if _unique_refs(record) else None
+
+
+def _unique_refs(record: PatientRecord) -> bool:
+    """No two resources the per-reference mappings key on have the same reference."""
+    refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
+                             record.draft_medications, record.service_requests, record.allergies,
+                             record.administrations) for x in xs]
+    return len(refs) == len(set(refs))
 
 
 class ClinicalView:
@@ -213,6 +218,7 @@ class ClinicalView:
         self._regions = own.regions
         self._sides = own.sides
         self._meas: dict[str, list[Measurement]] = {}
+        self._with: dict[frozenset[str], list[tuple[Condition, frozenset[str]]]] = {}
         self._by_concept: dict[str, list[Observation]] | None = None
 
     # ---- time -----------------------------------------------------------------------------
@@ -255,6 +261,39 @@ class ClinicalView:
         if hit is None:
             hit = self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
         return hit
+
+    def conditions_with(self, concepts: frozenset[str]) -> list[tuple[Condition, frozenset[str]]]:
+        """The visible conditions mapped to any of these concepts, in record order, each with its concepts:
+        what a loop over `conditions` keeping `concepts & condition_concepts(c)` sees, through an index
+        built once per view (most rules ask about concepts only a few conditions have)."""
+        hit = self._with.get(concepts)
+        if hit is None:
+            index = self._condition_index
+            if index is None:  # two conditions share a reference: keep the plain loop and its mapping order
+                hit = [(c, cc) for c in self.conditions if concepts & (cc := self.condition_concepts(c))]
+            else:
+                pairs, by_concept = index
+                found: set[int] = set()
+                for cid in concepts:
+                    rows = by_concept.get(cid)
+                    if rows:
+                        found.update(rows)
+                hit = [pairs[i] for i in sorted(found)]
+            self._with[concepts] = hit
+        return hit
+
+    @cached_property
+    def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]] | None:
+        # a reference shared by two resources maps as whichever is mapped first: then the plain loop's order
+        if self.shared_cache is None and not _unique_refs(self.record):
+            return None
+        conds = self.conditions
+        pairs = [(c, self.condition_concepts(c)) for c in conds]
+        by_concept: dict[str, list[int]] = {}
+        for i, (_, cc) in enumerate(pairs):
+            for cid in cc:
+                by_concept.setdefault(cid, []).append(i)
+        return pairs, by_concept
 
     def condition_regions(self, c: Condition) -> frozenset[str]:
         hit = self._regions.get(c.ref)

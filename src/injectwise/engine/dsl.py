@@ -247,9 +247,8 @@ class Compiler:
             t = ctx.injection.target
             indications = frozenset(t.indications) if unless_indication and t is not None else frozenset()
             ev = []
-            for c in v.conditions:
-                cc = v.condition_concepts(c)
-                if not (concepts & cc) or (unless & cc) or (indications & cc):
+            for c, cc in v.conditions_with(concepts):
+                if (unless & cc) or (indications & cc):
                     continue
                 if not c.present:
                     continue

@@ -132,12 +132,15 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
                   _unknowns(ctx), detail, sources=list(record.sources))
 
 
+@lru_cache(maxsize=8)
+def _mode_rules(kb: Knowledge, mode: str) -> tuple[CompiledRule, ...]:
+    """The compiled rules of one mode, in knowledge order."""
+    return tuple(r for r in compiled_rules(kb) if r.spec.mode == mode)
+
+
 def _run(ctx: Context, mode: str) -> list[Finding]:
-    kb = ctx.kb
-    for rule in compiled_rules(kb):
+    for rule in _mode_rules(ctx.kb, mode):
         spec = rule.spec
-        if spec.mode != mode:
-            continue
         ok, ev = rule.when(ctx)
         if not ok:
             continue
@@ -192,6 +195,8 @@ def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None
 
 
 def _render(ctx: Context, text: str) -> str:
+    if "{" not in text:
+        return text  # no placeholder: nothing to fill in
     def sub(m: re.Match[str]) -> str:
         kind, name = m.group(1), m.group(2)
         if kind == "fact":

@@ -489,9 +489,7 @@ def conservative_care(ctx: Context) -> Fact:
 def _cond_ev(ctx: Context, concept: str, active: bool = True, recent_days: float | None = None) -> list[Evidence]:
     v = ctx.view
     out = []
-    for c in v.conditions:
-        if concept not in v.condition_concepts(c):
-            continue
+    for c, _ in v.conditions_with(frozenset((concept,))):
         if active and not v.condition_active(c):
             continue
         if recent_days is not None and not (c.when and v.days_before_now(c.when) <= recent_days):
@@ -591,9 +589,9 @@ def _site_conditions(ctx: Context, concepts: set[str], active: bool) -> list[Evi
     """Conditions with one of the concepts on a side compatible with the injection's."""
     v = ctx.view
     ev = []
-    for c in v.conditions:
+    for c, _ in v.conditions_with(frozenset(concepts)):
         ok = v.condition_active(c) if active else c.present
-        if ok and concepts & v.condition_concepts(c) and sides_compatible(ctx.injection.side, v.condition_side(c)):
+        if ok and sides_compatible(ctx.injection.side, v.condition_side(c)):
             ev.append(Evidence(c.ref, c.code.label(), None, c.when))
     return ev
 
@@ -633,9 +631,9 @@ def _competing_conditions(ctx: Context) -> list[tuple[Condition, frozenset[str]]
         return []
     competing = set(t.competing) - set(t.indications)
     out = []
-    for c in v.conditions:
-        hit = competing & v.condition_concepts(c)
-        if not hit or not v.condition_active(c):
+    for c, cc in v.conditions_with(frozenset(competing)):
+        hit = competing & cc
+        if not v.condition_active(c):
             continue
         if not sides_compatible(ctx.injection.side, v.condition_side(c)):
             continue
