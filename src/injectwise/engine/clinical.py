@@ -162,10 +162,7 @@ class Measurement:
 def observation_code_concepts(term: Terminology, code: Coded) -> frozenset[str]:
     """What an observation is about: its coded concepts, else what its code's text names. The only way
     the engine looks at observations, so one mapping to no concept is one no rule can use."""
-    coded = term.coded_concepts(code)
-    if not coded:
-        coded = term.text_concepts(code.all_text())
-    return frozenset(coded)
+    return term.code_concepts(code)
 
 
 class RecordCache:

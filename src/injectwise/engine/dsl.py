@@ -120,14 +120,18 @@ class Compiler:
             raise self.err(f"bad fact predicate {arg!r}")
         if name not in FACTS:
             raise self.err(f"unknown fact {name!r}")
+        if op is None:
+            def truthy(ctx: Context) -> tuple[bool, list[Evidence]]:
+                f = ctx.fact(name)
+                return bool(f.value), list(f.evidence)
+            return truthy
+        compare = OPS[op]
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             f = ctx.fact(name)
-            if op is None:
-                return bool(f), list(f.evidence)
             if f.value is None:
                 return False, []
-            ok = OPS[op](f.value, value(ctx))
+            ok = compare(f.value, value(ctx))
             return ok, list(f.evidence) if ok else []
         return run
 

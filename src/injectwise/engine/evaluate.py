@@ -156,7 +156,7 @@ def _run(ctx: Context, mode: str) -> list[Finding]:
                     level = lv
                     ev = ev + more
                     break
-        ctx.findings.append(_finding(ctx, spec, ev, level))
+        ctx.add_finding(_finding(ctx, spec, ev, level))
     order = {f.id: i for i, f in enumerate(ctx.findings)}
     return sorted(ctx.findings, key=lambda f: (
         SEVERITY_ORDER[f.severity], _family_rank(f.id),

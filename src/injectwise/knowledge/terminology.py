@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from injectwise.core.record import Coded
+from injectwise.core.record import Coded, Coding
 from injectwise.language.context import analyze_text
 from injectwise.language.matcher import ConceptMatcher, ConceptPatterns
 from injectwise.language.model import Analysis
@@ -35,6 +35,8 @@ CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 
 # Bounded caches: code displays and site texts recur across records, but unique texts must not grow memory.
 TEXT_CACHE_SIZE = 4096
+# What a CodeableConcept (codes, text, extra text) maps to: the same codes recur in every record of a population.
+CODED_CACHE_SIZE = 16384
 
 
 def system_kind(system: str) -> str | None:
@@ -79,6 +81,8 @@ class Terminology:
                              c.historical_counts) for c in concepts.values() if c.text), regions)
         self._analyze = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._analyze_uncached)
         self._text_concepts = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._text_concepts_uncached)
+        self._concepts_of = lru_cache(maxsize=CODED_CACHE_SIZE)(self._concepts_of_uncached)
+        self._code_concepts = lru_cache(maxsize=CODED_CACHE_SIZE)(self._code_concepts_uncached)
 
     def _analyze_uncached(self, text: str) -> Analysis:
         return analyze_text(text, self.matcher, self.language)
@@ -133,7 +137,23 @@ class Terminology:
         return bool(found), (sides.pop() if len(sides) == 1 else None)
 
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
-        """Codes first; the text always adds what it says (a code rarely says everything)."""
+        """Codes first; the text always adds what it says (a code rarely says everything). A pure function
+        of the codings, the text and the extra text: memoised (bounded) on them."""
+        return self._concepts_of(coded.codings, coded.text, extra_text)
+
+    def code_concepts(self, coded: Coded) -> frozenset[str]:
+        """What an observation's code is about: its coded concepts, else what its text names (memoised)."""
+        return self._code_concepts(coded.codings, coded.text)
+
+    def _code_concepts_uncached(self, codings: tuple[Coding, ...], text: str) -> frozenset[str]:
+        code = Coded(codings, text)
+        coded = self.coded_concepts(code)
+        if not coded:
+            coded = self.text_concepts(code.all_text())
+        return frozenset(coded)
+
+    def _concepts_of_uncached(self, codings: tuple[Coding, ...], text_: str, extra_text: str) -> frozenset[str]:
+        coded = Coded(codings, text_)
         found = self.coded_concepts(coded)
         text = coded.all_text()
         if extra_text:

@@ -152,6 +152,11 @@ def _build(resources: list[tuple[str, Json]], alias: dict[str, str], source: str
     return _Builder(alias, source, skip_observation).build(resources)
 
 
+# Codings are immutable and the same codes recur in every record: one shared instance per (system, code,
+# display), up to a bound (unique displays must not grow memory without limit).
+_CODINGS: dict[tuple[str, str, str], Coding] = {}
+MAX_SHARED_CODINGS = 50_000
+
 # No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
 MAX_QUANTITY = 1e6
 
@@ -235,12 +240,31 @@ class _Builder:
     def coded(value: Any) -> Coded:
         if not isinstance(value, dict):
             return Coded()
-        codings = []
-        for c in value.get("coding") or ():
-            if isinstance(c, dict) and isinstance(c.get("code"), str | int):
-                codings.append(Coding(str(c.get("system") or ""), str(c["code"]).strip(),
-                                      c.get("display") if isinstance(c.get("display"), str) else ""))
         text = value.get("text")
+        raw = value.get("coding")
+        if not raw:
+            return Coded((), text if isinstance(text, str) else "")
+        codings = []
+        for c in raw:
+            if not isinstance(c, dict):
+                continue
+            code = c.get("code")
+            if isinstance(code, str):
+                code = code.strip()
+            elif isinstance(code, int):
+                code = str(code).strip()
+            else:
+                continue
+            system = c.get("system")
+            display = c.get("display")
+            key = (system if isinstance(system, str) else str(system or ""), code,
+                   display if isinstance(display, str) else "")
+            cd = _CODINGS.get(key)
+            if cd is None:
+                cd = Coding(*key)
+                if len(_CODINGS) < MAX_SHARED_CODINGS:
+                    _CODINGS[key] = cd
+            codings.append(cd)
         return Coded(tuple(codings), text if isinstance(text, str) else "")
 
     @staticmethod
