@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from injectwise.core.dates import parse_fhir_datetime
+from injectwise.core.dates import parse_fhir_datetime, parse_fhir_str
 from injectwise.core.errors import InputError
 from injectwise.core.record import (
     Allergy,
@@ -209,8 +209,9 @@ class _Builder:
             return self.ref(r)
         if not isinstance(r, str) or not r:
             return None
-        if r in self.alias:
-            return self.alias[r]
+        hit = self.alias.get(r)
+        if hit is not None:
+            return hit
         if "/" in r and not r.startswith("urn:"):
             tail = "/".join(r.rstrip("/").split("/")[-2:])
             return self.alias.get(tail, tail)
@@ -230,6 +231,10 @@ class _Builder:
         subj = r.get(key)
         if subj is None and key == "subject":
             subj = r.get("patient")
+        if type(subj) is dict:  # the common shape, resolved without the general path's checks
+            raw = subj.get("reference")
+            if type(raw) is str and self.alias.get(raw) in self.patient_refs:
+                return
         ref = self.ref(subj)
         if ref is None:
             raise InputError(f"{self.ref_now} has no {key}: cannot tell whose record it is")
@@ -299,9 +304,10 @@ class _Builder:
         for k in keys:
             v = r.get(k)
             if v is not None:
-                d = self._date(v, k)
+                d = parse_fhir_str(v) if isinstance(v, str) else None  # parse_fhir_datetime, one call less
                 if d is not None:
                     return d
+                self._bad_date(v, k)
         return None
 
     def period(self, value: Any) -> tuple[datetime | None, datetime | None]:
@@ -314,9 +320,13 @@ class _Builder:
         if value is None:
             return None
         d = parse_fhir_datetime(value)
-        if d is None and self.current is not None:
-            self.date_problems.append((self.current, f"{field} {str(value)[:40]!r} is not a valid date"))
+        if d is None:
+            self._bad_date(value, field)
         return d
+
+    def _bad_date(self, value: Any, field: str) -> None:
+        if self.current is not None:
+            self.date_problems.append((self.current, f"{field} {str(value)[:40]!r} is not a valid date"))
 
     @staticmethod
     def quantity(value: Any) -> tuple[float | None, str]:
