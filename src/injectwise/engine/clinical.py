@@ -18,6 +18,7 @@ from injectwise.core.record import (
     PatientRecord,
     Procedure,
 )
+from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import Terminology, system_kind
 
@@ -216,6 +217,7 @@ class ClinicalView:
         self._sides = own.sides
         self._meas: dict[str, list[Measurement]] = {}
         self._with: dict[frozenset[str], list[tuple[Condition, frozenset[str]]]] = {}
+        self._cond_ev: dict[int, Evidence] = {}  # by id() of a condition of this view's record
         self._by_concept: dict[str, list[Observation]] | None = None
 
     # ---- time -----------------------------------------------------------------------------
@@ -278,6 +280,14 @@ class ClinicalView:
                 hit = [pairs[i] for i in sorted(found)]
             self._with[concepts] = hit
         return hit
+
+    def condition_evidence(self, c: Condition) -> Evidence:
+        """The usual evidence of a condition (label, clinical status, date): built once per view, as the
+        same condition is cited by many rules (Evidence is immutable)."""
+        e = self._cond_ev.get(id(c))
+        if e is None:
+            e = self._cond_ev[id(c)] = Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when)
+        return e
 
     @cached_property
     def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]] | None:

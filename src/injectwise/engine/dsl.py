@@ -272,7 +272,7 @@ class Compiler:
                     continue
                 if new and _known_before(ctx, concepts & cc, after, v.condition_side(c)):
                     continue
-                ev.append(Evidence(c.ref, c.code.label(), _status(c), when))
+                ev.append(v.condition_evidence(c))
             return bool(ev), ev
         return run
 
@@ -338,10 +338,6 @@ def _const(c: Any) -> Callable[[Context], Any]:
     def get(ctx: Context) -> Any:
         return c
     return get
-
-
-def _status(c: Any) -> str | None:
-    return c.clinical_status if c.clinical_status else None
 
 
 def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:

@@ -502,7 +502,7 @@ def _cond_ev(ctx: Context, concept: str, active: bool = True, recent_days: float
             continue
         if recent_days is not None and not (c.when and v.days_before_now(c.when) <= recent_days):
             continue
-        out.append(Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when))
+        out.append(v.condition_evidence(c))
     return out
 
 
@@ -662,7 +662,7 @@ def _refers_here(kb: Knowledge, regions: frozenset[str], target_region: str) -> 
 @fact
 def competing_generator(ctx: Context) -> Fact:
     """Another current pain generator on this side, in or referring to the target's region."""
-    ev = [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c, _ in _competing_conditions(ctx)]
+    ev = [ctx.view.condition_evidence(c) for c, _ in _competing_conditions(ctx)]
     return Fact(bool(ev), ev)
 
 
