@@ -12,6 +12,7 @@ from injectwise.core.dates import end_of_day, fmt_date
 from injectwise.core.errors import InputError
 from injectwise.core.record import (
     Coded,
+    Coding,
     Condition,
     MedicationUse,
     Observation,
@@ -468,8 +469,7 @@ class ClinicalView:
 
     # ---- drugs ----------------------------------------------------------------------------
     def identify_drug(self, coded: Coded) -> Drug | None:
-        codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
-        return _drug_of(self.kb, codes, self.term.clip(coded.all_text()))
+        return _drug_of_coded(self.kb, coded.codings, coded.text)
 
     def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None, text: str = "") -> Agent:
         drug = self.identify_drug(coded)
@@ -728,6 +728,14 @@ def _target_of_text(kb: Knowledge, text: str) -> Target | None:
         if any(p.search(text) for p in t.text):
             return t
     return None
+
+
+@lru_cache(maxsize=4096)
+def _drug_of_coded(kb: Knowledge, codings: tuple[Coding, ...], text: str) -> Drug | None:
+    """The drug a CodeableConcept names (its RxNorm codes, else its text); memoised on codes and text."""
+    coded = Coded(codings, text)
+    codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
+    return _drug_of(kb, codes, kb.terminology.clip(coded.all_text()))
 
 
 @lru_cache(maxsize=4096)

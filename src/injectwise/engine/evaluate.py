@@ -69,14 +69,19 @@ def compiled_rules(kb: Knowledge) -> tuple[CompiledRule, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=8)
+def _unit_concepts(kb: Knowledge) -> tuple[str, ...]:
+    """Concepts measured in a unit, in knowledge order."""
+    return tuple(c.id for c in kb.terminology.concepts.values() if c.unit)
+
+
 def _check_patient(view: ClinicalView) -> None:
     p = view.record.patient
     if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
         when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
         raise NotApplicable(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
-    for concept in view.kb.terminology.concepts.values():  # bad units fail now, not only when a rule looks
-        if concept.unit:
-            view.measurements(concept.id)
+    for concept in _unit_concepts(view.kb):  # bad units fail now, not only when a rule looks
+        view.measurements(concept)
     if p.birth_date is not None and p.birth_date > view.as_of:
         raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
 

@@ -39,7 +39,9 @@ TEXT_CACHE_SIZE = 4096
 CODED_CACHE_SIZE = 16384
 
 
+@lru_cache(maxsize=1024)
 def system_kind(system: str) -> str | None:
+    """The code system's short name (icd10, snomed, ...), or None; memoised (a record names few systems)."""
     return SYSTEMS.get(system.strip().lower().rstrip("/")) or SYSTEMS.get(system.strip())
 
 

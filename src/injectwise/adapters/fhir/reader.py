@@ -156,6 +156,34 @@ def _build(resources: list[tuple[str, Json]], alias: dict[str, str], source: str
 # display), up to a bound (unique displays must not grow memory without limit).
 _CODINGS: dict[tuple[str, str, str], Coding] = {}
 MAX_SHARED_CODINGS = 50_000
+# The codings a `coding` list reads as, by the list's JSON: a function of that JSON alone (bounded).
+_CODING_LISTS: dict[bytes, tuple[Coding, ...]] = {}
+
+
+def _codings(raw: Any) -> tuple[Coding, ...]:
+    """A CodeableConcept's `coding` list: entries with a string or integer code (any other is skipped)."""
+    codings = []
+    for c in raw:
+        if not isinstance(c, dict):
+            continue
+        code = c.get("code")
+        if isinstance(code, str):
+            code = code.strip()
+        elif isinstance(code, int):
+            code = str(code).strip()
+        else:
+            continue
+        system = c.get("system")
+        display = c.get("display")
+        key = (system if isinstance(system, str) else str(system or ""), code,
+               display if isinstance(display, str) else "")
+        cd = _CODINGS.get(key)
+        if cd is None:
+            cd = Coding(*key)
+            if len(_CODINGS) < MAX_SHARED_CODINGS:
+                _CODINGS[key] = cd
+        codings.append(cd)
+    return tuple(codings)
 
 # No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
 MAX_QUANTITY = 1e6
@@ -249,28 +277,18 @@ class _Builder:
         raw = value.get("coding")
         if not raw:
             return Coded((), text if isinstance(text, str) else "")
-        codings = []
-        for c in raw:
-            if not isinstance(c, dict):
-                continue
-            code = c.get("code")
-            if isinstance(code, str):
-                code = code.strip()
-            elif isinstance(code, int):
-                code = str(code).strip()
-            else:
-                continue
-            system = c.get("system")
-            display = c.get("display")
-            key = (system if isinstance(system, str) else str(system or ""), code,
-                   display if isinstance(display, str) else "")
-            cd = _CODINGS.get(key)
-            if cd is None:
-                cd = Coding(*key)
-                if len(_CODINGS) < MAX_SHARED_CODINGS:
-                    _CODINGS[key] = cd
-            codings.append(cd)
-        return Coded(tuple(codings), text if isinstance(text, str) else "")
+        try:
+            key = orjson.dumps(raw)
+        except (orjson.JSONEncodeError, TypeError):
+            key = None
+        codings = _CODING_LISTS.get(key) if key is not None else None
+        if codings is None:
+            codings = _codings(raw)
+            if key is not None:
+                if len(_CODING_LISTS) >= MAX_SHARED_CODINGS:
+                    _CODING_LISTS.clear()
+                _CODING_LISTS[key] = codings
+        return Coded(codings, text if isinstance(text, str) else "")
 
     @staticmethod
     def status_code(value: Any) -> str | None:
