@@ -268,18 +268,13 @@ class ClinicalView:
         built once per view (most rules ask about concepts only a few conditions have)."""
         hit = self._with.get(concepts)
         if hit is None:
-            index = self._condition_index
-            if index is None:  # two conditions share a reference: keep the plain loop and its mapping order
-                hit = [(c, cc) for c in self.conditions if concepts & (cc := self.condition_concepts(c))]
-            else:
-                pairs, by_concept = index
-                found: set[int] = set()
-                for cid in concepts:
-                    rows = by_concept.get(cid)
-                    if rows:
-                        found.update(rows)
-                hit = [pairs[i] for i in sorted(found)]
-            self._with[concepts] = hit
+            pairs, by_concept = self._condition_index
+            found: set[int] = set()
+            for cid in concepts:
+                rows = by_concept.get(cid)
+                if rows:
+                    found.update(rows)
+            hit = self._with[concepts] = [pairs[i] for i in sorted(found)]
         return hit
 
     def condition_evidence(self, c: Condition) -> Evidence:
@@ -291,12 +286,10 @@ class ClinicalView:
         return e
 
     @cached_property
-    def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]] | None:
-        # a reference shared by two resources maps as whichever is mapped first: then the plain loop's order
-        if self.shared_cache is None and not _unique_refs(self.record):
-            return None
-        conds = self.conditions
-        pairs = [(c, self.condition_concepts(c)) for c in conds]
+    def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]]:
+        """Each visible condition with its concepts, mapped in record order when a rule first asks (where the
+        plain loop over `conditions` mapped them: a reference shared by two resources maps the same way)."""
+        pairs = [(c, self.condition_concepts(c)) for c in self.conditions]
         by_concept: dict[str, list[int]] = {}
         for i, (_, cc) in enumerate(pairs):
             for cid in cc:
