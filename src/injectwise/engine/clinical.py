@@ -390,8 +390,9 @@ class ClinicalView:
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
         cache = self._meas
-        if concept in cache:
-            return cache[concept]
+        hit = cache.get(concept)
+        if hit is not None:
+            return hit
         c = self.term.concepts[concept]
         out = []
         for o in self._observations_by_concept().get(concept, ()):

@@ -122,13 +122,17 @@ class Compiler:
             raise self.err(f"unknown fact {name!r}")
         if op is None:
             def truthy(ctx: Context) -> tuple[bool, list[Evidence]]:
-                f = ctx.fact(name)
+                f = ctx.computed.get(name)
+                if f is None:
+                    f = ctx.fact(name)
                 return bool(f.value), list(f.evidence)
             return truthy
         compare = OPS[op]
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
-            f = ctx.fact(name)
+            f = ctx.computed.get(name)
+            if f is None:
+                f = ctx.fact(name)
             if f.value is None:
                 return False, []
             ok = compare(f.value, value(ctx))

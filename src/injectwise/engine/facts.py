@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -67,7 +68,7 @@ class Context:
         self.findings: list[Any] = []
         self._finding_prefixes: set[str] = set()  # every finding's id and its dotted prefixes
         self._policy = kb.policy
-        self._facts: dict[str, Fact] = {}
+        self.computed: dict[str, Fact] = {}  # facts computed so far, by name
         self._outcomes: dict[str, Outcome] = {}
         self._earlier: list[Injection] | None = None
         self._same_site: list[Injection] | None = None
@@ -76,10 +77,10 @@ class Context:
         return self._policy[name].value  # Knowledge.p, one call less
 
     def fact(self, name: str) -> Fact:
-        f = self._facts.get(name)
+        f = self.computed.get(name)
         if f is None:
             f = FACTS[name](self)
-            self._facts[name] = f
+            self.computed[name] = f
         return f
 
     def add_finding(self, finding: Any) -> None:
@@ -497,13 +498,18 @@ def conservative_care(ctx: Context) -> Fact:
 def _cond_ev(ctx: Context, concept: str, active: bool = True, recent_days: float | None = None) -> list[Evidence]:
     v = ctx.view
     out = []
-    for c, _ in v.conditions_with(frozenset((concept,))):
+    for c, _ in v.conditions_with(_one(concept)):
         if active and not v.condition_active(c):
             continue
         if recent_days is not None and not (c.when and v.days_before_now(c.when) <= recent_days):
             continue
         out.append(v.condition_evidence(c))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _one(concept: str) -> frozenset[str]:
+    return frozenset((concept,))
 
 
 def _med_ev(ctx: Context, concept: str) -> list[Evidence]:
