@@ -67,6 +67,19 @@ def fmt_date(dt: datetime | None) -> str | None:
     """ISO date, with the time only when it is not midnight (date-only data stays date-only)."""
     if dt is None:
         return None
+    if type(dt) is datetime and dt.tzinfo is None:
+        return _fmt_naive(dt)
+    return _fmt(dt)
+
+
+@lru_cache(maxsize=16384)
+def _fmt_naive(dt: datetime) -> str:
+    """Memoised for naive datetimes (the engine's): equal ones print alike; the same instants recur in
+    many findings. (Aware datetimes equal across zones print differently, so they are never cached.)"""
+    return _fmt(dt)
+
+
+def _fmt(dt: datetime) -> str:
     if dt.hour == 0 and dt.minute == 0 and dt.second == 0:
         return dt.date().isoformat()
     if dt.tzinfo is None and dt.year >= 1000:  # the same text as strftime, several times cheaper
