@@ -364,7 +364,14 @@ class _Builder:
 
     # ---- build ---------------------------------------------------------------------------
     def build(self, resources: list[tuple[str, Json]]) -> PatientRecord:
-        patients = [(ref, r) for ref, r in resources if r["resourceType"] == "Patient"]
+        patients = []
+        medications: dict[str, Json] = {}
+        for ref, r in resources:  # one pass for both
+            rtype = r["resourceType"]
+            if rtype == "Patient":
+                patients.append((ref, r))
+            elif rtype == "Medication":
+                medications[ref] = r
         if not patients:
             raise InputError("no Patient resource in the Bundle: cannot tell whose record it is")
         if len(patients) > 1:
@@ -374,7 +381,7 @@ class _Builder:
         self.current = None
         self.patient_refs = {patient.ref, *(k for k, v in self.alias.items() if v == patient.ref)}
         rec = PatientRecord(patient=patient, source=self.source)
-        self.medication_index = {ref: r for ref, r in resources if r["resourceType"] == "Medication"}
+        self.medication_index = medications
         handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
             rtype: getattr(self, method) for rtype, method in HANDLERS.items()}
         for ref, r in resources:
@@ -421,7 +428,7 @@ class _Builder:
         ))
 
     def observation(self, r: Json, rec: PatientRecord) -> None:
-        if _str(r.get("status")) in ("entered-in-error", "cancelled"):
+        if r.get("status") in ("entered-in-error", "cancelled"):  # only a str equals these
             return
         self.check_subject(r)
         if self.skip_observation is not None and self.skip_observation(r):
