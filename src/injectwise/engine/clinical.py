@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from injectwise.core.dates import end_of_day, fmt_date
 from injectwise.core.errors import InputError
+from injectwise.core.lazy import cached
 from injectwise.core.record import (
     Coded,
     Coding,
@@ -227,7 +228,7 @@ class ClinicalView:
         return float((self.as_of - when.date()).days)
 
     # ---- patient --------------------------------------------------------------------------
-    @cached_property
+    @cached
     def age(self) -> int | None:
         b = self.record.patient.birth_date
         if b is None:
@@ -246,7 +247,7 @@ class ClinicalView:
     def regions_of_text(self, text: str) -> frozenset[str]:
         return _regions_of_text(self.kb, self.term.clip(text))
 
-    @cached_property
+    @cached
     def conditions(self) -> list[Condition]:
         """Conditions known by the as-of day: recorded (or, failing that, with onset) on or before it."""
         out = []
@@ -285,7 +286,7 @@ class ClinicalView:
             e = self._cond_ev[id(c)] = Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when)
         return e
 
-    @cached_property
+    @cached
     def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]]:
         """Each visible condition with its concepts, mapped in record order when a rule first asks (where the
         plain loop over `conditions` mapped them: a reference shared by two resources maps the same way)."""
@@ -352,13 +353,13 @@ class ClinicalView:
             hit = self._concepts[o.ref] = observation_code_concepts(self.term, o.code)
         return hit
 
-    @cached_property
+    @cached
     def observations(self) -> list[Observation]:
         """Observations up to the as-of day. Undated ones (missing or impossible date) stay visible: a
         value whose timing is unknown may be current, and the result lists them as unknowns."""
         return [o for o in self.record.observations if o.when is None or o.when <= self.now]
 
-    @cached_property
+    @cached
     def bad_dates(self) -> frozenset[str]:
         """References of resources whose dates are missing or impossible."""
         return frozenset(ref for ref, _ in self.record.date_problems)
@@ -428,7 +429,7 @@ class ClinicalView:
             return None
         return m
 
-    @cached_property
+    @cached
     def pain(self) -> list[PainScore]:
         out = []
         for m in self.measurements("pain-nrs"):
@@ -526,7 +527,7 @@ class ClinicalView:
         return "unknown", "not recorded"
 
     # ---- injections -----------------------------------------------------------------------
-    @cached_property
+    @cached
     def injections(self) -> list[Injection]:
         """Completed injections up to the as-of date, oldest first. An injection is the same whatever the
         day it is viewed from, so views sharing a cache take an earlier day's from a later day's list."""
@@ -612,7 +613,7 @@ class ClinicalView:
             if ag.ref:
                 inj.refs.append(ag.ref)
 
-    @cached_property
+    @cached
     def steroid_injections(self) -> list[Injection]:
         return [i for i in self.injections if i.steroid is not None]
 
@@ -643,7 +644,7 @@ class ClinicalView:
         return None
 
     # ---- conservative care ----------------------------------------------------------------
-    @cached_property
+    @cached
     def therapies(self) -> list[Therapy]:
         out = []
         for p in self.record.procedures:
