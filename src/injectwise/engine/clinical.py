@@ -22,7 +22,7 @@ from injectwise.core.record import (
 )
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Drug, Knowledge, Target
-from injectwise.knowledge.terminology import Terminology, system_kind
+from injectwise.knowledge.terminology import CODED_CACHE_TEXT, Terminology, system_kind
 
 GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
                 "77021": "mri"}
@@ -464,6 +464,8 @@ class ClinicalView:
 
     # ---- drugs ----------------------------------------------------------------------------
     def identify_drug(self, coded: Coded) -> Drug | None:
+        if len(coded.text) > CODED_CACHE_TEXT:  # long texts are not memoised (bounded memory)
+            return _drug_of_coded.__wrapped__(self.kb, coded.codings, coded.text)
         return _drug_of_coded(self.kb, coded.codings, coded.text)
 
     def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None, text: str = "") -> Agent:

@@ -36,7 +36,9 @@ CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 # Bounded caches: code displays and site texts recur across records, but unique texts must not grow memory.
 TEXT_CACHE_SIZE = 4096
 # What a CodeableConcept (codes, text, extra text) maps to: the same codes recur in every record of a population.
+# Only short texts are memoised (code displays, sites), so the memory held stays small whatever the input.
 CODED_CACHE_SIZE = 16384
+CODED_CACHE_TEXT = 1024
 
 
 @lru_cache(maxsize=1024)
@@ -141,10 +143,14 @@ class Terminology:
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
         """Codes first; the text always adds what it says (a code rarely says everything). A pure function
         of the codings, the text and the extra text: memoised (bounded) on them."""
+        if len(coded.text) + len(extra_text) > CODED_CACHE_TEXT:
+            return self._concepts_of_uncached(coded.codings, coded.text, extra_text)
         return self._concepts_of(coded.codings, coded.text, extra_text)
 
     def code_concepts(self, coded: Coded) -> frozenset[str]:
         """What an observation's code is about: its coded concepts, else what its text names (memoised)."""
+        if len(coded.text) > CODED_CACHE_TEXT:
+            return self._code_concepts_uncached(coded.codings, coded.text)
         return self._code_concepts(coded.codings, coded.text)
 
     def _code_concepts_uncached(self, codings: tuple[Coding, ...], text: str) -> frozenset[str]:

@@ -158,6 +158,7 @@ _CODINGS: dict[tuple[str, str, str], Coding] = {}
 MAX_SHARED_CODINGS = 50_000
 # The codings a `coding` list reads as, by the list's JSON: a function of that JSON alone (bounded).
 _CODING_LISTS: dict[bytes, tuple[Coding, ...]] = {}
+MAX_SHARED_KEY = 2048
 
 
 def _codings(raw: Any) -> tuple[Coding, ...]:
@@ -180,7 +181,7 @@ def _codings(raw: Any) -> tuple[Coding, ...]:
         cd = _CODINGS.get(key)
         if cd is None:
             cd = Coding(*key)
-            if len(_CODINGS) < MAX_SHARED_CODINGS:
+            if len(_CODINGS) < MAX_SHARED_CODINGS and len(key[0]) + len(code) + len(key[2]) <= MAX_SHARED_KEY:
                 _CODINGS[key] = cd
         codings.append(cd)
     return tuple(codings)
@@ -278,9 +279,11 @@ class _Builder:
         if not raw:
             return Coded((), text if isinstance(text, str) else "")
         try:
-            key = orjson.dumps(raw)
+            key: bytes | None = orjson.dumps(raw)
         except (orjson.JSONEncodeError, TypeError):
             key = None
+        if key is not None and len(key) > MAX_SHARED_KEY:
+            key = None  # long displays are read each time: the memory held stays small
         codings = _CODING_LISTS.get(key) if key is not None else None
         if codings is None:
             codings = _codings(raw)
