@@ -51,7 +51,17 @@ MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*
 
 
 def _mg_per_ml(text: str) -> float | None:
-    """Concentration named in a product or dose text: '1%' is 10 mg/mL; '40 mg/mL' as is."""
+    """Concentration named in a product or dose text: '1%' is 10 mg/mL; '40 mg/mL' as is (short texts,
+    which recur, memoised)."""
+    return _mg_per_ml_memo(text) if len(text) <= 1024 else _mg_per_ml_of(text)
+
+
+@lru_cache(maxsize=4096)
+def _mg_per_ml_memo(text: str) -> float | None:
+    return _mg_per_ml_of(text)
+
+
+def _mg_per_ml_of(text: str) -> float | None:
     m = MG_PER_ML_STRENGTH.search(text)
     if m:
         return float(m.group(1)) / float(m.group(2) or 1)
@@ -67,6 +77,22 @@ def side_of(text: str) -> str | None:
             return side
     hits = [side for side, pat in SIDE_ABBR if pat.search(text)]
     return hits[0] if len(hits) == 1 else None
+
+
+MEMO_TEXT = 1024  # texts up to this length are memoised by `says` (record texts recur; notes are longer)
+
+
+def says(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether the pattern occurs in the text. Record texts (code displays, procedure names) recur across
+    evaluations and case-blind alternations are slow to search, so short texts' answers are memoised."""
+    if len(text) > MEMO_TEXT:
+        return pattern.search(text) is not None
+    return _says(pattern, text)
+
+
+@lru_cache(maxsize=8192)
+def _says(pattern: re.Pattern[str], text: str) -> bool:
+    return pattern.search(text) is not None
 
 
 def sides_compatible(a: str | None, b: str | None) -> bool:
@@ -564,7 +590,7 @@ class ClinicalView:
             admins = admins_by_parent.get(p.ref, [])
             is_target_cpt = not _target_cpts(self.kb).isdisjoint(cpts)
             text = p.code.all_text()
-            if not (is_target_cpt or admins or INJECTION_TEXT.search(text)):
+            if not (is_target_cpt or admins or says(INJECTION_TEXT, text)):
                 continue
             target = self.identify_target([text, p.body_site, p.notes], cpts)
             agents = [self.agent(a.medication, a.dose_value, a.dose_unit, a.ref) for a in admins]
@@ -626,7 +652,7 @@ class ClinicalView:
             cpts = {c.code for c in sr.code.codings if system_kind(c.system) == "cpt"}
             text = sr.code.all_text()
             target = self.identify_target([text, sr.body_site, sr.notes], cpts)
-            if target is None and not INJECTION_TEXT.search(text):
+            if target is None and not says(INJECTION_TEXT, text):
                 continue
             guidance, basis = self.guidance_of(cpts, f"{text} {sr.body_site} {sr.notes}", [])
             inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),

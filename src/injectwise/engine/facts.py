@@ -13,7 +13,7 @@ from typing import Any
 
 from injectwise.core.dates import fmt_date
 from injectwise.core.record import Condition
-from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
+from injectwise.engine.clinical import ClinicalView, Injection, PainScore, says, side_of, sides_compatible
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
 
@@ -391,7 +391,7 @@ def relief_shortening(ctx: Context) -> Fact:
     texts = [ctx.injection.notes, *(i.notes for i in ctx.same_site_earlier())]
     for c in ctx.view.conditions:
         texts.append(c.code.all_text() + " " + c.notes)
-    text_ev = [t for t in texts if t and SHORTENING_TEXT.search(t)]
+    text_ev = [t for t in texts if t and says(SHORTENING_TEXT, t)]
     days = [o.relief_days for o in seq if o.relief_days is not None]
     shortening = len(days) >= 2 and days[-1] < days[0] and all(a >= b for a, b in pairwise(days))
     ev = [Evidence(o.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", o.injection.when)
