@@ -4,6 +4,7 @@ each mapped to knowledge-base concepts. Nothing dated after the as-of day is vis
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -218,6 +219,10 @@ class RecordCache:
         return cls(record, kb) if _unique_refs(record) else None
 
 
+def _first(row: tuple[int, Condition, frozenset[str]]) -> int:
+    return row[0]
+
+
 def _unique_refs(record: PatientRecord) -> bool:
     """No two resources the per-reference mappings key on have the same reference."""
     refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
@@ -295,13 +300,16 @@ class ClinicalView:
         built once per view (most rules ask about concepts only a few conditions have)."""
         hit = self._with.get(concepts)
         if hit is None:
-            pairs, by_concept = self._condition_index
-            found: set[int] = set()
-            for cid in concepts:
-                rows = by_concept.get(cid)
-                if rows:
-                    found.update(rows)
-            hit = self._with[concepts] = [pairs[i] for i in sorted(found)]
+            by_concept = self._condition_index
+            lists = [rows for cid in concepts if (rows := by_concept.get(cid))]
+            if not lists:
+                hit = []
+            elif len(lists) == 1:
+                hit = [(c, cc) for _, c, cc in lists[0]]
+            else:  # in record order, each condition once
+                hit = [(c, cc) for _, c, cc in sorted({row[0]: row for rows in lists for row in rows}.values(),
+                                                        key=_first)]
+            self._with[concepts] = hit
         return hit
 
     def condition_evidence(self, c: Condition) -> Evidence:
@@ -313,15 +321,21 @@ class ClinicalView:
         return e
 
     @cached
-    def _condition_index(self) -> tuple[list[tuple[Condition, frozenset[str]]], dict[str, list[int]]]:
-        """Each visible condition with its concepts, mapped in record order when a rule first asks (where the
-        plain loop over `conditions` mapped them: a reference shared by two resources maps the same way)."""
-        pairs = [(c, self.condition_concepts(c)) for c in self.conditions]
-        by_concept: dict[str, list[int]] = {}
-        for i, (_, cc) in enumerate(pairs):
+    def _condition_index(self) -> dict[str, list[tuple[int, Condition, frozenset[str]]]]:
+        """Concept -> (position, condition, its concepts) of the visible conditions, mapped in record order when
+        a rule first asks (where the plain loop over `conditions` mapped them: a reference shared by two
+        resources maps the same way)."""
+        by_concept: dict[str, list[tuple[int, Condition, frozenset[str]]]] = {}
+        for i, c in enumerate(self.conditions):
+            cc = self.condition_concepts(c)
+            row = (i, c, cc)
             for cid in cc:
-                by_concept.setdefault(cid, []).append(i)
-        return pairs, by_concept
+                rows = by_concept.get(cid)
+                if rows is None:
+                    by_concept[cid] = [row]
+                else:
+                    rows.append(row)
+        return by_concept
 
     def condition_regions(self, c: Condition) -> frozenset[str]:
         hit = self._regions.get(c.ref)
@@ -413,6 +427,10 @@ class ClinicalView:
                 idx = {cid: [o for o in obs if o.when is None or o.when <= now] for cid, obs in idx.items()}
             self._by_concept = idx
         return idx
+
+    def observed_concepts(self) -> Container[str]:
+        """The concepts some visible observation maps to."""
+        return self._observations_by_concept()
 
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""

@@ -80,8 +80,10 @@ def _check_patient(view: ClinicalView) -> None:
     if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
         when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
         raise NotApplicable(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
+    observed = view.observed_concepts()
     for concept in _unit_concepts(view.kb):  # bad units fail now, not only when a rule looks
-        view.measurements(concept)
+        if concept in observed:  # (a concept with no observation has no unit to check)
+            view.measurements(concept)
     if p.birth_date is not None and p.birth_date > view.as_of:
         raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
 
