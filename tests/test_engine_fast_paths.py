@@ -138,3 +138,23 @@ def test_templates_split_at_placeholders(kb):
             assert len(parts) % 3 == 1
             rebuilt = parts[0] + "".join(f"{{{parts[i]}.{parts[i + 1]}}}{parts[i + 2]}" for i in range(1, len(parts), 3))
             assert rebuilt == text
+
+
+def test_pain_windows_and_next_injection(kb, vignette_dir):
+    from bisect import bisect_left, bisect_right
+    for rec, as_of in _records(vignette_dir):
+        view = ClinicalView(rec, kb, as_of)
+        pain, times = view.pain, view.pain_times
+        stamps = sorted({s.when + timedelta(minutes=m) for s in pain for m in (-1, 0, 1)}
+                        | {i.when + timedelta(days=d) for i in view.steroid_injections for d in (-1, 0, 14)})
+        for t in stamps:
+            for i in view.steroid_injections:
+                later = [j.when for j in view.steroid_injections if j.when is not None and j.when > t and j.ref != i.ref]
+                assert view.next_steroid_injection(t, i.ref) == (min(later) if later else None)
+            for u in stamps:
+                assert pain[bisect_left(times, t):bisect_right(times, u)] == [s for s in pain if t <= s.when <= u]
+                assert pain[bisect_right(times, t):bisect_right(times, u)] == [s for s in pain if t < s.when <= u]
+            for max_days in (-1, 0, 7, 30):
+                base = [s for s in pain if s.when <= t and (t - s.when).days <= max_days]
+                k = bisect_right(times, t)
+                assert (pain[k - 1] if k and (t - times[k - 1]).days <= max_days else None) == (base[-1] if base else None)

@@ -4,6 +4,7 @@ each mapped to knowledge-base concepts. Nothing dated after the as-of day is vis
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -483,6 +484,31 @@ class ClinicalView:
                 continue  # a pain score with no date cannot be placed before or after an injection
             out.append(PainScore(m.ref, m.when, m.value))
         return out
+
+    @cached
+    def pain_times(self) -> list[datetime]:
+        """When each of `pain` was scored (the same order: oldest first), for bisecting windows."""
+        return [s.when for s in self.pain]
+
+    def next_steroid_injection(self, after: datetime, ref: str) -> datetime | None:
+        """When the first steroid injection later than `after` (other than `ref`) was given, if any."""
+        injs = self.steroid_injections
+        times = self._steroid_times
+        start = bisect_right(times, after) if times is not None else 0
+        for i in injs[start:]:
+            if i.when is not None and i.when > after and i.ref != ref:
+                return i.when
+        return None
+
+    @cached
+    def _steroid_times(self) -> list[datetime] | None:
+        """When each steroid injection was given (in order), or None if one has no date."""
+        times: list[datetime] = []
+        for i in self.steroid_injections:
+            if i.when is None:
+                return None
+            times.append(i.when)
+        return times
 
     # ---- medications ----------------------------------------------------------------------
     def med_concepts(self, m: MedicationUse) -> frozenset[str]:

@@ -4,6 +4,7 @@ response) that rules combine declaratively. Each fact carries the patient data i
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -141,16 +142,21 @@ class Context:
         v = self.view
         assert inj.when is not None
         t0 = inj.when
-        later = [i.when for i in v.steroid_injections if i.when is not None and i.when > t0 and i.ref != inj.ref]
-        stop = min([t0 + timedelta(days=self.p("followup_max_days")), v.now, *later])
-        base = [s for s in v.pain if s.when <= t0 and (t0 - s.when).days <= self.p("baseline_max_days")]
-        baseline = base[-1] if base else None
+        stop = min(t0 + timedelta(days=self.p("followup_max_days")), v.now)
+        nxt = v.next_steroid_injection(t0, inj.ref)  # the follow-up ends at the next injection
+        if nxt is not None and nxt < stop:
+            stop = nxt
+        # pain scores are in time order: each window below is a slice (what filtering every score gave)
+        pain, times = v.pain, v.pain_times
+        upto = bisect_right(times, t0)
+        # the latest score up to the injection, if recent enough (an older one is older still)
+        baseline = pain[upto - 1] if upto and (t0 - times[upto - 1]).days <= self.p("baseline_max_days") else None
         an_end = t0 + timedelta(hours=self.anesthetic_hours(inj))
-        an_scores = [s for s in v.pain if t0 < s.when <= an_end]
+        an_scores = pain[upto:bisect_right(times, an_end)]
         judge_after = self.judge_after_days(inj)
         # judged from the calendar day the window ends (day 14 counts whatever the hour of the score)
         judge_from = t0.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=judge_after)
-        follow = [s for s in v.pain if judge_from <= s.when <= stop]
+        follow = pain[bisect_left(times, judge_from):bisect_right(times, stop)]
         ev: list[Evidence] = []
         if baseline:
             ev.append(Evidence(baseline.ref, "pain before injection", f"{baseline.value:g}/10", baseline.when))
