@@ -158,3 +158,19 @@ def test_pain_windows_and_next_injection(kb, vignette_dir):
                 base = [s for s in pain if s.when <= t and (t - s.when).days <= max_days]
                 k = bisect_right(times, t)
                 assert (pain[k - 1] if k and (t - times[k - 1]).days <= max_days else None) == (base[-1] if base else None)
+
+
+def test_label_is_coded_label():
+    values = [None, 5, "x", {}, {"text": "knee"}, {"text": ""}, {"text": 3, "coding": []},
+              {"text": "knee", "coding": 5}, {"coding": [{"code": "1", "display": "one"}]},
+              {"coding": [{"code": " 2 "}]}, {"text": "t", "coding": "abc"}, {"coding": {"code": "1"}}]
+    for v in values:
+        try:
+            want = _Builder.coded(v).label()
+        except TypeError:
+            want = TypeError
+        try:
+            got = _Builder.label(v)
+        except TypeError:
+            got = TypeError
+        assert got == want, v

@@ -293,6 +293,21 @@ class _Builder:
                 _CODING_LISTS[key] = codings
         return Coded(codings, text if isinstance(text, str) else "")
 
+    @classmethod
+    def label(cls, value: Any) -> str:
+        """`coded(value).label()`, without building the Coded when the text alone says it."""
+        if not isinstance(value, dict):
+            return ""
+        raw = value.get("coding")
+        if raw and not isinstance(raw, list):
+            return cls.coded(value).label()  # e.g. a number: fails there as it always did
+        text = value.get("text")
+        if isinstance(text, str) and text:
+            return text
+        if not raw:
+            return ""
+        return cls.coded(value).label()
+
     @staticmethod
     def status_code(value: Any) -> str | None:
         if isinstance(value, str):
@@ -495,7 +510,7 @@ class _Builder:
             ref=self.ref_now, code=self.coded(r.get("code")), status=_str(r.get("status")),
             start=start, end=end, body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
-            category=self.coded(r.get("category")).label(), reason_refs=reason_refs, reason_text=reason_text))
+            category=self.label(r.get("category")), reason_refs=reason_refs, reason_text=reason_text))
 
     def _medication(self, r: Json) -> Coded:
         return self._medication_and_strength(r)[0]
@@ -587,8 +602,8 @@ class _Builder:
             r.get("effectivePeriod"))[0]
         rec.administrations.append(MedicationAdministration(
             ref=self.ref_now, medication=medication, when=when, dose_value=value, dose_unit=unit,
-            part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
-            route=self.coded(dosage.get("route")).label(), status=_str(r.get("status"))))
+            part_of=self.refs(r.get("partOf")), site=self.label(dosage.get("site")),
+            route=self.label(dosage.get("route")), status=_str(r.get("status"))))
 
     def medication_statement(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
@@ -618,7 +633,7 @@ class _Builder:
         if isinstance(instr, list) and instr and isinstance(instr[0], dict):
             d0 = instr[0]
             dose_text = d0.get("text") if isinstance(d0.get("text"), str) else ""
-            site = self.coded(d0.get("site")).label()
+            site = self.label(d0.get("site"))
             dr = d0.get("doseAndRate")
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
                 value, unit = self.dose(dr[0].get("doseQuantity"))
@@ -648,7 +663,7 @@ class _Builder:
     def care_plan(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
         pstart, pend = self.period(r.get("period"))
-        cat = "; ".join(self.coded(c).label() for c in r.get("category") or [] if isinstance(c, dict))
+        cat = "; ".join(self.label(c) for c in r.get("category") or [] if isinstance(c, dict))
         plan_refs, _ = self.reasons(r, "addresses")
         plan_text = self.texts([a.get("concept") for a in r.get("addresses") or [] if isinstance(a, dict)])
         for a in r.get("activity") or []:
@@ -688,7 +703,7 @@ class _Builder:
                     texts.append(base64.b64decode(data, validate=False).decode("utf-8", errors="replace"))
                 except (binascii.Error, ValueError):
                     raise InputError(f"{self.ref_now}: attachment data is not valid base64") from None
-        title = self.coded(r.get("type")).label()
+        title = self.label(r.get("type"))
         rec.documents.append(Document(ref=self.ref_now, text="\n".join(texts), when=self.dt(r, "date"),
                                       title=title))
 
