@@ -174,3 +174,18 @@ def test_label_is_coded_label():
         except TypeError:
             got = TypeError
         assert got == want, v
+
+
+def test_coding_memo_only_for_plain_json():
+    import enum
+    import uuid
+
+    class Code(enum.IntEnum):
+        FIVE = 5
+
+    plain = [{"system": "s", "code": "5"}]
+    assert _Builder.coded({"coding": plain}).codings == _codings(plain)
+    # values JSON would write alike are not memoised alike: each list reads as itself
+    for odd in ([{"system": "s", "code": Code.FIVE}], [{"system": "s", "code": uuid.UUID(int=5)}],
+                [{"system": float("nan"), "code": "5"}], [{"system": "s", "code": 5}], [{1: "x", "code": "5"}]):
+        assert _Builder.coded({"coding": odd}).codings == _codings(odd), odd

@@ -161,6 +161,28 @@ _CODING_LISTS: dict[bytes, tuple[Coding, ...]] = {}
 MAX_SHARED_KEY = 2048
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
+def _coding_key(raw: Any) -> bytes | None:
+    """The memo key of a `coding` list: its JSON, when the list holds only objects of plain strings, integers,
+    booleans and nulls (parsed JSON), so that equal keys read alike; else (a float, a nested value, a Python
+    object a caller put in a dict, a long display) None: read it each time."""
+    if type(raw) is not list:
+        return None
+    for c in raw:
+        if type(c) is not dict:
+            return None
+        for v in c.values():
+            if type(v) not in _PLAIN:
+                return None
+    try:
+        key = orjson.dumps(raw)
+    except TypeError:  # e.g. a key that is not a string, a string that is not valid Unicode
+        return None
+    return key if len(key) <= MAX_SHARED_KEY else None
+
+
 def _codings(raw: Any) -> tuple[Coding, ...]:
     """A CodeableConcept's `coding` list: entries with a string or integer code (any other is skipped)."""
     codings = []
@@ -278,12 +300,7 @@ class _Builder:
         raw = value.get("coding")
         if not raw:
             return Coded((), text if isinstance(text, str) else "")
-        try:
-            key: bytes | None = orjson.dumps(raw)
-        except (orjson.JSONEncodeError, TypeError):
-            key = None
-        if key is not None and len(key) > MAX_SHARED_KEY:
-            key = None  # long displays are read each time: the memory held stays small
+        key = _coding_key(raw)
         codings = _CODING_LISTS.get(key) if key is not None else None
         if codings is None:
             codings = _codings(raw)
