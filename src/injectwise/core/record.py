@@ -23,6 +23,8 @@ class Coded:
 
     codings: tuple[Coding, ...] = ()
     text: str = ""
+    # all_text() of (text, codings) as they were when it was joined; recomputed if either is reassigned
+    _joined: tuple[str, tuple[Coding, ...], str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def label(self) -> str:
         if self.text:
@@ -33,8 +35,13 @@ class Coded:
         return self.codings[0].code if self.codings else ""
 
     def all_text(self) -> str:
+        j = self._joined
+        if j is not None and j[0] is self.text and j[1] is self.codings:
+            return j[2]
         parts = [self.text, *(c.display for c in self.codings)]
-        return " | ".join(p for p in parts if p)
+        out = " | ".join(p for p in parts if p)
+        self._joined = (self.text, self.codings, out)
+        return out
 
 
 @dataclass(slots=True)

@@ -4,22 +4,27 @@ each mapped to knowledge-base concepts. Nothing dated after the as-of day is vis
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from injectwise.core.dates import end_of_day, fmt_date
 from injectwise.core.errors import InputError
+from injectwise.core.lazy import cached
 from injectwise.core.record import (
     Coded,
+    Coding,
     Condition,
     MedicationUse,
     Observation,
     PatientRecord,
     Procedure,
 )
+from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Drug, Knowledge, Target
-from injectwise.knowledge.terminology import Terminology, system_kind
+from injectwise.knowledge.terminology import CODED_CACHE_TEXT, Terminology, system_kind
 
 GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
                 "77021": "mri"}
@@ -48,7 +53,17 @@ MG_PER_ML_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\s*/\s*(\d+(?:\.\d+)?)?\s*
 
 
 def _mg_per_ml(text: str) -> float | None:
-    """Concentration named in a product or dose text: '1%' is 10 mg/mL; '40 mg/mL' as is."""
+    """Concentration named in a product or dose text: '1%' is 10 mg/mL; '40 mg/mL' as is (short texts,
+    which recur, memoised)."""
+    return _mg_per_ml_memo(text) if len(text) <= 1024 else _mg_per_ml_of(text)
+
+
+@lru_cache(maxsize=4096)
+def _mg_per_ml_memo(text: str) -> float | None:
+    return _mg_per_ml_of(text)
+
+
+def _mg_per_ml_of(text: str) -> float | None:
     m = MG_PER_ML_STRENGTH.search(text)
     if m:
         return float(m.group(1)) / float(m.group(2) or 1)
@@ -64,6 +79,22 @@ def side_of(text: str) -> str | None:
             return side
     hits = [side for side, pat in SIDE_ABBR if pat.search(text)]
     return hits[0] if len(hits) == 1 else None
+
+
+MEMO_TEXT = 1024  # texts up to this length are memoised by `says` (record texts recur; notes are longer)
+
+
+def says(pattern: re.Pattern[str], text: str) -> bool:
+    """Whether the pattern occurs in the text. Record texts (code displays, procedure names) recur across
+    evaluations and case-blind alternations are slow to search, so short texts' answers are memoised."""
+    if len(text) > MEMO_TEXT:
+        return pattern.search(text) is not None
+    return _says(pattern, text)
+
+
+@lru_cache(maxsize=8192)
+def _says(pattern: re.Pattern[str], text: str) -> bool:
+    return pattern.search(text) is not None
 
 
 def sides_compatible(a: str | None, b: str | None) -> bool:
@@ -162,10 +193,7 @@ class Measurement:
 def observation_code_concepts(term: Terminology, code: Coded) -> frozenset[str]:
     """What an observation is about: its coded concepts, else what its code's text names. The only way
     the engine looks at observations, so one mapping to no concept is one no rule can use."""
-    coded = term.coded_concepts(code)
-    if not coded:
-        coded = term.text_concepts(code.all_text())
-    return frozenset(coded)
+    return term.code_concepts(code)
 
 
 class RecordCache:
@@ -189,10 +217,19 @@ class RecordCache:
     def shared(cls, record: PatientRecord, kb: Knowledge) -> RecordCache | None:
         """A cache views may share, or None when two resources have the same reference: which of them is
         mapped first (and so what the reference maps to) would then depend on the day being viewed."""
-        refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
-                                 record.draft_medications, record.service_requests, record.allergies,
-                                 record.administrations) for x in xs]
-        return cls(record, kb) if len(refs) == len(set(refs)) else None
+        return cls(record, kb) if _unique_refs(record) else None
+
+
+def _first(row: tuple[int, Condition, frozenset[str]]) -> int:
+    return row[0]
+
+
+def _unique_refs(record: PatientRecord) -> bool:
+    """No two resources the per-reference mappings key on have the same reference."""
+    refs = [x.ref for xs in (record.observations, record.conditions, record.procedures, record.medications,
+                             record.draft_medications, record.service_requests, record.allergies,
+                             record.administrations) for x in xs]
+    return len(refs) == len(set(refs))
 
 
 class ClinicalView:
@@ -213,6 +250,8 @@ class ClinicalView:
         self._regions = own.regions
         self._sides = own.sides
         self._meas: dict[str, list[Measurement]] = {}
+        self._with: dict[frozenset[str], list[tuple[Condition, frozenset[str]]]] = {}
+        self._cond_ev: dict[int, Evidence] = {}  # by id() of a condition of this view's record
         self._by_concept: dict[str, list[Observation]] | None = None
 
     # ---- time -----------------------------------------------------------------------------
@@ -221,7 +260,7 @@ class ClinicalView:
         return float((self.as_of - when.date()).days)
 
     # ---- patient --------------------------------------------------------------------------
-    @cached_property
+    @cached
     def age(self) -> int | None:
         b = self.record.patient.birth_date
         if b is None:
@@ -240,7 +279,7 @@ class ClinicalView:
     def regions_of_text(self, text: str) -> frozenset[str]:
         return _regions_of_text(self.kb, self.term.clip(text))
 
-    @cached_property
+    @cached
     def conditions(self) -> list[Condition]:
         """Conditions known by the as-of day: recorded (or, failing that, with onset) on or before it."""
         out = []
@@ -255,6 +294,49 @@ class ClinicalView:
         if hit is None:
             hit = self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
         return hit
+
+    def conditions_with(self, concepts: frozenset[str]) -> list[tuple[Condition, frozenset[str]]]:
+        """The visible conditions mapped to any of these concepts, in record order, each with its concepts:
+        what a loop over `conditions` keeping `concepts & condition_concepts(c)` sees, through an index
+        built once per view (most rules ask about concepts only a few conditions have)."""
+        hit = self._with.get(concepts)
+        if hit is None:
+            by_concept = self._condition_index
+            lists = [rows for cid in concepts if (rows := by_concept.get(cid))]
+            if not lists:
+                hit = []
+            elif len(lists) == 1:
+                hit = [(c, cc) for _, c, cc in lists[0]]
+            else:  # in record order, each condition once
+                hit = [(c, cc) for _, c, cc in sorted({row[0]: row for rows in lists for row in rows}.values(),
+                                                        key=_first)]
+            self._with[concepts] = hit
+        return hit
+
+    def condition_evidence(self, c: Condition) -> Evidence:
+        """The usual evidence of a condition (label, clinical status, date): built once per view, as the
+        same condition is cited by many rules (Evidence is immutable)."""
+        e = self._cond_ev.get(id(c))
+        if e is None:
+            e = self._cond_ev[id(c)] = Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when)
+        return e
+
+    @cached
+    def _condition_index(self) -> dict[str, list[tuple[int, Condition, frozenset[str]]]]:
+        """Concept -> (position, condition, its concepts) of the visible conditions, mapped in record order when
+        a rule first asks (where the plain loop over `conditions` mapped them: a reference shared by two
+        resources maps the same way)."""
+        by_concept: dict[str, list[tuple[int, Condition, frozenset[str]]]] = {}
+        for i, c in enumerate(self.conditions):
+            cc = self.condition_concepts(c)
+            row = (i, c, cc)
+            for cid in cc:
+                rows = by_concept.get(cid)
+                if rows is None:
+                    by_concept[cid] = [row]
+                else:
+                    rows.append(row)
+        return by_concept
 
     def condition_regions(self, c: Condition) -> frozenset[str]:
         hit = self._regions.get(c.ref)
@@ -312,13 +394,13 @@ class ClinicalView:
             hit = self._concepts[o.ref] = observation_code_concepts(self.term, o.code)
         return hit
 
-    @cached_property
+    @cached
     def observations(self) -> list[Observation]:
         """Observations up to the as-of day. Undated ones (missing or impossible date) stay visible: a
         value whose timing is unknown may be current, and the result lists them as unknowns."""
         return [o for o in self.record.observations if o.when is None or o.when <= self.now]
 
-    @cached_property
+    @cached
     def bad_dates(self) -> frozenset[str]:
         """References of resources whose dates are missing or impossible."""
         return frozenset(ref for ref, _ in self.record.date_problems)
@@ -347,11 +429,16 @@ class ClinicalView:
             self._by_concept = idx
         return idx
 
+    def observed_concepts(self) -> Container[str]:
+        """The concepts some visible observation maps to."""
+        return self._observations_by_concept()
+
     def measurements(self, concept: str) -> list[Measurement]:
         """Values of one concept in its canonical unit, oldest first. Unknown units are input errors."""
         cache = self._meas
-        if concept in cache:
-            return cache[concept]
+        hit = cache.get(concept)
+        if hit is not None:
+            return hit
         c = self.term.concepts[concept]
         out = []
         for o in self._observations_by_concept().get(concept, ()):
@@ -387,7 +474,7 @@ class ClinicalView:
             return None
         return m
 
-    @cached_property
+    @cached
     def pain(self) -> list[PainScore]:
         out = []
         for m in self.measurements("pain-nrs"):
@@ -397,6 +484,31 @@ class ClinicalView:
                 continue  # a pain score with no date cannot be placed before or after an injection
             out.append(PainScore(m.ref, m.when, m.value))
         return out
+
+    @cached
+    def pain_times(self) -> list[datetime]:
+        """When each of `pain` was scored (the same order: oldest first), for bisecting windows."""
+        return [s.when for s in self.pain]
+
+    def next_steroid_injection(self, after: datetime, ref: str) -> datetime | None:
+        """When the first steroid injection later than `after` (other than `ref`) was given, if any."""
+        injs = self.steroid_injections
+        times = self._steroid_times
+        start = bisect_right(times, after) if times is not None else 0
+        for i in injs[start:]:
+            if i.when is not None and i.when > after and i.ref != ref:
+                return i.when
+        return None
+
+    @cached
+    def _steroid_times(self) -> list[datetime] | None:
+        """When each steroid injection was given (in order), or None if one has no date."""
+        times: list[datetime] = []
+        for i in self.steroid_injections:
+            if i.when is None:
+                return None
+            times.append(i.when)
+        return times
 
     # ---- medications ----------------------------------------------------------------------
     def med_concepts(self, m: MedicationUse) -> frozenset[str]:
@@ -422,8 +534,9 @@ class ClinicalView:
 
     # ---- drugs ----------------------------------------------------------------------------
     def identify_drug(self, coded: Coded) -> Drug | None:
-        codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
-        return _drug_of(self.kb, codes, self.term.clip(coded.all_text()))
+        if len(coded.text) > CODED_CACHE_TEXT:  # long texts are not memoised (bounded memory)
+            return _drug_of_coded.__wrapped__(self.kb, coded.codings, coded.text)
+        return _drug_of_coded(self.kb, coded.codings, coded.text)
 
     def agent(self, coded: Coded, value: float | None, unit: str, ref: str | None, text: str = "") -> Agent:
         drug = self.identify_drug(coded)
@@ -486,7 +599,7 @@ class ClinicalView:
         return "unknown", "not recorded"
 
     # ---- injections -----------------------------------------------------------------------
-    @cached_property
+    @cached
     def injections(self) -> list[Injection]:
         """Completed injections up to the as-of date, oldest first. An injection is the same whatever the
         day it is viewed from, so views sharing a cache take an earlier day's from a later day's list."""
@@ -521,7 +634,7 @@ class ClinicalView:
             admins = admins_by_parent.get(p.ref, [])
             is_target_cpt = not _target_cpts(self.kb).isdisjoint(cpts)
             text = p.code.all_text()
-            if not (is_target_cpt or admins or INJECTION_TEXT.search(text)):
+            if not (is_target_cpt or admins or says(INJECTION_TEXT, text)):
                 continue
             target = self.identify_target([text, p.body_site, p.notes], cpts)
             agents = [self.agent(a.medication, a.dose_value, a.dose_unit, a.ref) for a in admins]
@@ -572,7 +685,7 @@ class ClinicalView:
             if ag.ref:
                 inj.refs.append(ag.ref)
 
-    @cached_property
+    @cached
     def steroid_injections(self) -> list[Injection]:
         return [i for i in self.injections if i.steroid is not None]
 
@@ -602,7 +715,7 @@ class ClinicalView:
             cpts = {c.code for c in sr.code.codings if system_kind(c.system) == "cpt"}
             text = sr.code.all_text()
             target = self.identify_target([text, sr.body_site, sr.notes], cpts)
-            if target is None and not INJECTION_TEXT.search(text):
+            if target is None and not says(INJECTION_TEXT, text):
                 continue
             guidance, basis = self.guidance_of(cpts, f"{text} {sr.body_site} {sr.notes}", [])
             inj = Injection(ref=sr.ref, when=self.now, target=target, side=side_of(f"{text} {sr.body_site}"),
@@ -613,7 +726,7 @@ class ClinicalView:
         return out
 
     # ---- conservative care ----------------------------------------------------------------
-    @cached_property
+    @cached
     def therapies(self) -> list[Therapy]:
         out = []
         for p in self.record.procedures:
@@ -692,6 +805,14 @@ def _target_of_text(kb: Knowledge, text: str) -> Target | None:
         if any(p.search(text) for p in t.text):
             return t
     return None
+
+
+@lru_cache(maxsize=4096)
+def _drug_of_coded(kb: Knowledge, codings: tuple[Coding, ...], text: str) -> Drug | None:
+    """The drug a CodeableConcept names (its RxNorm codes, else its text); memoised on codes and text."""
+    coded = Coded(codings, text)
+    codes = frozenset(c.code for c in coded.codings if system_kind(c.system) == "rxnorm")
+    return _drug_of(kb, codes, kb.terminology.clip(coded.all_text()))
 
 
 @lru_cache(maxsize=4096)

@@ -120,14 +120,22 @@ class Compiler:
             raise self.err(f"bad fact predicate {arg!r}")
         if name not in FACTS:
             raise self.err(f"unknown fact {name!r}")
+        if op is None:
+            def truthy(ctx: Context) -> tuple[bool, list[Evidence]]:
+                f = ctx.computed.get(name)
+                if f is None:
+                    f = ctx.fact(name)
+                return bool(f.value), list(f.evidence)
+            return truthy
+        compare = OPS[op]
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
-            f = ctx.fact(name)
-            if op is None:
-                return bool(f), list(f.evidence)
+            f = ctx.computed.get(name)
+            if f is None:
+                f = ctx.fact(name)
             if f.value is None:
                 return False, []
-            ok = OPS[op](f.value, value(ctx))
+            ok = compare(f.value, value(ctx))
             return ok, list(f.evidence) if ok else []
         return run
 
@@ -247,9 +255,8 @@ class Compiler:
             t = ctx.injection.target
             indications = frozenset(t.indications) if unless_indication and t is not None else frozenset()
             ev = []
-            for c in v.conditions:
-                cc = v.condition_concepts(c)
-                if not (concepts & cc) or (unless & cc) or (indications & cc):
+            for c, cc in v.conditions_with(concepts):
+                if (unless & cc) or (indications & cc):
                     continue
                 if not c.present:
                     continue
@@ -269,7 +276,7 @@ class Compiler:
                     continue
                 if new and _known_before(ctx, concepts & cc, after, v.condition_side(c)):
                     continue
-                ev.append(Evidence(c.ref, c.code.label(), _status(c), when))
+                ev.append(v.condition_evidence(c))
             return bool(ev), ev
         return run
 
@@ -335,10 +342,6 @@ def _const(c: Any) -> Callable[[Context], Any]:
     def get(ctx: Context) -> Any:
         return c
     return get
-
-
-def _status(c: Any) -> str | None:
-    return c.clinical_status if c.clinical_status else None
 
 
 def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:

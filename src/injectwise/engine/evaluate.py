@@ -69,14 +69,21 @@ def compiled_rules(kb: Knowledge) -> tuple[CompiledRule, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=8)
+def _unit_concepts(kb: Knowledge) -> tuple[str, ...]:
+    """Concepts measured in a unit, in knowledge order."""
+    return tuple(c.id for c in kb.terminology.concepts.values() if c.unit)
+
+
 def _check_patient(view: ClinicalView) -> None:
     p = view.record.patient
     if p.deceased and (p.deceased_at is None or p.deceased_at <= view.now):
         when = f" on {p.deceased_at.date().isoformat()}" if p.deceased_at else ""
         raise NotApplicable(f"{p.ref}: the patient is recorded as deceased{when}; no assessment is made")
-    for concept in view.kb.terminology.concepts.values():  # bad units fail now, not only when a rule looks
-        if concept.unit:
-            view.measurements(concept.id)
+    observed = view.observed_concepts()
+    for concept in _unit_concepts(view.kb):  # bad units fail now, not only when a rule looks
+        if concept in observed:  # (a concept with no observation has no unit to check)
+            view.measurements(concept)
     if p.birth_date is not None and p.birth_date > view.as_of:
         raise InputError(f"{p.ref}: birth date {p.birth_date} is after the evaluation date {view.as_of}")
 
@@ -162,12 +169,15 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
                   _unknowns(ctx), detail, sources=list(record.sources))
 
 
+@lru_cache(maxsize=8)
+def _mode_rules(kb: Knowledge, mode: str) -> tuple[CompiledRule, ...]:
+    """The compiled rules of one mode, in knowledge order."""
+    return tuple(r for r in compiled_rules(kb) if r.spec.mode == mode)
+
+
 def _run(ctx: Context, mode: str) -> list[Finding]:
-    kb = ctx.kb
-    for rule in compiled_rules(kb):
+    for rule in _mode_rules(ctx.kb, mode):
         spec = rule.spec
-        if spec.mode != mode:
-            continue
         ok, ev = rule.when(ctx)
         if not ok:
             continue
@@ -183,7 +193,7 @@ def _run(ctx: Context, mode: str) -> list[Finding]:
                     level = lv
                     ev = ev + more
                     break
-        ctx.findings.append(_finding(ctx, spec, ev, level))
+        ctx.add_finding(_finding(ctx, spec, ev, level))
     order = {f.id: i for i, f in enumerate(ctx.findings)}
     return sorted(ctx.findings, key=lambda f: (
         SEVERITY_ORDER[f.severity], _family_rank(f.id),
@@ -215,51 +225,74 @@ def _finding(ctx: Context, spec: RuleSpec, ev: list[Evidence], level: str | None
         if len(evidence) > 8:
             rationale += f"; and {len(evidence) - 8} more"
         rationale += "."
-    cites = [ctx.kb.citations[c].as_json() for c in spec.citations]
+    cites = [dict(c) for c in _citations(ctx.kb, spec.citations)]
     return Finding(spec.id, spec.severity, _render(ctx, spec.title), rationale, _render(ctx, spec.advice), evidence,
                    cites, {"id": spec.id, "version": spec.version, "file": spec.source}, level, spec.suggestion,
                    explanation)
 
 
+@lru_cache(maxsize=2048)
+def _template(text: str) -> tuple[str, ...]:
+    """A rule text split once at its placeholders: literal, kind, name, literal, ... literal."""
+    return tuple(PLACEHOLDER.split(text))
+
+
+@lru_cache(maxsize=1024)
+def _citations(kb: Knowledge, ids: tuple[str, ...]) -> tuple[dict[str, str], ...]:
+    """A rule's citations as JSON, built once (each finding gets its own copies)."""
+    return tuple(kb.citations[c].as_json() for c in ids)
+
+
 def _render(ctx: Context, text: str) -> str:
-    def sub(m: re.Match[str]) -> str:
-        kind, name = m.group(1), m.group(2)
-        if kind == "fact":
-            f = ctx.fact(name)
-            return f.text or ("unknown" if f.value is None else _num(f.value))
-        if kind == "policy":
-            return _num(ctx.p(name))
-        inj = ctx.injection
-        t = inj.target
-        if kind == "target":
-            if t is None:
-                return "unknown target"
-            return {
-                "label": t.label, "guidance_note": t.guidance_note,
-                "landmark_accuracy": "not known" if t.landmark_accuracy_percent is None else f"{t.landmark_accuracy_percent:g}%",
-                "dose_max": _num(t.dose.max), "dose_usual": _num(t.dose.usual), "bleeding_risk": t.bleeding_risk,
-                "kind": t.kind}[name]
-        if name == "describe":
-            return inj.describe()
-        if name == "date":
-            return fmt_date(inj.when) or "date unknown"
-        if name == "guidance":
-            return inj.guidance
-        if name == "side":
-            return inj.side or "side not recorded"
-        if name == "target":
-            return t.label if t else "unknown target"
-        if name == "steroid":
-            return inj.steroid.describe() if inj.steroid else "no corticosteroid"
-        if name == "reassess_date":
-            base = inj.when or ctx.view.now
-            return (base + timedelta(days=ctx.judge_after_days(inj))).date().isoformat()
-        if name == "judge_after_days":
-            return _num(ctx.judge_after_days(inj))
-        if name == "age_days":
-            return str(int(ctx.fact("days_since_injection").value))
-        return m.group(0)
-    return PLACEHOLDER.sub(sub, text)
+    if "{" not in text:
+        return text  # no placeholder: nothing to fill in
+    parts = _template(text)
+    if len(parts) == 1:
+        return text
+    out = [parts[0]]
+    for i in range(1, len(parts), 3):
+        out.append(_fill(ctx, parts[i], parts[i + 1]))
+        out.append(parts[i + 2])
+    return "".join(out)
+
+
+def _fill(ctx: Context, kind: str, name: str) -> str:
+    """The text of one placeholder {kind.name}; an unknown one is left as written."""
+    if kind == "fact":
+        f = ctx.fact(name)
+        return f.text or ("unknown" if f.value is None else _num(f.value))
+    if kind == "policy":
+        return _num(ctx.p(name))
+    inj = ctx.injection
+    t = inj.target
+    if kind == "target":
+        if t is None:
+            return "unknown target"
+        return {
+            "label": t.label, "guidance_note": t.guidance_note,
+            "landmark_accuracy": "not known" if t.landmark_accuracy_percent is None else f"{t.landmark_accuracy_percent:g}%",
+            "dose_max": _num(t.dose.max), "dose_usual": _num(t.dose.usual), "bleeding_risk": t.bleeding_risk,
+            "kind": t.kind}[name]
+    if name == "describe":
+        return inj.describe()
+    if name == "date":
+        return fmt_date(inj.when) or "date unknown"
+    if name == "guidance":
+        return inj.guidance
+    if name == "side":
+        return inj.side or "side not recorded"
+    if name == "target":
+        return t.label if t else "unknown target"
+    if name == "steroid":
+        return inj.steroid.describe() if inj.steroid else "no corticosteroid"
+    if name == "reassess_date":
+        base = inj.when or ctx.view.now
+        return (base + timedelta(days=ctx.judge_after_days(inj))).date().isoformat()
+    if name == "judge_after_days":
+        return _num(ctx.judge_after_days(inj))
+    if name == "age_days":
+        return str(int(ctx.fact("days_since_injection").value))
+    return f"{{{kind}.{name}}}"
 
 
 def _num(v: Any) -> str:

@@ -4,15 +4,17 @@ response) that rules combine declaratively. Each fact carries the patient data i
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
 from injectwise.core.dates import fmt_date
 from injectwise.core.record import Condition
-from injectwise.engine.clinical import ClinicalView, Injection, PainScore, side_of, sides_compatible
+from injectwise.engine.clinical import ClinicalView, Injection, PainScore, says, side_of, sides_compatible
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
 
@@ -65,23 +67,31 @@ class Context:
         self.mode = mode
         self.injection = injection
         self.findings: list[Any] = []
-        self._facts: dict[str, Fact] = {}
+        self._finding_prefixes: set[str] = set()  # every finding's id and its dotted prefixes
+        self._policy = kb.policy
+        self.computed: dict[str, Fact] = {}  # facts computed so far, by name
         self._outcomes: dict[str, Outcome] = {}
         self._earlier: list[Injection] | None = None
         self._same_site: list[Injection] | None = None
 
     def p(self, name: str) -> float:
-        return self.kb.p(name)
+        return self._policy[name].value  # Knowledge.p, one call less
 
     def fact(self, name: str) -> Fact:
-        f = self._facts.get(name)
+        f = self.computed.get(name)
         if f is None:
             f = FACTS[name](self)
-            self._facts[name] = f
+            self.computed[name] = f
         return f
 
+    def add_finding(self, finding: Any) -> None:
+        self.findings.append(finding)
+        parts = finding.id.split(".")
+        self._finding_prefixes.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+
     def has_finding(self, prefix: str) -> bool:
-        return any(f.id == prefix or f.id.startswith(prefix + ".") for f in self.findings)
+        """A finding so far is this one or one of its family (`prefix.` and more)."""
+        return prefix in self._finding_prefixes
 
     # ---- injection history ----------------------------------------------------------------
     @property
@@ -132,16 +142,21 @@ class Context:
         v = self.view
         assert inj.when is not None
         t0 = inj.when
-        later = [i.when for i in v.steroid_injections if i.when is not None and i.when > t0 and i.ref != inj.ref]
-        stop = min([t0 + timedelta(days=self.p("followup_max_days")), v.now, *later])
-        base = [s for s in v.pain if s.when <= t0 and (t0 - s.when).days <= self.p("baseline_max_days")]
-        baseline = base[-1] if base else None
+        stop = min(t0 + timedelta(days=self.p("followup_max_days")), v.now)
+        nxt = v.next_steroid_injection(t0, inj.ref)  # the follow-up ends at the next injection
+        if nxt is not None and nxt < stop:
+            stop = nxt
+        # pain scores are in time order: each window below is a slice (what filtering every score gave)
+        pain, times = v.pain, v.pain_times
+        upto = bisect_right(times, t0)
+        # the latest score up to the injection, if recent enough (an older one is older still)
+        baseline = pain[upto - 1] if upto and (t0 - times[upto - 1]).days <= self.p("baseline_max_days") else None
         an_end = t0 + timedelta(hours=self.anesthetic_hours(inj))
-        an_scores = [s for s in v.pain if t0 < s.when <= an_end]
+        an_scores = pain[upto:bisect_right(times, an_end)]
         judge_after = self.judge_after_days(inj)
         # judged from the calendar day the window ends (day 14 counts whatever the hour of the score)
         judge_from = t0.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=judge_after)
-        follow = [s for s in v.pain if judge_from <= s.when <= stop]
+        follow = pain[bisect_left(times, judge_from):bisect_right(times, stop)]
         ev: list[Evidence] = []
         if baseline:
             ev.append(Evidence(baseline.ref, "pain before injection", f"{baseline.value:g}/10", baseline.when))
@@ -383,7 +398,7 @@ def relief_shortening(ctx: Context) -> Fact:
     texts = [ctx.injection.notes, *(i.notes for i in ctx.same_site_earlier())]
     for c in ctx.view.conditions:
         texts.append(c.code.all_text() + " " + c.notes)
-    text_ev = [t for t in texts if t and SHORTENING_TEXT.search(t)]
+    text_ev = [t for t in texts if t and says(SHORTENING_TEXT, t)]
     days = [o.relief_days for o in seq if o.relief_days is not None]
     shortening = len(days) >= 2 and days[-1] < days[0] and all(a >= b for a, b in pairwise(days))
     ev = [Evidence(o.injection.ref, "relief after injection", f"{o.relief_days:.0f} days", o.injection.when)
@@ -490,15 +505,18 @@ def conservative_care(ctx: Context) -> Fact:
 def _cond_ev(ctx: Context, concept: str, active: bool = True, recent_days: float | None = None) -> list[Evidence]:
     v = ctx.view
     out = []
-    for c in v.conditions:
-        if concept not in v.condition_concepts(c):
-            continue
+    for c, _ in v.conditions_with(_one(concept)):
         if active and not v.condition_active(c):
             continue
         if recent_days is not None and not (c.when and v.days_before_now(c.when) <= recent_days):
             continue
-        out.append(Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when))
+        out.append(v.condition_evidence(c))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _one(concept: str) -> frozenset[str]:
+    return frozenset((concept,))
 
 
 def _med_ev(ctx: Context, concept: str) -> list[Evidence]:
@@ -592,9 +610,9 @@ def _site_conditions(ctx: Context, concepts: set[str], active: bool) -> list[Evi
     """Conditions with one of the concepts on a side compatible with the injection's."""
     v = ctx.view
     ev = []
-    for c in v.conditions:
+    for c, _ in v.conditions_with(frozenset(concepts)):
         ok = v.condition_active(c) if active else c.present
-        if ok and concepts & v.condition_concepts(c) and sides_compatible(ctx.injection.side, v.condition_side(c)):
+        if ok and sides_compatible(ctx.injection.side, v.condition_side(c)):
             ev.append(Evidence(c.ref, c.code.label(), None, c.when))
     return ev
 
@@ -634,9 +652,9 @@ def _competing_conditions(ctx: Context) -> list[tuple[Condition, frozenset[str]]
         return []
     competing = set(t.competing) - set(t.indications)
     out = []
-    for c in v.conditions:
-        hit = competing & v.condition_concepts(c)
-        if not hit or not v.condition_active(c):
+    for c, cc in v.conditions_with(frozenset(competing)):
+        hit = competing & cc
+        if not v.condition_active(c):
             continue
         if not sides_compatible(ctx.injection.side, v.condition_side(c)):
             continue
@@ -657,7 +675,7 @@ def _refers_here(kb: Knowledge, regions: frozenset[str], target_region: str) -> 
 @fact
 def competing_generator(ctx: Context) -> Fact:
     """Another current pain generator on this side, in or referring to the target's region."""
-    ev = [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c, _ in _competing_conditions(ctx)]
+    ev = [ctx.view.condition_evidence(c) for c, _ in _competing_conditions(ctx)]
     return Fact(bool(ev), ev)
 
 

@@ -34,14 +34,13 @@ class Evidence:
         return out
 
     def sentence(self) -> str:
-        bits = [self.what]
-        if self.value is not None:
-            bits.append(self.value)
+        inner = self.what if self.value is None else f"{self.what}, {self.value}"
         d = fmt_date(self.when)
         if d:
-            bits.append(d)
-        said = f' "{self.quote}"' if self.quote else ""
-        return f"{self.resource} ({', '.join(bits)}){said}"
+            inner = f"{inner}, {d}"
+        if self.quote:
+            return f'{self.resource} ({inner}) "{self.quote}"'
+        return f"{self.resource} ({inner})"
 
 
 @dataclass(slots=True)

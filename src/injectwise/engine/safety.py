@@ -106,8 +106,8 @@ def prior_septic_arthritis_this_joint(ctx: Context) -> Fact:
         return Fact(False)
     limit = ctx.p("prior_septic_arthritis_days")
     ev = []
-    for c in v.conditions:
-        if not c.present or "joint-infection" not in v.condition_concepts(c):
+    for c, _ in v.conditions_with(frozenset(("joint-infection",))):
+        if not c.present:
             continue
         if c.clinical_status in CURRENT_STATUSES or c.verification in ("provisional", "differential", "unconfirmed"):
             continue  # a current or suspected infection: contraindication.infection-suspected speaks for it
@@ -346,8 +346,7 @@ def pregnant(ctx: Context) -> Fact:
     if v.record.patient.sex == "male":
         return Fact(False)
     lookback = ctx.p("pregnancy_lookback_days")
-    ev = [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c in v.conditions
-          if "pregnancy" in v.condition_concepts(c) and v.condition_active(c)
+    ev = [v.condition_evidence(c) for c, _ in v.conditions_with(frozenset(("pregnancy",))) if v.condition_active(c)
           and c.when is not None and v.days_before_now(c.when) <= lookback]
     readings = []
     for o in v.observations:
@@ -375,8 +374,7 @@ def immunosuppressed(ctx: Context) -> Fact:
     a recorded immunodeficiency (whatever its onset while active)."""
     v = ctx.view
     ev = [Evidence(m.ref, m.medication.label(), m.status, m.start) for m in v.current_medications("immunosuppressant")]
-    ev += [Evidence(c.ref, c.code.label(), c.clinical_status or None, c.when) for c in v.conditions
-           if "immunosuppressed" in v.condition_concepts(c) and v.condition_active(c)]
+    ev += [v.condition_evidence(c) for c, _ in v.conditions_with(frozenset(("immunosuppressed",))) if v.condition_active(c)]
     long_days = ctx.p("long_term_glucocorticoid_days")
     for m in v.current_medications("systemic-corticosteroid"):
         if INJECTED.search(f"{m.medication.all_text()} {m.dose_text}") or m.start is None:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from injectwise.core.record import Coded
+from injectwise.core.record import Coded, Coding
 from injectwise.language.context import analyze_text
 from injectwise.language.matcher import ConceptMatcher, ConceptPatterns
 from injectwise.language.memo import SentenceMemo, look_back
@@ -38,9 +38,15 @@ CONCEPT_SYSTEM = "https://injectwise.org/CodeSystem/concept"
 TEXT_CACHE_SIZE = 4096
 # Sentences recur across notes (templates, copied history): their ConText reading is reused (language.memo).
 SENTENCE_CACHE_SIZE = 4096
+# What a CodeableConcept (codes, text, extra text) maps to: the same codes recur in every record of a population.
+# Only short texts are memoised (code displays, sites), so the memory held stays small whatever the input.
+CODED_CACHE_SIZE = 16384
+CODED_CACHE_TEXT = 1024
 
 
+@lru_cache(maxsize=1024)
 def system_kind(system: str) -> str | None:
+    """The code system's short name (icd10, snomed, ...), or None; memoised (a record names few systems)."""
     return SYSTEMS.get(system.strip().lower().rstrip("/")) or SYSTEMS.get(system.strip())
 
 
@@ -86,6 +92,8 @@ class Terminology:
             *self.matcher.exclusions.values()]))
         self._analyze = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._analyze_uncached)
         self._text_concepts = lru_cache(maxsize=TEXT_CACHE_SIZE)(self._text_concepts_uncached)
+        self._concepts_of = lru_cache(maxsize=CODED_CACHE_SIZE)(self._concepts_of_uncached)
+        self._code_concepts = lru_cache(maxsize=CODED_CACHE_SIZE)(self._code_concepts_uncached)
 
     def _analyze_uncached(self, text: str) -> Analysis:
         return analyze_text(text, self.matcher, self.language, self.sentences)
@@ -140,7 +148,27 @@ class Terminology:
         return bool(found), (sides.pop() if len(sides) == 1 else None)
 
     def concepts_of(self, coded: Coded, extra_text: str = "") -> frozenset[str]:
-        """Codes first; the text always adds what it says (a code rarely says everything)."""
+        """Codes first; the text always adds what it says (a code rarely says everything). A pure function
+        of the codings, the text and the extra text: memoised (bounded) on them."""
+        if len(coded.text) + len(extra_text) > CODED_CACHE_TEXT:
+            return self._concepts_of_uncached(coded.codings, coded.text, extra_text)
+        return self._concepts_of(coded.codings, coded.text, extra_text)
+
+    def code_concepts(self, coded: Coded) -> frozenset[str]:
+        """What an observation's code is about: its coded concepts, else what its text names (memoised)."""
+        if len(coded.text) > CODED_CACHE_TEXT:
+            return self._code_concepts_uncached(coded.codings, coded.text)
+        return self._code_concepts(coded.codings, coded.text)
+
+    def _code_concepts_uncached(self, codings: tuple[Coding, ...], text: str) -> frozenset[str]:
+        code = Coded(codings, text)
+        coded = self.coded_concepts(code)
+        if not coded:
+            coded = self.text_concepts(code.all_text())
+        return frozenset(coded)
+
+    def _concepts_of_uncached(self, codings: tuple[Coding, ...], text_: str, extra_text: str) -> frozenset[str]:
+        coded = Coded(codings, text_)
         found = self.coded_concepts(coded)
         text = coded.all_text()
         if extra_text:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from injectwise.core.dates import parse_fhir_datetime
+from injectwise.core.dates import parse_fhir_datetime, parse_fhir_str
 from injectwise.core.errors import InputError
 from injectwise.core.record import (
     Allergy,
@@ -152,6 +152,62 @@ def _build(resources: list[tuple[str, Json]], alias: dict[str, str], source: str
     return _Builder(alias, source, skip_observation).build(resources)
 
 
+# Codings are immutable and the same codes recur in every record: one shared instance per (system, code,
+# display), up to a bound (unique displays must not grow memory without limit).
+_CODINGS: dict[tuple[str, str, str], Coding] = {}
+MAX_SHARED_CODINGS = 50_000
+# The codings a `coding` list reads as, by the list's JSON: a function of that JSON alone (bounded).
+_CODING_LISTS: dict[bytes, tuple[Coding, ...]] = {}
+MAX_SHARED_KEY = 2048
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _coding_key(raw: Any) -> bytes | None:
+    """The memo key of a `coding` list: its JSON, when the list holds only objects of plain strings, integers,
+    booleans and nulls (parsed JSON), so that equal keys read alike; else (a float, a nested value, a Python
+    object a caller put in a dict, a long display) None: read it each time."""
+    if type(raw) is not list:
+        return None
+    for c in raw:
+        if type(c) is not dict:
+            return None
+        for v in c.values():
+            if type(v) not in _PLAIN:
+                return None
+    try:
+        key = orjson.dumps(raw)
+    except TypeError:  # e.g. a key that is not a string, a string that is not valid Unicode
+        return None
+    return key if len(key) <= MAX_SHARED_KEY else None
+
+
+def _codings(raw: Any) -> tuple[Coding, ...]:
+    """A CodeableConcept's `coding` list: entries with a string or integer code (any other is skipped)."""
+    codings = []
+    for c in raw:
+        if not isinstance(c, dict):
+            continue
+        code = c.get("code")
+        if isinstance(code, str):
+            code = code.strip()
+        elif isinstance(code, int):
+            code = str(code).strip()
+        else:
+            continue
+        system = c.get("system")
+        display = c.get("display")
+        key = (system if isinstance(system, str) else str(system or ""), code,
+               display if isinstance(display, str) else "")
+        cd = _CODINGS.get(key)
+        if cd is None:
+            cd = Coding(*key)
+            if len(_CODINGS) < MAX_SHARED_CODINGS and len(key[0]) + len(code) + len(key[2]) <= MAX_SHARED_KEY:
+                _CODINGS[key] = cd
+        codings.append(cd)
+    return tuple(codings)
+
 # No clinical quantity we read comes near this; larger values (1e308) are data errors, read as unknown.
 MAX_QUANTITY = 1e6
 
@@ -204,8 +260,9 @@ class _Builder:
             return self.ref(r)
         if not isinstance(r, str) or not r:
             return None
-        if r in self.alias:
-            return self.alias[r]
+        hit = self.alias.get(r)
+        if hit is not None:
+            return hit
         if "/" in r and not r.startswith("urn:"):
             tail = "/".join(r.rstrip("/").split("/")[-2:])
             return self.alias.get(tail, tail)
@@ -225,6 +282,10 @@ class _Builder:
         subj = r.get(key)
         if subj is None and key == "subject":
             subj = r.get("patient")
+        if type(subj) is dict:  # the common shape, resolved without the general path's checks
+            raw = subj.get("reference")
+            if type(raw) is str and self.alias.get(raw) in self.patient_refs:
+                return
         ref = self.ref(subj)
         if ref is None:
             raise InputError(f"{self.ref_now} has no {key}: cannot tell whose record it is")
@@ -235,13 +296,34 @@ class _Builder:
     def coded(value: Any) -> Coded:
         if not isinstance(value, dict):
             return Coded()
-        codings = []
-        for c in value.get("coding") or ():
-            if isinstance(c, dict) and isinstance(c.get("code"), str | int):
-                codings.append(Coding(str(c.get("system") or ""), str(c["code"]).strip(),
-                                      c.get("display") if isinstance(c.get("display"), str) else ""))
         text = value.get("text")
-        return Coded(tuple(codings), text if isinstance(text, str) else "")
+        raw = value.get("coding")
+        if not raw:
+            return Coded((), text if isinstance(text, str) else "")
+        key = _coding_key(raw)
+        codings = _CODING_LISTS.get(key) if key is not None else None
+        if codings is None:
+            codings = _codings(raw)
+            if key is not None:
+                if len(_CODING_LISTS) >= MAX_SHARED_CODINGS:
+                    _CODING_LISTS.clear()
+                _CODING_LISTS[key] = codings
+        return Coded(codings, text if isinstance(text, str) else "")
+
+    @classmethod
+    def label(cls, value: Any) -> str:
+        """`coded(value).label()`, without building the Coded when the text alone says it."""
+        if not isinstance(value, dict):
+            return ""
+        raw = value.get("coding")
+        if raw and not isinstance(raw, list):
+            return cls.coded(value).label()  # e.g. a number: fails there as it always did
+        text = value.get("text")
+        if isinstance(text, str) and text:
+            return text
+        if not raw:
+            return ""
+        return cls.coded(value).label()
 
     @staticmethod
     def status_code(value: Any) -> str | None:
@@ -275,9 +357,10 @@ class _Builder:
         for k in keys:
             v = r.get(k)
             if v is not None:
-                d = self._date(v, k)
+                d = parse_fhir_str(v) if isinstance(v, str) else None  # parse_fhir_datetime, one call less
                 if d is not None:
                     return d
+                self._bad_date(v, k)
         return None
 
     def period(self, value: Any) -> tuple[datetime | None, datetime | None]:
@@ -290,9 +373,13 @@ class _Builder:
         if value is None:
             return None
         d = parse_fhir_datetime(value)
-        if d is None and self.current is not None:
-            self.date_problems.append((self.current, f"{field} {str(value)[:40]!r} is not a valid date"))
+        if d is None:
+            self._bad_date(value, field)
         return d
+
+    def _bad_date(self, value: Any, field: str) -> None:
+        if self.current is not None:
+            self.date_problems.append((self.current, f"{field} {str(value)[:40]!r} is not a valid date"))
 
     @staticmethod
     def quantity(value: Any) -> tuple[float | None, str]:
@@ -312,7 +399,14 @@ class _Builder:
 
     # ---- build ---------------------------------------------------------------------------
     def build(self, resources: list[tuple[str, Json]]) -> PatientRecord:
-        patients = [(ref, r) for ref, r in resources if r["resourceType"] == "Patient"]
+        patients = []
+        medications: dict[str, Json] = {}
+        for ref, r in resources:  # one pass for both
+            rtype = r["resourceType"]
+            if rtype == "Patient":
+                patients.append((ref, r))
+            elif rtype == "Medication":
+                medications[ref] = r
         if not patients:
             raise InputError("no Patient resource in the Bundle: cannot tell whose record it is")
         if len(patients) > 1:
@@ -322,7 +416,7 @@ class _Builder:
         self.current = None
         self.patient_refs = {patient.ref, *(k for k, v in self.alias.items() if v == patient.ref)}
         rec = PatientRecord(patient=patient, source=self.source)
-        self.medication_index = {ref: r for ref, r in resources if r["resourceType"] == "Medication"}
+        self.medication_index = medications
         handlers: dict[str, Callable[[Json, PatientRecord], None]] = {
             rtype: getattr(self, method) for rtype, method in HANDLERS.items()}
         for ref, r in resources:
@@ -369,7 +463,7 @@ class _Builder:
         ))
 
     def observation(self, r: Json, rec: PatientRecord) -> None:
-        if _str(r.get("status")) in ("entered-in-error", "cancelled"):
+        if r.get("status") in ("entered-in-error", "cancelled"):  # only a str equals these
             return
         self.check_subject(r)
         if self.skip_observation is not None and self.skip_observation(r):
@@ -434,7 +528,7 @@ class _Builder:
             ref=self.ref_now, code=self.coded(r.get("code")), status=_str(r.get("status")),
             start=start, end=end, body_site=self.texts(r.get("bodySite")),
             notes=self.texts(r.get("note")), part_of=self.refs(r.get("partOf")),
-            category=self.coded(r.get("category")).label(), reason_refs=reason_refs, reason_text=reason_text))
+            category=self.label(r.get("category")), reason_refs=reason_refs, reason_text=reason_text))
 
     def _medication(self, r: Json) -> Coded:
         return self._medication_and_strength(r)[0]
@@ -526,8 +620,8 @@ class _Builder:
             r.get("effectivePeriod"))[0]
         rec.administrations.append(MedicationAdministration(
             ref=self.ref_now, medication=medication, when=when, dose_value=value, dose_unit=unit,
-            part_of=self.refs(r.get("partOf")), site=self.coded(dosage.get("site")).label(),
-            route=self.coded(dosage.get("route")).label(), status=_str(r.get("status"))))
+            part_of=self.refs(r.get("partOf")), site=self.label(dosage.get("site")),
+            route=self.label(dosage.get("route")), status=_str(r.get("status"))))
 
     def medication_statement(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
@@ -557,7 +651,7 @@ class _Builder:
         if isinstance(instr, list) and instr and isinstance(instr[0], dict):
             d0 = instr[0]
             dose_text = d0.get("text") if isinstance(d0.get("text"), str) else ""
-            site = self.coded(d0.get("site")).label()
+            site = self.label(d0.get("site"))
             dr = d0.get("doseAndRate")
             if isinstance(dr, list) and dr and isinstance(dr[0], dict):
                 value, unit = self.dose(dr[0].get("doseQuantity"))
@@ -587,7 +681,7 @@ class _Builder:
     def care_plan(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)
         pstart, pend = self.period(r.get("period"))
-        cat = "; ".join(self.coded(c).label() for c in r.get("category") or [] if isinstance(c, dict))
+        cat = "; ".join(self.label(c) for c in r.get("category") or [] if isinstance(c, dict))
         plan_refs, _ = self.reasons(r, "addresses")
         plan_text = self.texts([a.get("concept") for a in r.get("addresses") or [] if isinstance(a, dict)])
         for a in r.get("activity") or []:
@@ -627,7 +721,7 @@ class _Builder:
                     texts.append(base64.b64decode(data, validate=False).decode("utf-8", errors="replace"))
                 except (binascii.Error, ValueError):
                     raise InputError(f"{self.ref_now}: attachment data is not valid base64") from None
-        title = self.coded(r.get("type")).label()
+        title = self.label(r.get("type"))
         rec.documents.append(Document(ref=self.ref_now, text="\n".join(texts), when=self.dt(r, "date"),
                                       title=title))
 

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key, unread_type
 from injectwise.adapters.population.patient import screen_resources
 
@@ -83,20 +85,38 @@ def _partition(job: tuple[int, str, str, int]) -> tuple[int, int, int, int]:
 def _screen_shard(job: tuple[int, str]) -> tuple[int, list[dict[str, Any]], int]:
     """Group one shard's lines by patient and screen each patient."""
     shard, tmp = job
-    by_patient: dict[str, list[tuple[str, bytes]]] = {}
+    # by the patient's id as bytes (UTF-8, written by _partition): sorted alike, decoded once per patient
+    by_patient: dict[bytes, list[tuple[bytes, bytes]]] = {}
     size = 0
     for part in sorted(Path(tmp).glob(f"shard-{shard:05d}-*.part")):
         with part.open("rb") as f:
             for raw in f:
                 size += len(raw)
                 pid, where, line = raw.rstrip(b"\n").split(b"\t", 2)
-                by_patient.setdefault(pid.decode(), []).append((where.decode(), line))
+                items = by_patient.get(pid)
+                if items is None:
+                    items = by_patient[pid] = []
+                items.append((where, line))
     rows = []
     kb, ms, as_of = _STATE["kb"], _STATE["ms"], _STATE["as_of"]
     for pid in sorted(by_patient):
-        resources = [parse_line(line, where) for where, line in by_patient[pid]]
-        rows.append(screen_resources(pid, resources, kb, ms, as_of))
+        rows.append(screen_resources(pid.decode(), _parse_all(by_patient[pid]), kb, ms, as_of))
     return shard, rows, size
+
+
+def _parse_all(items: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    """`parse_line` of each line; its file and line number are decoded only to report a bad line."""
+    out = []
+    loads = orjson.loads
+    for where, line in items:
+        try:
+            r = loads(line)
+        except orjson.JSONDecodeError:
+            r = None
+        if type(r) is not dict or not isinstance(r.get("resourceType"), str):
+            r = parse_line(line, where.decode())  # raises the error, naming file and line
+        out.append(r)
+    return out
 
 
 def run_local(directory: str | Path, as_of: date, workers: int | None = None, policy: str | None = None,

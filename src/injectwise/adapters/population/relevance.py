@@ -40,5 +40,8 @@ class UnusedObservations:
     def __call__(self, r: dict[str, Any]) -> bool:
         if self.used(r.get("code")):
             return False
+        components = r.get("component")
+        if not components:
+            return True
         # the reader's own walk over components (a malformed list fails the same way there)
-        return not any(self.used(c.get("code")) for c in r.get("component") or () if isinstance(c, dict))
+        return not any(self.used(c.get("code")) for c in components if isinstance(c, dict))
