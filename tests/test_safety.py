@@ -643,3 +643,13 @@ def test_an_anticoagulant_statement_status_decides_the_hold(status, defers):
     b.medication("1114195", "rivaroxaban 20 mg daily", "2024-01-01", status=status)
     r = assessed(b, plan=("lumbar-epidural", None, "fluoroscopy", "dexamethasone", 10), anesthetic=None, amg=None)
     assert ("defer.anticoagulant-hold" in ids(r)) is defers
+
+
+@pytest.mark.parametrize("text,status,fires", [("Fever", "active", True), ("Hot swollen right hip", "active", True),
+                                               ("Fever", None, True), ("Fever", "resolved", False)])
+def test_an_undated_current_problem_counts_as_current(text, status, fires):
+    b = candidate()
+    c = b.condition(None, text, "2026-02-25", category="encounter-diagnosis", status=status)
+    for key in ("onsetDateTime", "recordedDate"):
+        c.pop(key, None)
+    assert ("contraindication.infection-suspected" in ids(assessed(b))) is fires

@@ -263,7 +263,9 @@ class Compiler:
                 if active and not v.condition_active(c):
                     continue
                 when = c.when
-                undatable = when is None and c.ref in v.bad_dates  # an impossible date: may be current
+                # an impossible date, or no date at all on a problem that is not over: may be current (safety
+                # first: an undated active "Fever" on the problem list counts)
+                undatable = when is None and (c.ref in v.bad_dates or c.clinical_status in (None, "", *CURRENT_STATUSES))
                 current = status_decides and c.clinical_status in CURRENT_STATUSES
                 if recent is not None and not undatable and not current and (
                         when is None or v.days_before_now(when) > recent(ctx)):
