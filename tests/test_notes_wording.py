@@ -418,3 +418,9 @@ def test_parentheses_and_asides_in_scopes(kb, text, concept, negated, historical
     from injectwise.language import analyze
     m = next(m for m in analyze(text, kb).mentions if m.concept == concept)
     assert (m.negated, m.historical) == (negated, historical)
+
+
+def test_a_dotted_capital_i_does_not_shift_what_a_note_says(tmp_path, kb):
+    # "İ" lower-cases to two characters; every later offset would shift and cues be missed
+    rec = _record(tmp_path, kb, "Seen by Dr. " + "İ" * 30 + ". Hives to triamcinolone. Plan: rest.\n", "2026-06-01")
+    assert [a.code.text for a in rec.allergies]

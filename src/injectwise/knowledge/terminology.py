@@ -12,6 +12,7 @@ from injectwise.language.context import analyze_text
 from injectwise.language.matcher import ConceptMatcher, ConceptPatterns
 from injectwise.language.memo import SentenceMemo, look_back
 from injectwise.language.model import Analysis
+from injectwise.language.phrases import same_length_lower
 from injectwise.language.rules import LanguageRules
 
 SYSTEMS = {
@@ -101,6 +102,7 @@ class Terminology:
     def clip(self, text: str) -> str:
         """A cache key never longer than the per-field cap (one more character keeps `truncated` true)."""
         cap = self.language.max_text_chars
+        text = same_length_lower(text)
         return text if len(text) <= cap else text[:cap + 1]
 
     def analyze(self, text: str) -> Analysis:

@@ -21,6 +21,12 @@ TOKEN = re.compile(r"\w+|[^\w\s]")
 WORD_START = re.compile(r"\b\w")
 
 
+def same_length_lower(text: str) -> str:
+    """The text with the one character whose lower case is two characters (Turkish dotted capital I, U+0130)
+    replaced by "I": every lower-cased scan then keeps the text's offsets (a shifted offset missed cues)."""
+    return text.replace("\u0130", "I") if "\u0130" in text else text
+
+
 def tokens(phrase: str) -> tuple[str, ...]:
     return tuple(t.lower() for t in TOKEN.findall(phrase))
 

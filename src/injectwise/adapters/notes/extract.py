@@ -37,7 +37,7 @@ from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, sid
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
-from injectwise.language.phrases import Scanner, Screen, ScreenGroup
+from injectwise.language.phrases import Scanner, Screen, ScreenGroup, same_length_lower
 from injectwise.language.sentence_scan import SentenceScreens
 
 GUIDANCE_WORDS = (
@@ -964,7 +964,7 @@ def unwrap(text: str) -> str:
         if _HEADER_LINE.fullmatch(text, start, m.start()):
             return m.group(0)
         return " " * len(m.group(0))
-    return _SOFT_WRAP.sub(join, text)
+    return same_length_lower(_SOFT_WRAP.sub(join, text))
 
 
 _AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|;|,(?!\s*\d)", re.I)  # "40 mg/mL, 2 mL" stays one agent
