@@ -67,6 +67,7 @@ HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|la
                         r"clopidogrel) )", re.I)
 KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= ?|: ?)?([0-4])\b(?![./]\d)|"
                       r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
+_ALL_OF_THEM = re.compile(r"\b(none|neither|each|all|every one|any of (them|these))\b", re.I)
 _KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
 COURSE_DONE = re.compile(r"\b(finished|completed|came off|course (ended|over|done)|no longer (on|taking))\b", re.I)
 LAST_DOSE = re.compile(r"\blast (dose|tablet|pill|injection of)\b", re.I)
@@ -298,7 +299,10 @@ class NoteExtractor:
         if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)):
             # how the injection the note described went, marked as _past_injection marks its own sentence
             mark = " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)"
-            st.injections[-1].notes += " " + " ".join(text.split()) + mark
+            # "None gave lasting relief", "each helped a few days": every injection the note described
+            told = st.injections if _ALL_OF_THEM.search(text) else st.injections[-1:]
+            for inj in told:
+                inj.notes += " " + " ".join(text.split()) + mark
         if "lab" in near:
             self._labs(st, text, prov)
         if _KL_SCREEN.search(text):
@@ -679,9 +683,13 @@ class NoteExtractor:
 
     def _targets(self, text: str, st: _State | None = None) -> tuple[Target, ...]:
         """Targets a clause names, in order (memoised by text; `st` is not needed)."""
+        return tuple(t for _, t in self._target_memo(text))
+
+    def _target_places(self, text: str) -> tuple[tuple[int, Target], ...]:
+        """(where, target) of each target a clause names, in order."""
         return self._target_memo(text)
 
-    def _find_targets(self, text: str) -> tuple[Target, ...]:
+    def _find_targets(self, text: str) -> tuple[tuple[int, Target], ...]:
         found: list[tuple[int, Target]] = []
         low = text.lower()
         passing = iter(self._target_group.passing(text, low))
@@ -697,10 +705,9 @@ class NoteExtractor:
             if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
                 found.append((best, t))
         found.sort(key=lambda x: x[0])
-        ts = [t for _, t in found]
-        if len(ts) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
-            ts = [t for t in ts if t.id not in ("peripheral-nerve",)] or ts
-        return tuple(ts)
+        if len(found) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
+            found = [x for x in found if x[1].id not in ("peripheral-nerve",)] or found
+        return tuple(found)
 
     def _steroid_named(self, text: str) -> bool:
         return self._steroid_memo(text)
@@ -750,7 +757,11 @@ class NoteExtractor:
             targets=self._targets(clause), agents=agents,
             named=bool(self._targets(clause) or any(d.kind == "corticosteroid" for d, _, _ in agents)
                        or re.search(r"steroid|cortisone|cortico", clause, re.I)),
-            dated_part=head if colon and DATE_HINT.search(head) else clause, count=_count(clause),
+            # "injection ... on 4/20/2026: no relief" is dated before the colon; "Last 12 months: R hip
+            # injections 3/17/25, ..." is a label before it (the head names no injection)
+            dated_part=head if colon and DATE_HINT.search(head) and (self._has("injection", head) or self._targets(head)
+                                                                       or self._steroid_named(head)) else clause,
+            count=_count(clause),
             since_year=int(sm.group(1)) if sm else None, span=span_days(clause), side=side_of(clause),
             guidance=next((g for g, p in GUIDANCE_WORDS if p.search(clause)), None),
             outside=self._has("outside", whole), fail=fail, good=self._has("benefit", whole) and not fail,
@@ -780,6 +791,11 @@ class NoteExtractor:
             exact.remove(opens)
         n = max(count or 0, len(exact), 1)
         whens: list[tuple[datetime, str]] = [(h.when, "" if h.precision == "day" else " (month only)") for h in exact][:n]
+        # with several targets, a date belongs to the target named last before it ("R hip injections 3/17 and
+        # 9/29 and a trochanteric injection 6/23"); counted dates without a place go round the targets
+        places = self._target_places(clause) if len(targets) > 1 else ()
+        at = {h.when: next((t for p, t in reversed(places) if p <= h.start), places[0][1]) for h in exact} \
+            if places else {}
         if len(whens) < n:
             start = opens.when if opens is not None else None
             if f.since_year is not None and start is None:
@@ -802,9 +818,17 @@ class NoteExtractor:
         side, guidance, outside, fail, good = f.side, f.guidance, f.outside, f.fail, f.good
         whens.sort(key=lambda w: w[0])
         for i, (when, note) in enumerate(whens):
-            if self._known_injection(st, when, note):
+            known = self._known_injection(st, when, note)
+            if isinstance(known, Procedure):  # the coded injection: the note's words on how it went join it
+                if (fail or good) and f.quote not in (known.notes or ""):
+                    mark = " (no lasting benefit)" if fail else " (benefit reported)"
+                    known.notes = " ".join(x for x in (known.notes, f.quote + mark) if x)
+                if known not in st.injections:
+                    st.injections.append(known)
                 continue
-            target = targets[i % len(targets)] if targets else None
+            if known:
+                continue
+            target = at.get(when) or (targets[i % len(targets)] if targets else None)
             bits = [side or "", GUIDANCE_LABEL.get(guidance or "", ""),
                     target.label if target else "", "injection"]
             text = " ".join(b for b in bits if b)
@@ -829,8 +853,9 @@ class NoteExtractor:
                     part_of=(ref,), status="completed"))
                 self._keep(st, aref, prov)
 
-    def _known_injection(self, st: _State, when: datetime, note: str) -> bool:
-        """A coded injection near that date is the same event: the coded one is more specific."""
+    def _known_injection(self, st: _State, when: datetime, note: str) -> Procedure | bool:
+        """A coded injection near that date is the same event: the coded one is more specific (returned, so
+        what the note says of it joins it). True: counted injections the coded record already holds."""
         tol = 3 if not note else (31 if "month" in note else 0)
         if "estimated" in note:
             return any(p.start is not None and not p.ref.startswith(st.note.source) and _is_injection(p)
@@ -839,7 +864,7 @@ class NoteExtractor:
             if p.start is None or p.ref.startswith(st.note.source) or not _is_injection(p):
                 continue
             if abs((p.start - when).days) <= tol:
-                return True
+                return p
         return False
 
     # ---- the planned injection ----------------------------------------------------------------
