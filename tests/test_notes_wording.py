@@ -424,3 +424,16 @@ def test_a_dotted_capital_i_does_not_shift_what_a_note_says(tmp_path, kb):
     # "İ" lower-cases to two characters; every later offset would shift and cues be missed
     rec = _record(tmp_path, kb, "Seen by Dr. " + "İ" * 30 + ". Hives to triamcinolone. Plan: rest.\n", "2026-06-01")
     assert [a.code.text for a in rec.allergies]
+
+
+@pytest.mark.parametrize("sentence,defers", [
+    ("Home exercises from a YouTube video for a week.", True),  # completed, but far short of a trial
+    ("Completed 4 PT sessions over 8 weeks.", False),
+    ("PT completed 3/1/2026.", False),  # one date: how long is not known, not "too short"
+    ("Ibuprofen for 2 weeks, no PT yet.", True),
+])
+def test_a_completed_course_shorter_than_a_trial_is_not_care_tried(tmp_path, kb, sentence, defers):
+    text = f"46F, R lateral hip pain for 4 months, tender GT. {sentence} Requests an injection.\n"
+    plan = {"target": "greater-trochanteric-bursa", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+            "dose": 40}
+    assert reports(tmp_path, kb, text, "2026-05-01", "defer.conservative-care-not-tried", plan) is defers

@@ -493,11 +493,18 @@ def conservative_care(ctx: Context) -> Fact:
             return Fact("unknown", [], "not known (the source does not say)")
         return Fact("none", [], f"none found in the last {look:g} days")
     ev = [Evidence(th.ref, th.label, th.status, th.start) for th in items]
+    least = ctx.p("min_conservative_trial_days")
+    # the courses and sessions together: a completed week of home exercise is not an adequate trial, a series
+    # of one-day sessions over two months is
+    dated_all = all(th.start is not None and th.end is not None for th in items)  # how long is known
+    span = (max(th.end for th in items) - min(th.start for th in items)).days if dated_all else None
     for th in items:
-        if th.status == "completed":
+        if th.status == "completed" and not (dated_all and span is not None and span < least):
             return Fact("tried", ev, "completed")
-        if th.start is not None and v.days_before_now(th.start) >= ctx.p("min_conservative_trial_days"):
+        if th.start is not None and v.days_before_now(th.start) >= least:
             return Fact("tried", ev, "under way long enough")
+    if span is not None and dated_all and all(th.status == "completed" for th in items):
+        return Fact("too-short", ev, f"completed, but only {span} days in all")
     return Fact("too-short", ev, "started recently")
 
 

@@ -96,6 +96,7 @@ DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
+PERIOD_FOR = re.compile(rf"\bfor (a|an|{NUMBER}) (days?|weeks?|wks?|months?|mos?)\b", re.I)  # "for a week"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
 TEXT_MEMO_SIZE = 4096  # sentences and clauses whose own reading is kept (per extractor, least recently used out)
@@ -933,9 +934,9 @@ class NoteExtractor:
             start, end = days[0].when, days[1].when
         elif len(days) == 1:
             start = days[0].when
-        per = PERIOD_OF.search(text)
+        per = PERIOD_OF.search(text) or PERIOD_FOR.search(text)
         if per and start is None:
-            n = to_number(per.group(1)) or 0
+            n = 1.0 if per.group(1).lower() in ("a", "an") else (to_number(per.group(1)) or 0)
             span = timedelta(days=n * UNIT_DAYS[per.group(2)[0].lower()])
             end = self._day(st.note.when)
             start = end - span
@@ -944,8 +945,6 @@ class NoteExtractor:
         ordered_only = self._has("therapy_ordered", near) and not ongoing and not self._has("therapy_completed", near)
         if self._has("therapy_not_done", near) or ordered_only:
             status, ongoing = "not-done", False  # ordered, offered or booked, but not done: not care tried
-        if status == "completed" and end is None and start is not None and per is None and len(days) < 2:
-            end = start
         if ongoing:
             end = None
         region = " ".join(x for x in (live[0].side, live[0].site) if x)
