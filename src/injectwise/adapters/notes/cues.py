@@ -68,6 +68,9 @@ class Cues:
     therapy_ongoing: tuple[re.Pattern[str], ...]
     therapy_not_done: tuple[re.Pattern[str], ...]
     therapy_ordered: tuple[re.Pattern[str], ...]
+    course_done: tuple[re.Pattern[str], ...]
+    last_dose: tuple[re.Pattern[str], ...]
+    all_of_them: tuple[re.Pattern[str], ...]
     no_treatment: tuple[re.Pattern[str], ...]
     labs: tuple[tuple[str, tuple[re.Pattern[str], ...]], ...]
     joint_fluid: tuple[re.Pattern[str], ...]
@@ -88,6 +91,11 @@ class Cues:
         scr = self.screens.get(name)
         return scr is not None and scr.found(text, low)
 
+    def first(self, name: str, text: str) -> re.Match[str] | None:
+        """The earliest match of the cue in `text` (for where it is), or None."""
+        found = [m for p in getattr(self, name) if (m := p.search(text))]
+        return min(found, key=lambda m: m.start()) if found else None
+
 
 @lru_cache(maxsize=1)
 def load_cues(path: Path = CUES_FILE) -> Cues:
@@ -95,10 +103,10 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise KnowledgeError(f"notes.yaml: cannot be read: {e}") from None
-    simple = ("plan", "future", "injection", "no_injection", "no_benefit", "risk_discussion", "benefit", "outside", "allergy",
-              "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered", "no_treatment",
-              "joint_fluid", "gram_positive",
-              "gram_negative", "culture_positive", "culture_negative")
+    simple = ("plan", "future", "injection", "no_injection", "no_benefit", "risk_discussion", "benefit", "outside",
+              "allergy", "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered",
+              "course_done", "last_dose", "all_of_them", "no_treatment", "joint_fluid", "gram_positive", "gram_negative",
+              "culture_positive", "culture_negative")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
     kw["screens"] = {k: Screen(_exists([p.pattern for p in kw[k]])) for k in simple if kw[k]}

@@ -67,10 +67,7 @@ HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|la
                         r"clopidogrel) )", re.I)
 KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= ?|: ?)?([0-4])\b(?![./]\d)|"
                       r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
-_ALL_OF_THEM = re.compile(r"\b(none|neither|each|all|every one|any of (them|these))\b", re.I)
 _KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
-COURSE_DONE = re.compile(r"\b(finished|completed|came off|course (ended|over|done)|no longer (on|taking))\b", re.I)
-LAST_DOSE = re.compile(r"\blast (dose|tablet|pill|injection of)\b", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
@@ -301,7 +298,7 @@ class NoteExtractor:
             # how the injection the note described went, marked as _past_injection marks its own sentence
             mark = " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)"
             # "None gave lasting relief", "each helped a few days": every injection the note described
-            told = st.injections if _ALL_OF_THEM.search(text) else st.injections[-1:]
+            told = st.injections if has("all_of_them", text) else st.injections[-1:]
             for inj in told:
                 inj.notes += " " + " ".join(text.split()) + mark
         if "lab" in near:
@@ -377,7 +374,7 @@ class NoteExtractor:
         'stopped 5 days ago'. The day of the last dose is the hold's start; a hold with no day stays
         'on hold, since when not documented' (not enough to count as held)."""
         hold = HOLD_WORDS.search(text)
-        done = COURSE_DONE.search(text)
+        done = self._has("course_done", text)
         if not hold and not done:
             return status, None
         since: datetime | None = None
@@ -388,7 +385,7 @@ class NoteExtractor:
             # the hold runs from the last dose, the earliest day the sentence gives ("held since 3/9 (last dose
             # 3/8) for the ESI today" held from 3/8; "today" is the procedure, not the hold's start)
             dates = [h for h in st.dates(text) if h.when.date() <= st.note.when]
-            last = LAST_DOSE.search(text)
+            last = self.cues.first("last_dose", text)
             after_last = [h for h in dates if last and 0 <= h.start - last.end() < 25]
             since = after_last[0].when if after_last else (min(h.when for h in dates) if dates else None)
         if since is not None and (st.note.when - since.date()).days > self.kb.p("antithrombotic_discontinued_after_days"):
