@@ -690,8 +690,10 @@ class ClinicalView:
         return [i for i in self.injections if i.steroid is not None]
 
     # ---- planned injection ----------------------------------------------------------------
-    def planned_from_orders(self) -> Injection | None:
-        drafts = self.draft_injections()
+    def planned_from_orders(self, drafts: list[Injection] | None = None) -> Injection | None:
+        """The planned injection: the first draft order (`drafts` when the caller already read them), else one
+        built from draft medication requests alone."""
+        drafts = self.draft_injections() if drafts is None else drafts
         if drafts:
             return drafts[0]
         meds = [m for m in self.record.draft_medications]

@@ -15,6 +15,8 @@ from injectwise.engine.facts import FACTS, Context
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge
 
+NOT_OVER = (None, "", *CURRENT_STATUSES)  # clinical statuses of a problem that is not over (none recorded counts)
+
 Pred = Callable[[Context], tuple[bool, list[Evidence]]]
 OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
@@ -265,7 +267,7 @@ class Compiler:
                 when = c.when
                 # an impossible date, or no date at all on a problem that is not over: may be current (safety
                 # first: an undated active "Fever" on the problem list counts)
-                undatable = when is None and (c.ref in v.bad_dates or c.clinical_status in (None, "", *CURRENT_STATUSES))
+                undatable = when is None and (c.ref in v.bad_dates or c.clinical_status in NOT_OVER)
                 current = status_decides and c.clinical_status in CURRENT_STATUSES
                 if recent is not None and not undatable and not current and (
                         when is None or v.days_before_now(when) > recent(ctx)):

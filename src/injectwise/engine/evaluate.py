@@ -104,7 +104,7 @@ def assess(record: PatientRecord, kb: Knowledge, as_of: date, overrides: PlanOve
     drafts = view.draft_injections() if ov == PlanOverrides() else []
     if len(drafts) > 1 and all(d.target is not None for d in drafts):
         return _combined([_assess_one(view, kb, d, record) for d in drafts])
-    return _assess_one(view, kb, _planned(view, kb, ov), record)
+    return _assess_one(view, kb, _planned(view, kb, ov, drafts if ov == PlanOverrides() else None), record)
 
 
 def _assess_one(view: ClinicalView, kb: Knowledge, planned: Injection, record: PatientRecord) -> Result:
@@ -321,10 +321,10 @@ def _check_dose(name: str, mg: float | None) -> None:
         raise InputError(f"{name} must be a positive number of mg up to {MAX_DOSE_MG:g} (got {mg!r})")
 
 
-def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides) -> Injection:
+def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides, drafts: list[Injection] | None = None) -> Injection:
     _check_dose("--dose", ov.dose)
     _check_dose("--anesthetic-dose", ov.anesthetic_dose)
-    base = view.planned_from_orders()
+    base = view.planned_from_orders(drafts)
     if base is None and ov.target is None:
         raise NotApplicable("no planned injection: the bundle has no draft injection order; give --target "
                          "(and --steroid, --dose, --guidance)")

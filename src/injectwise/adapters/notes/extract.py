@@ -592,9 +592,10 @@ class NoteExtractor:
                 continue
             h = HOURS_AFTER.match(after)
             if h:  # "1/10 an hour after", "2/10 within 30 minutes", "0/10 immediately after": the anaesthetic phase
-                n = 0.25 if h.group(3) else float(to_number(h.group(1)) or 1) if h.group(1) not in ("a", "an") else 1.0
-                unit = (h.group(2) or "h").lower()
-                out.append((v, "after-hours", n / 60 if unit.startswith("m") else n, -1))
+                count, unit, at_once = h.group(1), (h.group(2) or "h").lower(), h.group(3)
+                n = 1.0 if count in (None, "a", "an") else float(to_number(count) or 1)
+                hours = 0.25 if at_once else (n / 60 if unit.startswith("m") else n)
+                out.append((v, "after-hours", hours, -1))
                 continue
             w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
             if w:
