@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from injectwise.adapters.storage.tables import feedback, issued_cards, used_tokens
+from injectwise.adapters.storage.writer_lock import WriterLock
 from injectwise.core.errors import InputError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -139,8 +140,16 @@ class _SqliteLog:
                            f"VALUES ({', '.join('?' * len(CARD_COLUMNS))})")
         self._token_sql = "INSERT INTO used_tokens (iss, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
         self.lock = threading.Lock()  # the loop and the writer thread (synchronous callers) share the connection
+        db = engine.url.database
+        # Other processes on the same file (service workers) and the RESTART checkpoint wait on this lock,
+        # which wakes them when it is let go, instead of on SQLite's sleeping busy handler.
+        self.writer = WriterLock(Path(db) if db and db != ":memory:" else None)
 
     def commit(self, jobs: list[_Job]) -> list[bool]:
+        with self.writer.held():
+            return self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> list[bool]:
         cur = self._conn.cursor()
         try:
             fresh = []
@@ -173,6 +182,7 @@ class _SqliteLog:
 
     def close(self) -> None:
         self._proxy.close()
+        self.writer.close()
 
 
 class FeedbackStore:
@@ -208,13 +218,18 @@ class FeedbackStore:
 
     def _checkpoints(self) -> None:
         """Fold the WAL into the database file every second, beside the writer (PASSIVE never blocks it;
-        RESTART, when the WAL has grown past WAL_RESTART_FRAMES, briefly does)."""
+        RESTART, when the WAL has grown past WAL_RESTART_FRAMES, briefly does: it runs right after the
+        PASSIVE pass, so little is left to copy, and under the writer lock, so the writers of this and the
+        other processes wait for exactly its length rather than for SQLite's busy-handler sleeps)."""
+        sqlite_log = self._sqlite
+        assert sqlite_log is not None
         while not self._stop.wait(CHECKPOINT_EVERY_S):
             try:
                 with self.engine.connect() as conn:
                     _busy, frames, _done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
                     if frames > WAL_RESTART_FRAMES:
-                        conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)")
+                        with sqlite_log.lock, sqlite_log.writer.held():
+                            conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)")
             except SQLAlchemyError as e:
                 log.warning("checkpoint failed: %s", type(e).__name__)
 
