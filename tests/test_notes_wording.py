@@ -437,3 +437,93 @@ def test_a_completed_course_shorter_than_a_trial_is_not_care_tried(tmp_path, kb,
     plan = {"target": "greater-trochanteric-bursa", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
             "dose": 40}
     assert reports(tmp_path, kb, text, "2026-05-01", "defer.conservative-care-not-tried", plan) is defers
+
+
+# ---- 2026-12-05 probing: wordings that were misread --------------------------------------------------------
+
+@pytest.mark.parametrize("sentence,pregnant", [
+    ("Urine hCG positive today, about 6 weeks by dates.", True),
+    ("Positive pregnancy test yesterday.", True),
+    ("Beta-hCG was positive.", True),
+    ("Pregnancy test negative.", False),
+    ("Last month's pregnancy test was negative.", False),
+])
+def test_a_pregnancy_test_result_in_words(tmp_path, kb, sentence, pregnant):
+    r = assess_note(tmp_path, kb, f"34F, L lateral hip pain, PT 8 weeks done. {sentence} Plan L GTB injection "
+                    "under US, triamcinolone 40 mg.\n", "2026-08-10")
+    assert ("caution.pregnancy" in ids(r)) is pregnant
+
+
+@pytest.mark.parametrize("opening", ["34F", "67 F", "101F"])
+def test_age_and_sex_shorthand_is_not_a_temperature(tmp_path, kb, opening):
+    rec = _record(tmp_path, kb, f"{opening} L knee OA, PT done 2025. Plan L knee injection.\n", "2026-03-02")
+    temps = [o.value for o in rec.observations if o.code.codings and o.code.codings[0].code == "body-temperature"]
+    assert all(93 <= t <= 110 or 34 <= t <= 43 for t in temps), temps
+    assert opening != "34F" or not temps
+
+
+@pytest.mark.parametrize("sentence,red_flag", [
+    ("Exam: new weakness of L ankle dorsiflexion 3/5, was 5/5 last month; progressive over 2 weeks.", True),
+    ("EHL strength from 5/5 to 3/5 since the last visit.", True),
+    ("Numbness in the L foot is getting worse each week.", True),
+    ("Hip abductor weakness and worsening pain.", False),
+    ("Ankle dorsiflexion 5/5, EHL 5/5.", False),
+    ("No progressive weakness.", False),
+])
+def test_a_deficit_said_to_progress_is_a_red_flag(tmp_path, kb, sentence, red_flag):
+    text = ("64M L5 radiculopathy, 3 months of PT. " + sentence +
+            " Plan L L5 TFESI dexamethasone 10 mg under fluoroscopy.\n")
+    assert reports(tmp_path, kb, text, "2026-03-02", "contraindication.red-flag") is red_flag
+
+
+@pytest.mark.parametrize("sentence,tried", [
+    ("Completed 12 weeks of PT with modest gains.", True),
+    ("Six weeks of PT with no change.", True),
+    ("Pt with knee OA here for an injection.", False),
+])
+def test_pt_after_a_therapy_word_is_the_therapy_not_the_patient(tmp_path, kb, sentence, tried):
+    r = assess_note(tmp_path, kb, f"67F L knee OA. {sentence} Plan L knee IA triamcinolone 40 mg under US.\n",
+                    "2026-03-02")
+    # a note that does not say whether therapy was tried leaves it unknown (incomplete data), never "tried"
+    assert "defer.conservative-care-not-tried" not in ids(r)
+    assert ("caution.incomplete-data" in ids(r)) is (not tried)
+
+
+def test_new_symptoms_not_present_before_are_new_not_absent(tmp_path, kb):
+    text = ("Follow-up six weeks after R greater trochanteric bursa injection (methylprednisolone 40 mg + lidocaine, "
+            "landmark) on 1/19/2026. Lateral hip pain down from 7/10 to 3/10. Since the injection she has had new "
+            "numbness and burning over the anterolateral R thigh, not present before.\n")
+    r = review_note(tmp_path, kb, text, "2026-03-02")
+    assert "adverse.neuropathy" in ids(r)
+    assert r.outcome in ("responder", "partial")
+
+
+@pytest.mark.parametrize("text,dated", [
+    ("Phone follow-up 5 days after L knee injection (dexamethasone 8 mg, lidocaine). Back to 6/10.\n", "2026-02-25"),
+    ("Seen today, 2 weeks post R knee injection (triamcinolone 40 mg). Pain 5/10.\n", "2026-02-16"),
+    # the stated date wins over the interval, and the injection is recorded once
+    ("Follow-up six weeks after R knee injection (triamcinolone 40 mg) on 1/15/2026. Pain 3/10.\n", "2026-01-15"),
+    # a later event's interval after the injection does not date the injection
+    ("R knee injection (triamcinolone 40 mg) on 1/15/2026; she started PT 2 weeks after the injection.\n",
+     "2026-01-15"),
+])
+def test_an_injection_dated_by_the_time_since_it_at_this_visit(tmp_path, kb, text, dated):
+    rec = _record(tmp_path, kb, text, "2026-03-02")
+    assert [p.start.date().isoformat() for p in rec.procedures if p.start and "injection" in p.code.text] == [dated]
+
+
+@pytest.mark.parametrize("text,on,anaesthetic_phase", [
+    # a later visit: "from 7 to 3" is the course up to now
+    ("R knee injection (triamcinolone 40 mg + lidocaine) on 1/19/2026. Knee pain down from 7/10 to 3/10.\n",
+     "2026-03-02", False),
+    # the procedure note of the same day: the anaesthetic phase
+    ("R knee injection (triamcinolone 40 mg + lidocaine) today. Knee pain went from 7/10 to 3/10.\n",
+     "2026-01-19", True),
+    ("R knee injection (triamcinolone 40 mg + lidocaine) on 1/19/2026: pain 8 -> 3 in the first hour, 8/10 today.\n",
+     "2026-03-02", True),
+])
+def test_pain_from_a_to_b_is_dated_by_what_the_note_is(tmp_path, kb, text, on, anaesthetic_phase):
+    rec = _record(tmp_path, kb, text, on)
+    low = [o for o in rec.observations if o.code.text.startswith("pain") and o.value == 3]
+    assert len(low) == 1 and low[0].when is not None
+    assert (low[0].when.date().isoformat() == "2026-01-19") is anaesthetic_phase

@@ -200,7 +200,21 @@ class Context:
         # follow-up is not yet known to be durable or not (None), and is never counted as a failure.
         still = self._important(b, latest.value)
         durable: bool | None = True if lasted else (None if still else False)
+        if (durable is False and relief and self._relief_may_have_lasted(t0, b, relief[-1], follow)
+                and not NO_RELIEF_TEXT.search(inj.notes or "")):  # unless the record says it did not last
+            durable = None  # relief seen before the threshold, its loss only seen well after: unknown
         return Outcome(inj, resp, durable, baseline, latest, best, anesthetic, an_score, relief_days, ev)
+
+    def _relief_may_have_lasted(self, t0: datetime, base: float, last_relief: PainScore,
+                                follow: list[PainScore]) -> bool:
+        """Whether the scores leave open that relief lasted the durable weeks: the last score with relief
+        came before the threshold and the first score without it only after (sparse follow-up, e.g. a
+        monthly score then the next visit months later). Relief that faded is not durable only when a
+        score inside the threshold shows it gone."""
+        after = [s for s in follow if s.when > last_relief.when and not self._important(base, s.value)]
+        if not after:
+            return False
+        return (after[0].when - t0).total_seconds() / 86400 > self.p("durable_relief_days")
 
     def _responder(self, base: float, score: float) -> bool:
         """OMERACT-OARSI: a relative AND an absolute improvement (>= 50% and >= 20/100, i.e. 2 NRS points)."""

@@ -74,7 +74,8 @@ VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|leve
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
 PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
-PAIN_FROM_TO = re.compile(rf"\bpain (?:went|dropped|fell|decreased|improved|reduced|came down|went down)? ?from ({NUMBER}) ?"
+PAIN_FROM_TO = re.compile(rf"\bpain (?:(?:has |have |is |now |went |came |gone |come )?(?:dropped|fell|decreased|improved|"
+                          rf"reduced|down|better|settled|eased|went|came)(?: down)? )?from ({NUMBER}) ?"
                           rf"(?:/ ?10 )?(?:to|down to|->|=>|→) ?({NUMBER})(?: ?/ ?10)?|"
                           rf"\bpain (?:score )?({NUMBER}) ?(?:/ ?10)? ?(?:->|=>|→|-->) ?({NUMBER})(?: ?/ ?10)?", re.I)
 _PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its literal screen
@@ -84,7 +85,9 @@ PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,?
 HOURS_AFTER = re.compile(rf"\s*,?\s*(?:(?:for |at |within |in |after )?(an?|one|{NUMBER}) ?(hours?|hrs?|h|minutes?|mins?)\b"
                          r"(?: (?:after|later|post|afterwards))?|(immediately|right|just) (?:after|afterwards|post))", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
-WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b", re.I)
+NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
+WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b|"
+                    r"\b(?:in|for|during|over) the first (?:few |couple of )?(?:hours?|hrs?|minutes?|mins?)\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
 # a dose right after a drug's name, past salt and product words ("Celestone Soluspan 6 mg"); not "40 mg/mL"
 DOSE_AFTER_NAME = re.compile(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodium phosphate|phosphate|soluspan|"
@@ -431,7 +434,7 @@ class NoteExtractor:
             for m in BARE_TEMP.finditer(text):
                 value = float(m.group(1))
                 unit = self._unit("body-temperature", m.group(2), value)
-                if unit is not None and (34 <= value <= 43 or 93 <= value <= 110):
+                if unit is not None and _plausible_temperature(value, unit):  # "34F" is an age and sex
                     out.append(("body-temperature", "temperature", value, unit, m.start()))
                     break
         return tuple(out)
@@ -443,7 +446,8 @@ class NoteExtractor:
         if concept == "body-temperature":
             if not u:
                 return "Cel" if 30 <= value <= 45 else ("[degF]" if 86 <= value <= 113 else None)
-            return "Cel" if u.upper().endswith("C") else "[degF]"
+            unit = "Cel" if u.upper().endswith("C") else "[degF]"
+            return unit if _plausible_temperature(value, unit) else None
         if concept in ("wbc", "platelets") and not u:
             return "/uL" if value > 1000 else ""
         if concept == "body-weight":
@@ -530,7 +534,7 @@ class NoteExtractor:
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
         for value, anchor, offset, pos in self._pain_memo(text):
-            when = self._day(st.note.when) if anchor == "note" else (
+            when = self._day(st.note.when) if anchor in ("note", "after-or-note") else (
                 self._date_near(st, text, pos) if anchor == "date" else None)
             st.pains.append(_PainMention(value, anchor, offset, when, prov))
 
@@ -566,8 +570,12 @@ class NoteExtractor:
             if b is not None and weeks:  # "7 -> 2 at 4 weeks"
                 days = (to_number(weeks.group(1)) or 0) * UNIT_DAYS[weeks.group(2)[0].lower()]
                 out.append((b, "at-days", days, -1))
-            elif b is not None:
-                out.append((b, "after-hours", hours, -1))
+            elif b is not None and (w or NOW_IN_SENTENCE.search(text, _clause_start(text, ft.start()),
+                                                                  ft.end() + 25) is None):
+                # "within 10 minutes": the anaesthetic phase; no time said: decided by the note's date
+                out.append((b, "after-hours" if w else "after-or-note", hours, -1))
+            elif b is not None:  # "pain now down from 7 to 3": today's score
+                out.append((b, "note", 0, -1))
             back = BACK_TO.search(text, ft.end())
             if back:
                 v = to_number(back.group(1))
@@ -614,14 +622,16 @@ class NoteExtractor:
         anchor = st.injections[-1].start if st.injections else None
         for p in st.pains:
             when: datetime | None
-            if p.anchor in ("date", "note"):
+            if p.anchor in ("date", "note") or (p.anchor == "after-or-note" and anchor is None):
                 when = p.when
             elif anchor is None:
                 continue  # relative to an injection the note does not date: unknown
             elif p.anchor == "before":
                 when = anchor
-            elif p.anchor == "after-hours":
-                when = anchor + timedelta(hours=p.offset_days)
+            elif p.anchor == "after-hours" or (p.anchor == "after-or-note" and anchor.date() == st.note.when):
+                when = anchor + timedelta(hours=p.offset_days)  # a procedure note: the anaesthetic phase
+            elif p.anchor == "after-or-note":
+                when = p.when  # a later visit's note: the score now
             else:
                 when = anchor + timedelta(days=p.offset_days)
             if when is None or when.date() > st.note.when:
@@ -779,6 +789,8 @@ class NoteExtractor:
         dated_part = f.dated_part
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
         exact = [h for h in hits if h.precision in ("day", "month")]
+        if any(not h.relative for h in exact):  # "6 weeks after the injection on 1/19": the stated date wins
+            exact = [h for h in exact if h.kind not in ("post_now", "day_post")]
         count = f.count
         period = f.span if count else None
         if period:  # "three injections in the past year": the period is not itself an injection's date
@@ -996,6 +1008,16 @@ _PER_ML = MG_PER_ML_STRENGTH  # the engine's own strength patterns, so a note an
 _PERCENT = PERCENT_STRENGTH
 # a product's strength after its name ("Kenalog-40", "Depo-Medrol 40"): mg/mL, used only with a volume
 _BRAND_STRENGTH = re.compile(r"^(?:-|\s)(\d{1,2})\b(?!\s*(?:mg|mcg|ml|cc|%|/|\.\d))", re.I)
+
+
+def _clause_start(text: str, pos: int) -> int:
+    """Where the clause holding `pos` begins (after the last comma, colon or semicolon before it)."""
+    return max(text.rfind(c, 0, pos) for c in ",;:") + 1
+
+
+def _plausible_temperature(value: float, unit: str) -> bool:
+    """A body temperature a living patient can have, in its own unit (34-43 C, 93-110 F)."""
+    return 34 <= value <= 43 if unit == "Cel" else 93 <= value <= 110
 
 
 def _volume_dose(text: str, start: int, end: int) -> float | None:

@@ -31,6 +31,7 @@ class DateHit:
     end: int
     precision: str = "day"
     relative: bool = False
+    kind: str = ""  # which pattern found it ("post_now": "N weeks after the injection", said at this visit)
 
 
 PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -58,6 +59,12 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ago_short", re.compile(r"\b(\d{1,3}) ?(d|w|wk|m|mo|y|yr)s? (?:ago|earlier|prior|back)\b", re.I)),
     ("weekday", re.compile(r"\b(?:on|last|this past) (monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
     ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several) ({_UNIT}) (?:ago|back|earlier|prior)\b", re.I)),
+    # "Follow-up 5 days after the knee injection", "now 2 weeks post injection", "day 3 post-injection": the
+    # event is that long before the note, when the note's own visit is the "now" (not "PT began 2 weeks after")
+    ("post_now", re.compile(rf"\b(?:follow[- ]?up|f/u|review(?:ed)?|seen|visit|call|today|now|currently|presents?|"
+                            rf"returns?|returned|comes? in|here)\b[^.;]{{0,30}}?\b({NUMBER}|a|an|one|two) ({_UNIT}) "
+                            rf"(?:after|post|post-|following|since|out from)(?=[\s-])", re.I)),
+    ("day_post", re.compile(rf"\b(?:day|d) ({NUMBER}) (?:after|post|following)(?=[\s-])", re.I)),
     ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
     ("last", re.compile(r"\b(last|past|previous|next|this) (week|month|year)\b", re.I)),
     ("day_word", re.compile(r"\b(yesterday|today|tonight|this morning|tomorrow)\b", re.I)),
@@ -142,7 +149,7 @@ def find_dates(text: str, ref: date, future: bool = False) -> list[DateHit]:
                 continue
             taken.append((s, e))
             for when, prec, rel in found:
-                hits.append(DateHit(when, s, e, prec, rel))
+                hits.append(DateHit(when, s, e, prec, rel, kind))
     hits.sort(key=lambda h: (h.start, h.when))
     return hits
 
@@ -210,6 +217,9 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
         return [(base - timedelta(days=back), "day", True)]
     if kind == "ago":
         d = _span_days(g[0], g[1])
+        return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)] if d is not None else []
+    if kind in ("post_now", "day_post"):
+        d = _span_days(g[0], g[1]) if kind == "post_now" else to_number(g[0])
         return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)] if d is not None else []
     if kind == "in":
         d = _span_days(g[0], g[1])
