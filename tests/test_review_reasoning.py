@@ -301,7 +301,8 @@ def test_neurogenic_claudication_is_not_vascular(kb):
     ("S72.001A", "hip", "right"), ("S72.012A", "hip", "left"), ("S72.22XA", "hip", "left"),
     ("M25.551", "hip", "right"), ("M25.562", "knee", "left"), ("Z96.641", "hip", "right"),
     ("Z96.642", "hip", "left"), ("T84.51XA", "hip", "right"), ("T84.54XA", "knee", "left"),
-    ("M54.11", None, None), ("M79.11", None, None), ("M19.91", None, None), ("M54.16", "lumbar-spine", None),
+    ("M54.11", "cervical-thoracic-spine", None), ("M54.12", "cervical-thoracic-spine", None),
+    ("M79.11", None, None), ("M19.91", None, None), ("M54.16", "lumbar-spine", None),
 ])
 def test_icd10_site_and_side_table(kb, code, region, side):
     assert kb.icd10_sites.locate(code) == (region, side)
@@ -591,3 +592,26 @@ def test_a_narrative_result_is_read_like_a_note(kb, value, coded, fires):
     add_bundle_notes(rec, kb, D("2026-02-10"))
     r = review(rec, kb, D("2026-02-10"))
     assert ("failure.alternative-pathology.mechanical" in ids(r)) is fires
+
+
+def test_guidance_in_words_is_read_for_a_target_whose_code_has_no_ultrasound_variant(kb):
+    """CPT 64450, 20551, 20552 and 27096 have no ultrasound code: "under ultrasound guidance" in the order's
+    text is the guidance (it was read as unknown, and image guidance was then 'recommended')."""
+    from injectwise.engine.clinical import ClinicalView
+
+    for text, want in [("Corticosteroid injection, right superior gluteal nerve, under ultrasound guidance", "ultrasound"),
+                       ("Lateral epicondyle injection, US guidance", "ultrasound"),
+                       ("SI joint injection without ultrasound", "landmark"),
+                       ("Trigger point injections, ultrasound-guided", "ultrasound")]:
+        assert ClinicalView.guidance_from_text(text) == want, text
+
+
+def test_a_cervical_radiculopathy_competes_with_the_shoulder_not_the_hip(kb):
+    from injectwise.engine.clinical import _regions_of_text
+
+    cervical = _regions_of_text(kb, "radiculopathy, cervical region")
+    assert cervical == {"cervical-thoracic-spine"}
+    assert "shoulder" in kb.regions["cervical-thoracic-spine"].refers_to
+    assert "hip" not in kb.regions["cervical-thoracic-spine"].refers_to
+    assert _regions_of_text(kb, "radiculopathy, lumbar region") == {"lumbar-spine"}
+    assert _regions_of_text(kb, "radicular pain down the right leg") == {"lumbar-spine"}

@@ -37,7 +37,7 @@ CPT_WITHOUT_ULTRASOUND = {"20600", "20605", "20610", "20550", "20551", "20552", 
 GUIDANCE_TEXT = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|no imaging|without (imaging|guidance|ultrasound)|unguided",
                             re.I)),
-    ("ultrasound", re.compile(r"ultrason|sonograph|\bus[- ]guided|under us\b|\busg\b", re.I)),
+    ("ultrasound", re.compile(r"ultrasound|ultrason|sonograph|\bus[- ]guid|under us\b|\busg\b|\bu/s[- ]guid", re.I)),
     ("fluoroscopy", re.compile(r"fluoro|x-?ray guid|c-arm|image intensifier", re.I)),
     ("ct", re.compile(r"\bct[- ]guided|computed tomograph", re.I)),
 )

@@ -42,7 +42,7 @@ from injectwise.language.sentence_scan import SentenceScreens
 
 GUIDANCE_WORDS = (
     ("landmark", re.compile(r"landmark|\bblind\b|palpation|unguided|without (imaging|guidance|ultrasound)", re.I)),
-    ("ultrasound", re.compile(r"ultrason|sonograph|\bus[- ]guided|under us\b|\busg\b", re.I)),
+    ("ultrasound", re.compile(r"ultrasound|ultrason|sonograph|\bus[- ]guid|under us\b|\busg\b|\bu/s[- ]guid", re.I)),
     ("fluoroscopy", re.compile(r"fluoro|x-?ray[- ]guid|c-arm|image intensifier", re.I)),
     ("ct", re.compile(r"\bct[- ]guided", re.I)),
 )
