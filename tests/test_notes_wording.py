@@ -527,3 +527,25 @@ def test_pain_from_a_to_b_is_dated_by_what_the_note_is(tmp_path, kb, text, on, a
     low = [o for o in rec.observations if o.code.text.startswith("pain") and o.value == 3]
     assert len(low) == 1 and low[0].when is not None
     assert (low[0].when.date().isoformat() == "2026-01-19") is anaesthetic_phase
+
+
+@pytest.mark.parametrize("sentence,allergy", [
+    ("After her last steroid shot her face got flushed and she could not sleep; no rash, no hives.", False),
+    ("Denies rash or hives after the last triamcinolone injection.", False),
+    ("Hives after the last triamcinolone injection.", True),
+    ("Not sure if she is allergic to lidocaine.", True),
+])
+def test_allergy_signs_that_are_denied_are_not_an_allergy(tmp_path, kb, sentence, allergy):
+    rec = _record(tmp_path, kb, f"R shoulder impingement, PT done. {sentence} Plan R subacromial injection.\n",
+                  "2026-11-20")
+    assert bool(rec.allergies) is allergy, [a.code.text for a in rec.allergies]
+
+
+@pytest.mark.parametrize("text,dated", [
+    ("Had a cortisone shot in the R hip at an outside clinic two and a half months ago.\n", "2026-09-05"),
+    ("R hip steroid injection a month and a half ago.\n", "2026-10-05"),
+    ("Five weeks after R trochanteric injection: about 50% better.\n", "2026-10-16"),
+])
+def test_injection_dates_with_halves_and_at_the_start_of_a_follow_up_note(tmp_path, kb, text, dated):
+    rec = _record(tmp_path, kb, text, "2026-11-20")
+    assert [p.start.date().isoformat() for p in rec.procedures if p.start and "injection" in p.code.text] == [dated]

@@ -85,6 +85,11 @@ PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,?
 HOURS_AFTER = re.compile(rf"\s*,?\s*(?:(?:for |at |within |in |after )?(an?|one|{NUMBER}) ?(hours?|hrs?|h|minutes?|mins?)\b"
                          r"(?: (?:after|later|post|afterwards))?|(immediately|right|just) (?:after|afterwards|post))", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
+# "about 50% better", "70% relief": the patient's own rating, which the review reads when scores are missing
+RELIEF_PERCENT = re.compile(r"\b\d{1,3} ?% (?:relief|better|improve|reduction|less pain)|"
+                            r"(?:relief|improvement|better|helped|improved)(?: by| of)?(?: about| around| ~)? \d{1,3} ?%", re.I)
+NEGATED_LEAD = re.compile(r"\b(no|not(?! (?:sure|certain|clear))|without|denies|denied|deny|nor|never|negative for|"
+                          r"free of)\b", re.I)
 NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b|"
                     r"\b(?:in|for|during|over) the first (?:few |couple of )?(?:hours?|hrs?|minutes?|mins?)\b", re.I)
@@ -640,7 +645,7 @@ class NoteExtractor:
 
     # ---- allergies ----------------------------------------------------------------------------
     def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
-        if self._has("allergy_negated", text):
+        if self._has("allergy_negated", text) or not self._allergy_asserted(text):
             return
         reaction = ", ".join(sorted({w.lower() for w in re.findall(
             r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
@@ -681,6 +686,19 @@ class NoteExtractor:
                                             verification="confirmed", recorded=self._day(st.note.when),
                                             reaction=reaction))
             self._keep(st, ref, prov)
+
+    def _allergy_asserted(self, text: str) -> bool:
+        """Whether an allergy word in the sentence is said, not denied: "no rash, no hives" after a steroid's
+        flushing is a side effect told with its allergy signs ruled out."""
+        pat = self.cues.joined.get("allergy")
+        if pat is None:
+            return True
+        for m in pat.finditer(text):
+            lead = text[max(0, m.start() - 30):m.start()]
+            lead = lead[max(lead.rfind(";"), lead.rfind("."), lead.rfind(":")) + 1:]
+            if not NEGATED_LEAD.search(lead):
+                return True
+        return False
 
     # ---- injections ---------------------------------------------------------------------------
     def _find_injection_clauses(self, text: str) -> tuple[str, ...]:
@@ -831,8 +849,8 @@ class NoteExtractor:
         for i, (when, note) in enumerate(whens):
             known = self._known_injection(st, when, note)
             if isinstance(known, Procedure):  # the coded injection: the note's words on how it went join it
-                if (fail or good) and f.quote not in (known.notes or ""):
-                    mark = " (no lasting benefit)" if fail else " (benefit reported)"
+                if (fail or good or RELIEF_PERCENT.search(f.quote)) and f.quote not in (known.notes or ""):
+                    mark = " (no lasting benefit)" if fail else " (benefit reported)" if good else ""
                     known.notes = " ".join(x for x in (known.notes, f.quote + mark) if x)
                 if known not in st.injections:
                     st.injections.append(known)

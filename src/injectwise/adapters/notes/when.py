@@ -58,11 +58,13 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # "6/52 ago" (weeks), "3/12 ago" (months), "5/7 ago" (days): the fraction-of-a-period shorthand; "10d ago", "3w ago"
     ("ago_short", re.compile(r"\b(\d{1,3}) ?(d|w|wk|m|mo|y|yr)s? (?:ago|earlier|prior|back)\b", re.I)),
     ("weekday", re.compile(r"\b(?:on|last|this past) (monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
-    ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several) ({_UNIT}) (?:ago|back|earlier|prior)\b", re.I)),
+    # "two and a half months ago", "a month and a half ago"
+    ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several)( and a half)? ({_UNIT})( and a half)? "
+                       rf"(?:ago|back|earlier|prior)\b", re.I)),
     # "Follow-up 5 days after the knee injection", "now 2 weeks post injection", "day 3 post-injection": the
     # event is that long before the note, when the note's own visit is the "now" (not "PT began 2 weeks after")
-    ("post_now", re.compile(rf"\b(?:follow[- ]?up|f/u|review(?:ed)?|seen|visit|call|today|now|currently|presents?|"
-                            rf"returns?|returned|comes? in|here)\b[^.;]{{0,30}}?\b({NUMBER}|a|an|one|two) ({_UNIT}) "
+    ("post_now", re.compile(rf"(?:^\s*|\b(?:follow[- ]?up|f/u|review(?:ed)?|seen|visit|call|today|now|currently|presents?|"
+                            rf"returns?|returned|comes? in|here)\b[^.;]{{0,30}}?\b)({NUMBER}|a|an|one|two) ({_UNIT}) "
                             rf"(?:after|post|post-|following|since|out from)(?=[\s-])", re.I)),
     ("day_post", re.compile(rf"\b(?:day|d) ({NUMBER}) (?:after|post|following)(?=[\s-])", re.I)),
     ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
@@ -216,7 +218,9 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
         back = (base.weekday() - want) % 7 or 7
         return [(base - timedelta(days=back), "day", True)]
     if kind == "ago":
-        d = _span_days(g[0], g[1])
+        d = _span_days(g[0], g[2])
+        if d is not None and (g[1] or g[3]):
+            d += _span_days("1", g[2]) / 2  # type: ignore[operator]
         return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)] if d is not None else []
     if kind in ("post_now", "day_post"):
         d = _span_days(g[0], g[1]) if kind == "post_now" else to_number(g[0])
