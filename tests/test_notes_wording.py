@@ -549,3 +549,13 @@ def test_allergy_signs_that_are_denied_are_not_an_allergy(tmp_path, kb, sentence
 def test_injection_dates_with_halves_and_at_the_start_of_a_follow_up_note(tmp_path, kb, text, dated):
     rec = _record(tmp_path, kb, text, "2026-11-20")
     assert [p.start.date().isoformat() for p in rec.procedures if p.start and "injection" in p.code.text] == [dated]
+
+
+def test_early_relief_that_wore_off_is_not_todays_score(tmp_path, kb):
+    """'8/10 to 2/10 for the rest of that day, then back to 8/10' in a follow-up note: the 2 is the anaesthetic
+    phase. Read as today's score beside '8/10 today' it looked like relief followed by a sharp rise."""
+    text = ("Follow-up: injected L SI joint under fluoroscopy on 8/11/2026 (triamcinolone 40 mg + bupivacaine). Pain "
+            "went from 8/10 to 2/10 for the rest of that day, then back to 8/10 and has stayed there; 8/10 today.\n")
+    r = review_note(tmp_path, kb, text, "2026-09-01")
+    assert r.outcome == "non-responder"
+    assert not [i for i in ids(r) if i.startswith("urgent.")]

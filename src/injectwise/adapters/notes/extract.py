@@ -91,6 +91,10 @@ RELIEF_PERCENT = re.compile(r"\b\d{1,3} ?% (?:relief|better|improve|reduction|le
 NEGATED_LEAD = re.compile(r"\b(no|not(?! (?:sure|certain|clear))|without|denies|denied|deny|nor|never|negative for|"
                           r"free of)\b", re.I)
 NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
+# what follows "from A to B" when B was early relief that did not last ("then back to 8", "wore off")
+COURSE_AFTER = re.compile(r"\b(then|wore off|wearing off|returned|came back|back (up )?to|rest of (the|that) day|"
+                          r"that (day|evening|night)|for (a few|several|\d+|an?|one|two) hours?|briefly|initially|at first)\b",
+                          re.I)
 WITHIN = re.compile(r"\b(?:within|after|in) (?:an?|one|(\d+)) (minutes?|mins?|hours?|hrs?)\b|\bimmediately\b|\bsame day\b|"
                     r"\b(?:in|for|during|over) the first (?:few |couple of )?(?:hours?|hrs?|minutes?|mins?)\b", re.I)
 LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|\bnext (day|morning)\b|\bovernight\b", re.I)
@@ -575,10 +579,12 @@ class NoteExtractor:
             if b is not None and weeks:  # "7 -> 2 at 4 weeks"
                 days = (to_number(weeks.group(1)) or 0) * UNIT_DAYS[weeks.group(2)[0].lower()]
                 out.append((b, "at-days", days, -1))
-            elif b is not None and (w or NOW_IN_SENTENCE.search(text, _clause_start(text, ft.start()),
-                                                                  ft.end() + 25) is None):
-                # "within 10 minutes": the anaesthetic phase; no time said: decided by the note's date
-                out.append((b, "after-hours" if w else "after-or-note", hours, -1))
+            elif b is not None and (w or COURSE_AFTER.search(text, ft.end())):
+                # "within 10 minutes", "for the rest of that day, then back to 8": the anaesthetic phase
+                out.append((b, "after-hours", hours, -1))
+            elif b is not None and NOW_IN_SENTENCE.search(text, _clause_start(text, ft.start()), ft.end() + 25) is None:
+                # no time said and nothing after it: a procedure note's first hours or a later visit's today
+                out.append((b, "after-or-note", hours, -1))
             elif b is not None:  # "pain now down from 7 to 3": today's score
                 out.append((b, "note", 0, -1))
             back = BACK_TO.search(text, ft.end())
