@@ -559,3 +559,26 @@ def test_early_relief_that_wore_off_is_not_todays_score(tmp_path, kb):
     r = review_note(tmp_path, kb, text, "2026-09-01")
     assert r.outcome == "non-responder"
     assert not [i for i in ids(r) if i.startswith("urgent.")]
+
+
+def test_a_percent_rating_in_the_sentence_after_the_injection_is_the_response(tmp_path, kb):
+    text = ("Seen 4 weeks after R knee IA injection (triamcinolone 40 mg + lidocaine, US guided). Feels 80% better, "
+            "walking twice as far.\n")
+    assert review_note(tmp_path, kb, text, "2026-09-10").outcome == "responder"
+
+
+def test_a_flare_told_at_a_later_visit_is_dated_in_its_first_days(tmp_path, kb):
+    text = ("3 weeks after L subacromial injection (methylprednisolone 40 mg + lidocaine, US) on 8/20/2026. Pain 7/10 "
+            "before. Pain was worse for 2 days afterwards, then settled; now 3/10. No fever, no redness.\n")
+    r = review_note(tmp_path, kb, text, "2026-09-10")
+    assert "adverse.post-injection-flare" in ids(r)
+    assert r.outcome in ("responder", "partial")  # "now 3/10" is today's score, not 10 March
+
+
+@pytest.mark.parametrize("sentence,rupture", [
+    ("Two weeks ago felt a sudden pop at the R elbow lifting a box, since then weak grip.", True),
+    ("Elbow still aches when gripping.", False),
+])
+def test_a_sudden_pop_after_a_tendon_injection_is_a_rupture(tmp_path, kb, sentence, rupture):
+    text = f"R lateral epicondyle injection (triamcinolone 20 mg) on 7/8/2026. {sentence}\n"
+    assert ("adverse.tendon-rupture" in ids(review_note(tmp_path, kb, text, "2026-09-10"))) is rupture

@@ -88,6 +88,9 @@ BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER
 # "about 50% better", "70% relief": the patient's own rating, which the review reads when scores are missing
 RELIEF_PERCENT = re.compile(r"\b\d{1,3} ?% (?:relief|better|improve|reduction|less pain)|"
                             r"(?:relief|improvement|better|helped|improved)(?: by| of)?(?: about| around| ~)? \d{1,3} ?%", re.I)
+# a rise in pain placed in the first days after the injection, told at a later visit
+FLARE_DAYS = re.compile(r"\b(for|over|during) (the )?(first )?(1|2|3|one|two|three|a couple of|couple of|a few|few) days?\b|"
+                        r"\bnext (day|morning)\b|\bthat (night|evening)\b|\bdays? (1|2|3|one|two|three) (after|post)\b", re.I)
 NEGATED_LEAD = re.compile(r"\b(no|not(?! (?:sure|certain|clear))|without|denies|denied|deny|nor|never|negative for|"
                           r"free of)\b", re.I)
 NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
@@ -306,9 +309,12 @@ class NoteExtractor:
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
-        if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)):
+        if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
+                                                        or RELIEF_PERCENT.search(text)):
             # how the injection the note described went, marked as _past_injection marks its own sentence
-            mark = " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)"
+            # ("Feels 80% better": the patient's own rating, read by the review when scores are missing)
+            mark = (" (no lasting benefit)" if has("no_benefit", text) else
+                    " (benefit reported)" if has("benefit", text) else "")
             # "None gave lasting relief", "each helped a few days": every injection the note described
             told = st.injections if has("all_of_them", text) else st.injections[-1:]
             for inj in told:
@@ -362,6 +368,9 @@ class NoteExtractor:
             dates = [h for h in st.dates(text) if not h.relative or h.when.date() < st.note.when]
             if dates:
                 onset = dates[0].when
+        elif m.concept == "post-injection-flare" and st.injections and st.injections[-1].start is not None \
+                and FLARE_DAYS.search(text):
+            onset = st.injections[-1].start + timedelta(days=1)  # "worse for 2 days afterwards": then, not today
         site = " ".join(x for x in (m.side, m.site) if x)
         label = m.matched
         cond = Condition(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, m.concept, label),), label),

@@ -77,7 +77,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 _SCREENED = [(kind, pat, Screen(pat)) for kind, pat in PATTERNS]
 # "6/10" after a pain word is a score, not 10 June.
 # Anywhere in a sentence about pain, "N/10" is a score unless a date word leads it ("on 8/10", "since 8/10").
-_SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing)|hurts?|aches?|relief|(?:back|down|up|returned|went) to)\b[^.;]*?"
+_SCORE = re.compile(r"(?:pain|nrs|vas|score|rat(?:ed|ing)|hurts?|aches?|relief|(?:back|down|up|returned|went) to|"
+                    r"\bnow|currently)\b[^.;]*?"
                     r"(?<!\bon )(?<!\bsince )"
                     r"(?<!\bdated )(\b\d{1,2}(?:\.\d)?/10\b)|"
                     r"(\b\d{1,2}(?:\.\d)?/10\b)(?= (?:pain|before|after|at|today|now|again|then|for|with))", re.I)
