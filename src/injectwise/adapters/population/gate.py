@@ -1,0 +1,94 @@
+"""Observation lines a screening can leave unparsed, told from their bytes alone.
+
+Most lines of an export are Observations whose code maps to no concept (vital signs, panels); the reader
+skips them (`relevance.UnusedObservations`) after they have been routed, parsed and grouped. The gate
+tells them apart before any of that, so they are neither written to a shard nor parsed.
+
+A line passes only when it is, byte for byte, compact JSON of a strict subset that orjson accepts alike
+(printable ASCII strings without escapes, bounded numbers, no whitespace, nesting as Synthea writes it):
+
+    {"resourceType":"Observation","id":ID, other members..., "code":{...}, ..., "subject":{"reference":
+     "Patient/PID"}, ...}
+
+where no other member is named resourceType, id, code, subject, patient, beneficiary or component (so the
+keys the reader's skip decision and the partition's routing look at each occur once, at the top level,
+and no component can hold a concept), and where `UnusedObservations` finds the code unused. Such a line is
+valid JSON; its routing (`bulk.patient_key`) gives PID; the reader would skip it whatever its status,
+provided its subject is the patient's own reference and no two resources of the patient share a
+reference (then the reader would read every Observation). Those two facts depend on the patient's other
+lines: the shard worker checks them (`skipped_lines_matter`) and reads the skipped lines back when
+either fails."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from injectwise.adapters.fhir.reader import bulk_reference
+from injectwise.adapters.population.relevance import UnusedObservations
+
+MAX_CODES = 50_000  # distinct code values remembered; a fresh start beyond it keeps memory bounded
+
+_STR = rb'"[ !#-\[\]-~]*+"'  # printable ASCII, no quote, no backslash: its bytes are its value
+_NUM = rb"-?+(?:0|[1-9][0-9]{0,18}+)(?:\.[0-9]{1,40}+)?+(?:[eE][+-]?+[0-9]{1,2}+)?+"  # never overflows a double
+_SCALAR = rb"(?:" + _STR + rb"|" + _NUM + rb"|true|false|null)"
+_FLAT = rb"\{(?:" + _STR + rb":" + _SCALAR + rb"(?:," + _STR + rb":" + _SCALAR + rb")*+)?+\}"
+_MEMBER = _STR + rb":(?:" + _SCALAR + rb"|\[(?:" + _FLAT + rb"(?:," + _FLAT + rb")*+)?+\])"
+_OBJ = rb"\{(?:" + _MEMBER + rb"(?:," + _MEMBER + rb")*+)?+\}"  # e.g. a CodeableConcept, a Reference
+_VALUE = rb"(?:" + _SCALAR + rb"|" + _OBJ + rb"|\[(?:" + _OBJ + rb"(?:," + _OBJ + rb")*+)?+\])"
+_OTHERS = (rb'(?:,"(?!(?:resourceType|id|code|subject|patient|beneficiary|component)")[ !#-\[\]-~]*+":'
+           + _VALUE + rb")*+")
+_ID = rb"([A-Za-z0-9\-.]{1,64})"  # a FHIR id: no slash, so the reader keys it `Observation/ID`
+_LINE = re.compile(rb'\{"resourceType":"Observation","id":"' + _ID + rb'"' + _OTHERS + rb',"code":(' + _OBJ
+                   + rb")" + _OTHERS + rb',"subject":\{"reference":"Patient/' + _ID + rb'"\}' + _OTHERS + rb"\}")
+
+
+class ObservationGate:
+    """Callable on a raw line: (patient id, Observation id) of a line the reader would skip, else None."""
+
+    def __init__(self, unused: UnusedObservations) -> None:
+        self.unused = unused
+        self._unused_code: dict[bytes, bool] = {}  # a code's bytes -> whether no concept is reachable
+
+    def __call__(self, line: bytes) -> tuple[bytes, bytes] | None:
+        m = _LINE.fullmatch(line)
+        if m is None:
+            return None
+        oid, code, pid = m.groups()
+        skip = self._unused_code.get(code)
+        if skip is None:
+            if len(self._unused_code) >= MAX_CODES:
+                self._unused_code.clear()
+            skip = self._unused_code[code] = self._decide(code)
+        return (pid, oid) if skip else None
+
+    def _decide(self, code: bytes) -> bool:
+        """The reader's own decision on an Observation with this code and no component."""
+        try:
+            return not self.unused.used(orjson.loads(code))
+        except Exception:  # whatever the reader would make of such a code, read the line to find out
+            return False
+
+
+def skipped_lines_matter(pid: str, resources: list[dict[str, Any]], skipped: list[str]) -> bool:
+    """Whether the reader could read the patient differently with its skipped Observations (ids in
+    `skipped`) than without them: no other resource to read, a resource the Bulk reader resolves through
+    the general path, two resources with one reference (the reader then reads every Observation), or a
+    single Patient whose reference is not the skipped lines' subject."""
+    if not resources:
+        return True
+    refs = set()
+    patients = []
+    for r in resources:
+        ref = bulk_reference(r)
+        if ref is None:
+            return True
+        refs.add(ref)
+        if r["resourceType"] == "Patient":
+            patients.append(r["id"])
+    refs.update(f"Observation/{oid}" for oid in skipped)
+    if len(refs) != len(resources) + len(skipped):
+        return True
+    return len(patients) == 1 and patients[0] != pid

@@ -1,0 +1,113 @@
+"""Observation lines left unparsed by the byte-level gate change no row: each line it lets through is valid
+JSON that the reader would skip for the patient it is routed to, and the shard worker reads skipped lines
+back whenever the patient's other lines could make them count (a shared reference, a Patient whose id is
+not the reference, no other line, a resource only the general path resolves)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from conftest import SHARED
+
+from injectwise.adapters.fhir.reader import bulk_reference
+from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key
+from injectwise.adapters.population.gate import ObservationGate
+from injectwise.adapters.population.local import ShardStats, run_local
+from injectwise.adapters.population.patient import screen_resources
+from injectwise.adapters.population.relevance import UnusedObservations
+from injectwise.adapters.population.synth import generate
+from injectwise.knowledge.measures import load_measures
+
+ON = date(2026, 6, 30)
+HEIGHT = {"coding": [{"system": "http://loinc.org", "code": "8302-2", "display": "Body Height"}], "text": "Body Height"}
+CULTURE = {"coding": [{"system": "http://loinc.org", "code": "6463-4",
+                       "display": "Bacteria identified in Specimen by Culture"}]}
+
+
+def _obs(oid: str, pid: str, code: dict[str, Any] = HEIGHT, **more: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": oid, "status": "final", "code": code,
+            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": "2026-06-01T10:00:00+00:00",
+            "valueQuantity": {"value": 180.5, "unit": "cm"}, **more}
+
+
+def test_every_line_let_through_is_one_the_reader_skips(tmp_path, kb):
+    synthea = SHARED / "data" / "fhir" / "synthea"
+    generate(tmp_path / "pop", 30, 4, ON, synthea if synthea.is_dir() else None, overuse_share=0.5)
+    gate, unused = ObservationGate(UnusedObservations(kb)), UnusedObservations(kb)
+    passed = 0
+    for f in export_files(tmp_path / "pop"):
+        for n, line in lines_of(f):
+            hit = gate(line)
+            if hit is None:
+                continue
+            passed += 1
+            r = parse_line(line, f"{f.name}:{n}")
+            assert orjson.loads(orjson.dumps(r)) == orjson.loads(line)
+            assert patient_key(line, "t:1") == hit[0].decode()
+            assert bulk_reference(r) == f"Observation/{hit[1].decode()}"
+            assert r["subject"] == {"reference": f"Patient/{hit[0].decode()}"} and "component" not in r
+            assert unused(r)
+    assert passed > 1000
+
+
+@pytest.mark.parametrize("line", [
+    orjson.dumps(_obs("o", "p", CULTURE)),  # a code a rule can use
+    orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT}])),
+    orjson.dumps(_obs("o", "p", patient={"reference": "Patient/q"})),  # routing could differ
+    orjson.dumps(_obs("o", "p"))[:-1] + b',"code":{"text":"culture"}}',  # a second code: the last one counts
+    orjson.dumps(_obs("o", "p"), option=orjson.OPT_INDENT_2).replace(b"\n", b""),  # whitespace
+    orjson.dumps(_obs("o", "p", note=[{"text": "caf\u00e9"}])),  # not ASCII
+    orjson.dumps(_obs("o", "p", note=[{"text": "a \\\"quote\\\""}])),  # an escape
+    orjson.dumps(_obs("o", "p")).replace(b"180.5", b"0180.5"),  # not JSON
+    orjson.dumps(_obs("o", "p")).replace(b"180.5", b"1e400"),  # not a finite double
+    orjson.dumps(_obs("o/x", "p")),  # an id the general path resolves
+    orjson.dumps(_obs("o", "p", subject={"reference": "Patient/p", "display": "P"})),
+])
+def test_lines_the_gate_must_not_let_through(kb, line):
+    assert ObservationGate(UnusedObservations(kb))(line) is None
+
+
+def test_the_gate_lets_a_plain_vital_sign_through(kb):
+    assert ObservationGate(UnusedObservations(kb))(orjson.dumps(_obs("o", "p"))) == (b"p", b"o")
+
+
+def _write(d: Path, lines: dict[str, list[dict[str, Any] | bytes]]) -> Path:
+    d.mkdir()
+    for name, rs in lines.items():
+        (d / f"{name}.ndjson").write_bytes(b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n"
+                                                    for r in rs))
+    return d
+
+
+def test_skipped_lines_are_read_back_when_they_could_count(tmp_path, kb):
+    """Each patient here needs its skipped lines; the rows are those of reading every line."""
+    cond = {"resourceType": "Condition", "id": "c", "code": {"text": "hip osteoarthritis"},
+            "subject": {"reference": "Patient/slash"}, "onsetDateTime": "2020-01-01"}
+    d = _write(tmp_path / "exp", {
+        "Patient": [{"resourceType": "Patient", "id": p, "birthDate": "1950-01-01"} for p in
+                    ("ok", "dup", "shared", "slash")]
+                   + [b'{"resourceType":"Patient","id":"twin","birthDate":"1950-01-01","id":"other"}'],
+        "Observation": [_obs("a", "ok"), _obs("b", "ok"),
+                        _obs("d1", "dup"), _obs("d1", "dup"),  # one reference twice: every one is read
+                        _obs("s1", "shared"), _obs("s1", "shared", CULTURE, valueString="no growth"),
+                        _obs("t", "twin"),  # the Patient line says id twin, then other
+                        _obs("lone", "orphan"),  # no other line at all
+                        _obs("x", "slash")],
+        "Condition": [{**cond, "id": "c/1"}],
+    })
+    ms = load_measures(kb)
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for f in export_files(d):
+        for n, line in lines_of(f):
+            expected.setdefault(patient_key(line, "t:1") or "", []).append(parse_line(line, f"{f.name}:{n}"))
+    items = list(run_local(d, ON, workers=1))
+    stats = items[-1]
+    assert isinstance(stats, ShardStats) and stats.skipped == 8
+    rows = sorted((r for batch in items[:-1] for r in batch), key=lambda r: r["patient"])  # type: ignore[union-attr]
+    assert rows == [screen_resources(pid, rs, kb, ms, ON) for pid, rs in sorted(expected.items())]
+    errors = {r["patient"]: r["error"] for r in rows}
+    assert "no Patient resource" in errors["orphan"] and "belongs to Patient/twin" in errors["twin"]
