@@ -1,7 +1,8 @@
-"""Observation lines left unparsed by the byte-level gate change no row: each line it lets through is valid
-JSON that the reader would skip for the patient it is routed to, and the shard worker reads skipped lines
-back whenever the patient's other lines could make them count (a shared reference, a Patient whose id is
-not the reference, no other line, a resource only the general path resolves)."""
+"""The partition changes no row. Observation lines left unparsed by the byte-level gate: each line it lets
+through is valid JSON that the reader would skip for the patient it is routed to, and the shard worker
+reads skipped lines back whenever the patient's other lines could make them count (a shared reference, a
+Patient whose id is not the reference, no other line, a resource only the general path resolves). Byte
+ranges: the ranges of a file share its lines out exactly, and a bad line is still named by its number."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 from conftest import SHARED
 
 from injectwise.adapters.fhir.reader import bulk_reference
-from injectwise.adapters.population.bulk import export_files, lines_of, parse_line, patient_key
+from injectwise.adapters.population import partition
+from injectwise.adapters.population.bulk import export_files, lines_in, lines_of, parse_line, patient_key, place
 from injectwise.adapters.population.gate import ObservationGate
 from injectwise.adapters.population.local import ShardStats, run_local
 from injectwise.adapters.population.patient import screen_resources
 from injectwise.adapters.population.relevance import UnusedObservations
 from injectwise.adapters.population.synth import generate
+from injectwise.core.errors import InputError
 from injectwise.knowledge.measures import load_measures
 
 ON = date(2026, 6, 30)
@@ -111,3 +114,35 @@ def test_skipped_lines_are_read_back_when_they_could_count(tmp_path, kb):
     assert rows == [screen_resources(pid, rs, kb, ms, ON) for pid, rs in sorted(expected.items())]
     errors = {r["patient"]: r["error"] for r in rows}
     assert "no Patient resource" in errors["orphan"] and "belongs to Patient/twin" in errors["twin"]
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 1000, 10**6])
+def test_ranges_share_a_file_out_line_by_line(tmp_path, size):
+    f = tmp_path / "Observation.ndjson"
+    f.write_bytes(b'{"a":1}\n\n  \n{"b":22}\r\n{"c":333}\n\n{"d":4}')
+    got = [it for a, b in partition.ranges(f, size) for it in lines_in(f, a, b)]
+    assert [line for _, line in got] == [line for _, line in lines_of(f)]
+    assert [place(f, pos) for pos, _ in got] == [f"{f.name}:{n}" for n, _ in lines_of(f)]
+
+
+def test_small_ranges_give_the_same_rows_and_name_a_bad_line(tmp_path, kb, monkeypatch):
+    synthea = SHARED / "data" / "fhir" / "synthea"
+    d = tmp_path / "pop"
+    generate(d, 12, 9, ON, synthea if synthea.is_dir() else None, overuse_share=0.5)
+
+    def rows() -> list[dict[str, Any]]:
+        return sorted((r for batch in list(run_local(d, ON, workers=2))[:-1] for r in batch),  # type: ignore[union-attr]
+                      key=lambda r: r["patient"])
+    whole = rows()
+    monkeypatch.setattr(partition, "RANGE_BYTES", 4096)
+    assert rows() == whole and len(whole) == 12
+    obs = d / "Observation.ndjson"
+    lines = obs.read_bytes().splitlines(keepends=True)
+    obs.write_bytes(b"".join([*lines[:200], b'{"resourceType":"Observation","id":"x","subject":{"refer\n', *lines[200:]]))
+    with pytest.raises(InputError, match=r"Observation.ndjson:201: not valid JSON"):
+        rows()
+    pid = orjson.loads(lines[0])["subject"]["reference"]  # routed by the byte scan, so found bad when parsed
+    obs.write_bytes(b"".join([*lines[:300], b'{"resourceType":"Condition","subject":{"reference":"%s"},"x":\n'
+                              % pid.encode(), *lines[300:]]))
+    with pytest.raises(InputError, match=r"Observation.ndjson:301: not valid JSON"):
+        rows()
