@@ -41,8 +41,10 @@ _VALUE = rb"(?:" + _SCALAR + rb"|" + _OBJ + rb"|\[(?:" + _OBJ + rb"(?:," + _OBJ 
 _OTHERS = (rb'(?:,"(?!(?:resourceType|id|code|subject|patient|beneficiary|component)")[ !#-\[\]-~]*+":'
            + _VALUE + rb")*+")
 _ID = rb"([A-Za-z0-9\-.]{1,64})"  # a FHIR id: no slash, so the reader keys it `Observation/ID`
-_LINE = re.compile(rb'\{"resourceType":"Observation","id":"' + _ID + rb'"' + _OTHERS + rb',"code":(' + _OBJ
-                   + rb")" + _OTHERS + rb',"subject":\{"reference":"Patient/' + _ID + rb'"\}' + _OTHERS + rb"\}")
+# The line up to its code, then the rest: a code known to be used spares matching the rest. (Every
+# repetition is possessive, so matching in two steps matches what the whole pattern would.)
+_HEAD = re.compile(rb'\{"resourceType":"Observation","id":"' + _ID + rb'"' + _OTHERS + rb',"code":(' + _OBJ + rb")")
+_TAIL = re.compile(_OTHERS + rb',"subject":\{"reference":"Patient/' + _ID + rb'"\}' + _OTHERS + rb"\}")
 
 
 class ObservationGate:
@@ -53,16 +55,19 @@ class ObservationGate:
         self._unused_code: dict[bytes, bool] = {}  # a code's bytes -> whether no concept is reachable
 
     def __call__(self, line: bytes) -> tuple[bytes, bytes] | None:
-        m = _LINE.fullmatch(line)
-        if m is None:
+        head = _HEAD.match(line)
+        if head is None:
             return None
-        oid, code, pid = m.groups()
+        oid, code = head.groups()
         skip = self._unused_code.get(code)
         if skip is None:
             if len(self._unused_code) >= MAX_CODES:
                 self._unused_code.clear()
             skip = self._unused_code[code] = self._decide(code)
-        return (pid, oid) if skip else None
+        if not skip:
+            return None
+        tail = _TAIL.fullmatch(line, head.end())
+        return None if tail is None else (tail.group(1), oid)
 
     def _decide(self, code: bytes) -> bool:
         """The reader's own decision on an Observation with this code and no component."""

@@ -7,6 +7,7 @@ parent, before the workers fork."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import tempfile
@@ -23,6 +24,7 @@ from injectwise.adapters.population.patient import unused_observations
 from injectwise.adapters.population.shard import screen_shard
 
 DEFAULT_SHARD_BYTES = 32 * 1024 * 1024
+GC_YOUNG = 20_000  # a worker's young-generation threshold (Python's default 700 runs it every few lines)
 GZIP_RATIO = 8  # a rough guess of how much a .ndjson.gz expands, to size the shards
 
 
@@ -61,6 +63,17 @@ def _init(policy: str | None, as_of: date) -> None:
     _STATE.update(kb=kb, ms=load_measures(kb), as_of=as_of, gate=ObservationGate(unused_observations(kb)))
 
 
+def _start(policy: str | None, as_of: date) -> None:
+    _init(policy, as_of)
+    _worker_gc()
+
+
+def _worker_gc() -> None:
+    """A worker allocates many short-lived dicts per line and per patient; collecting them less often
+    saves ~5% of its time, and memory stays bounded by a patient's objects."""
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+
+
 def _partition(job: tuple[int, str, int, int | None, str, int]) -> Counts:
     index, path, start, end, tmp, shards = job
     return partition_range(index, Path(path), start, end, tmp, shards, _STATE["gate"])
@@ -82,9 +95,13 @@ def run_local(directory: str | Path, as_of: date, workers: int | None = None, po
     with tempfile.TemporaryDirectory(prefix="injectwise-screen-", dir=tmp_dir) as tmp:
         if hasattr(os, "fork"):
             _init(policy, as_of)
-            pool = mp.get_context("fork").Pool(workers)
+            gc.freeze()  # what the workers inherit stays out of their collections (and shared with the parent)
+            try:
+                pool = mp.get_context("fork").Pool(workers, initializer=_worker_gc)
+            finally:
+                gc.unfreeze()
         else:
-            pool = mp.get_context().Pool(workers, initializer=_init, initargs=(policy, as_of))
+            pool = mp.get_context().Pool(workers, initializer=_start, initargs=(policy, as_of))
         with pool:
             total = Counts()
             sizes = [_expanded(f) for f in files]
