@@ -41,7 +41,7 @@ def test_every_line_let_through_is_one_the_reader_skips(tmp_path, kb):
     synthea = SHARED / "data" / "fhir" / "synthea"
     generate(tmp_path / "pop", 30, 4, ON, synthea if synthea.is_dir() else None, overuse_share=0.5)
     gate, unused = ObservationGate(UnusedObservations(kb)), UnusedObservations(kb)
-    passed = 0
+    passed = with_components = 0
     for f in export_files(tmp_path / "pop"):
         for n, line in lines_of(f):
             hit = gate(line)
@@ -51,14 +51,20 @@ def test_every_line_let_through_is_one_the_reader_skips(tmp_path, kb):
             r = parse_line(line, f"{f.name}:{n}")
             assert patient_key(line, "t:1") == hit[0].decode()
             assert bulk_reference(r) == f"Observation/{hit[1].decode()}"
-            assert r["subject"] == {"reference": f"Patient/{hit[0].decode()}"} and "component" not in r
+            assert r["subject"] == {"reference": f"Patient/{hit[0].decode()}"}
             assert unused(r)
-    assert passed > 1000
+            with_components += "component" in r
+    assert passed > 1000 and with_components > 0
 
 
 @pytest.mark.parametrize("line", [
     orjson.dumps(_obs("o", "p", CULTURE)),  # a code a rule can use
-    orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT}])),
+    orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT}, {"code": CULTURE}])),  # a component a rule can use
+    orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT, "code2": 1}, {"valueString": "x", "code": HEIGHT}])),
+    orjson.dumps(_obs("o", "p", component=[])),
+    orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT, "x": {"code": CULTURE}}])),
+    orjson.dumps({"resourceType": "Observation", "id": "o", "code": HEIGHT, "component": [{"code": HEIGHT}],
+                  "subject": {"reference": "Patient/p"}}),  # a component list before the subject
     orjson.dumps(_obs("o", "p", patient={"reference": "Patient/q"})),  # routing could differ
     orjson.dumps(_obs("o", "p"))[:-1] + b',"code":{"text":"culture"}}',  # a second code: the last one counts
     orjson.dumps(_obs("o", "p"), option=orjson.OPT_INDENT_2).replace(b"\n", b""),  # whitespace
@@ -74,7 +80,10 @@ def test_lines_the_gate_must_not_let_through(kb, line):
 
 
 def test_the_gate_lets_a_plain_vital_sign_through(kb):
-    assert ObservationGate(UnusedObservations(kb))(orjson.dumps(_obs("o", "p"))) == (b"p", b"o")
+    gate = ObservationGate(UnusedObservations(kb))
+    assert gate(orjson.dumps(_obs("o", "p"))) == (b"p", b"o")
+    assert gate(orjson.dumps(_obs("o", "p", component=[{"code": HEIGHT, "valueQuantity": {"value": 1}},
+                                                       {"code": HEIGHT}]))) == (b"p", b"o")
 
 
 def _write(d: Path, lines: dict[str, list[dict[str, Any] | bytes]]) -> Path:

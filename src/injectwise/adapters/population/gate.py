@@ -10,14 +10,14 @@ A line passes only when it is, byte for byte, compact JSON of a strict subset th
     {"resourceType":"Observation","id":ID, other members..., "code":{...}, ..., "subject":{"reference":
      "Patient/PID"}, ...}
 
-where no other member is named resourceType, id, code, subject, patient, beneficiary or component (so the
-keys the reader's skip decision and the partition's routing look at each occur once, at the top level,
-and no component can hold a concept), and where `UnusedObservations` finds the code unused. Such a line is
-valid JSON; its routing (`bulk.patient_key`) gives PID; the reader would skip it whatever its status,
-provided its subject is the patient's own reference and no two resources of the patient share a
-reference (then the reader would read every Observation). Those two facts depend on the patient's other
-lines: the shard worker checks them (`skipped_lines_matter`) and reads the skipped lines back when
-either fails."""
+where no other member is named resourceType, id, code, subject, patient or beneficiary (so the keys the
+reader's skip decision and the partition's routing look at each occur once, at the top level), with at
+most one `component` list after the subject, each component with one code, its first member; and where
+`UnusedObservations` finds the code and every component's code unused. Such a line is valid JSON; its
+routing (`bulk.patient_key`) gives PID; the reader would skip it whatever its status, provided its
+subject is the patient's own reference and no two resources of the patient share a reference (then the
+reader would read every Observation). Those two facts depend on the patient's other lines: the shard
+worker checks them (`skipped_lines_matter`) and reads the skipped lines back when either fails."""
 
 from __future__ import annotations
 
@@ -44,7 +44,13 @@ _ID = rb"([A-Za-z0-9\-.]{1,64})"  # a FHIR id: no slash, so the reader keys it `
 # The line up to its code, then the rest: a code known to be used spares matching the rest. (Every
 # repetition is possessive, so matching in two steps matches what the whole pattern would.)
 _HEAD = re.compile(rb'\{"resourceType":"Observation","id":"' + _ID + rb'"' + _OTHERS + rb',"code":(' + _OBJ + rb")")
-_TAIL = re.compile(_OTHERS + rb',"subject":\{"reference":"Patient/' + _ID + rb'"\}' + _OTHERS + rb"\}")
+# At most one component list (blood pressure), each component's code first and once: every `{"code":{` in
+# the list then starts a component (no value below a component holds an object named code).
+_COMPONENT = rb'\{"code":' + _OBJ + rb'(?:,"(?!code")[ !#-\[\]-~]*+":' + _VALUE + rb")*+\}"
+_COMPONENTS = rb',"component":(\[' + _COMPONENT + rb"(?:," + _COMPONENT + rb")*+\])"
+_TAIL = re.compile(_OTHERS + rb',"subject":\{"reference":"Patient/' + _ID + rb'"\}' + _OTHERS
+                   + rb"(?:" + _COMPONENTS + _OTHERS + rb")?+\}")
+_COMPONENT_CODE = re.compile(rb'\{"code":(' + _OBJ + rb")")
 
 
 class ObservationGate:
@@ -59,18 +65,26 @@ class ObservationGate:
         if head is None:
             return None
         oid, code = head.groups()
+        if not self._unused(code):
+            return None
+        tail = _TAIL.fullmatch(line, head.end())
+        if tail is None:
+            return None
+        pid, components = tail.groups()
+        if components is not None and not all(self._unused(c) for c in _COMPONENT_CODE.findall(components)):
+            return None
+        return pid, oid
+
+    def _unused(self, code: bytes) -> bool:
         skip = self._unused_code.get(code)
         if skip is None:
             if len(self._unused_code) >= MAX_CODES:
                 self._unused_code.clear()
             skip = self._unused_code[code] = self._decide(code)
-        if not skip:
-            return None
-        tail = _TAIL.fullmatch(line, head.end())
-        return None if tail is None else (tail.group(1), oid)
+        return skip
 
     def _decide(self, code: bytes) -> bool:
-        """The reader's own decision on an Observation with this code and no component."""
+        """The reader's own decision on an Observation's (or a component's) code."""
         try:
             return not self.unused.used(orjson.loads(code))
         except Exception:  # whatever the reader would make of such a code, read the line to find out
