@@ -26,6 +26,7 @@ from injectwise.adapters.population.shard import screen_shard
 DEFAULT_SHARD_BYTES = 32 * 1024 * 1024
 GC_YOUNG = 20_000  # a worker's young-generation threshold (Python's default 700 runs it every few lines)
 GZIP_RATIO = 8  # a rough guess of how much a .ndjson.gz expands, to size the shards
+SHARDS_PER_WORKER = 8  # at least: the last shards to finish keep fewer workers waiting
 
 
 @dataclass(slots=True)
@@ -48,7 +49,7 @@ def _expanded(f: Path) -> int:
 
 def shard_count(files: list[Path], workers: int, shard_bytes: int) -> int:
     size = sum(_expanded(f) for f in files)
-    return max(workers * 2, -(-size // max(shard_bytes, 1)))
+    return max(workers * SHARDS_PER_WORKER, -(-size // max(shard_bytes, 1)))
 
 
 _STATE: dict[str, Any] = {}
