@@ -17,6 +17,7 @@ from typing import IO
 from injectwise.adapters.population.bulk import lines_in, parse_line, patient_of, place, raw_patient_key, unread_type
 
 RANGE_BYTES = 16 * 1024 * 1024  # a plain file is partitioned in ranges of this size, in parallel
+MAX_RUN = 1024  # skipped lines a marker stands for at most (memory stays bounded whatever a patient holds)
 Gate = Callable[[bytes], "tuple[bytes, bytes] | None"]
 
 
@@ -71,7 +72,7 @@ def partition_range(index: int, path: Path, start: int, end: int | None, tmp: st
             hit = gate(line)
             if hit is not None:
                 c.skipped += 1
-                if hit[0] != run_pid:
+                if hit[0] != run_pid or len(run) >= MAX_RUN:
                     flush()
                     run_pid = hit[0]
                 run.append(b"%d:%s" % (offset, hit[1]))
