@@ -1,9 +1,10 @@
 """FHIR Bulk Data export input: NDJSON files (plain or gzip), one resource a line, references `Type/id`.
 
 Lines are routed to their patient without building the resource where a cheap byte scan can tell
-(the compartment reference), falling back to a full parse; every routed line is parsed in full later.
-Lines of resource types the reader never reads (Encounter, Immunization ...) are left unparsed, as a
-Bulk client asking `_type=` for the types it reads would never have fetched them."""
+(the compartment reference), falling back to a full parse; every routed line is parsed in full later,
+except the Observations the reader would skip (`gate`). Lines of resource types the reader never reads
+(Encounter, Immunization ...) are left unparsed, as a Bulk client asking `_type=` for the types it reads
+would never have fetched them. A line is placed by its byte offset; its number is counted for messages."""
 
 from __future__ import annotations
 
