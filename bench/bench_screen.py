@@ -111,6 +111,10 @@ def main() -> None:
             continue
         print(f"{name:<18}{secs:>8.1f}{rate:>12,.0f}{rate / cores:>9,.0f}{cpu:>8.1f}{per_cpu[name]:>16,.0f}"
               f"{per_cpu[name] / base:>10.0%}{per_cpu[name] / base_read:>9.0%}{rss:>14,.0f}{rec:>8.3f}")
+        part = summary.get("partition", {})
+        if part:
+            print(f"{'':<18}lines {part['lines']:,}: left unparsed {part['unread']:,} of unread types and "
+                  f"{part.get('skipped', 0):,} Observations the reader would skip; {part['shards']} shards")
     if "local, 2 workers" in per_core:
         sc = per_core["local, 2 workers"] * 2 / per_core["local, 1 worker"]
         eff = per_cpu["local, 2 workers"] / per_cpu["local, 1 worker"]

@@ -93,14 +93,21 @@ def read_resources(resources: list[Json], source: str = "",
     pairs: list[tuple[str, Json]] = []
     alias: dict[str, str] = {}
     for r in resources:
-        rtype, rid = r.get("resourceType"), r.get("id")
-        if not (isinstance(rtype, str) and isinstance(rid, str) and rid and "/" not in rid
-                and not rtype.startswith("urn:")):
+        ref = bulk_reference(r)
+        if ref is None:
             return _read_entries(_bulk_entries(resources), source, skip_observation)  # the general case
-        ref = f"{rtype}/{rid}"  # what _read_entries makes of such an entry: its own alias, nothing else
         alias[ref] = ref
         pairs.append((ref, r))
     return _build(pairs, alias, source, skip_observation)
+
+
+def bulk_reference(r: Json) -> str | None:
+    """A Bulk resource's `Type/id` when `_read_entries` would make it that and nothing else (its own alias);
+    None when only the general path can tell (no id, a slash in it, a `urn:` type)."""
+    rtype, rid = r.get("resourceType"), r.get("id")
+    if isinstance(rtype, str) and isinstance(rid, str) and rid and "/" not in rid and not rtype.startswith("urn:"):
+        return f"{rtype}/{rid}"
+    return None
 
 
 def _bulk_entries(resources: list[Json]) -> list[Json]:

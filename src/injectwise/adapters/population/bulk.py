@@ -1,9 +1,10 @@
 """FHIR Bulk Data export input: NDJSON files (plain or gzip), one resource a line, references `Type/id`.
 
 Lines are routed to their patient without building the resource where a cheap byte scan can tell
-(the compartment reference), falling back to a full parse; every routed line is parsed in full later.
-Lines of resource types the reader never reads (Encounter, Immunization ...) are left unparsed, as a
-Bulk client asking `_type=` for the types it reads would never have fetched them."""
+(the compartment reference), falling back to a full parse; every routed line is parsed in full later,
+except the Observations the reader would skip (`gate`). Lines of resource types the reader never reads
+(Encounter, Immunization ...) are left unparsed, as a Bulk client asking `_type=` for the types it reads
+would never have fetched them. A line is placed by its byte offset; its number is counted for messages."""
 
 from __future__ import annotations
 
@@ -56,6 +57,50 @@ def lines_of(path: Path) -> Iterator[tuple[int, bytes]]:
             raise InputError(f"{path}: cannot read ({e})") from None
 
 
+def lines_in(path: Path, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line) of the non-blank lines that start in [start, end) of a plain file (offsets in the
+    decompressed stream of a gzip file, read whole): the ranges of one file share its lines out exactly."""
+    with open_ndjson(path) as f:
+        try:
+            pos = start
+            if start:
+                f.seek(start - 1)
+                pos += len(f.readline()) - 1  # the line holding byte start-1 is the previous range's
+            for line in f:
+                if end is not None and pos >= end:
+                    break
+                if line.strip():
+                    yield pos, line.rstrip(b"\r\n")
+                pos += len(line)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{path}: cannot read ({e})") from None
+
+
+def lines_at(path: Path, offsets: set[int]) -> dict[int, bytes]:
+    """The lines that start at these offsets (from `lines_in`)."""
+    if path.name.endswith(".gz"):  # no seeking in a gzip stream: one pass
+        return {pos: line for pos, line in lines_in(path) if pos in offsets}
+    with open_ndjson(path) as f:
+        out = {}
+        for pos in sorted(offsets):
+            f.seek(pos)
+            out[pos] = f.readline().rstrip(b"\r\n")
+        return out
+
+
+def place(path: Path, offset: int) -> str:
+    """`name:line` of the line at a byte offset, for messages (counts the newlines before it)."""
+    newlines = 0
+    with open_ndjson(path) as f:
+        while offset > 0:
+            block = f.read(min(offset, 1 << 20))
+            if not block:
+                break
+            newlines += block.count(b"\n")
+            offset -= len(block)
+    return f"{path.name}:{newlines + 1}"
+
+
 def parse_line(line: bytes, where: str) -> dict[str, Any]:
     try:
         r = orjson.loads(line)
@@ -79,11 +124,17 @@ def patient_of(r: dict[str, Any]) -> str | None:
     return None
 
 
+def raw_patient_key(line: bytes) -> bytes | None:
+    """The patient id as the line spells it, when a byte scan finds it; None: parse to tell."""
+    m = _PATIENT.match(line) or _REF.search(line)
+    return m.group(1) if m else None
+
+
 def patient_key(line: bytes, where: str) -> str | None:
     """Fast path on the raw bytes; otherwise parse (which also reports a bad line, naming file and line)."""
-    m = _PATIENT.match(line) or _REF.search(line)
-    if m:
-        return m.group(1).decode()
+    raw = raw_patient_key(line)
+    if raw is not None:
+        return raw.decode()
     return patient_of(parse_line(line, where))
 
 

@@ -34,7 +34,8 @@ class ScreenResult:
         if self.stats:
             s = self.stats
             out["partition"] = {"shards": s.shards, "files": s.files, "lines": s.lines, "unlinked": s.unlinked,
-                                "unread": s.unread, "input_bytes": s.input_bytes, "max_shard_bytes": s.max_shard_bytes}
+                                "unread": s.unread, "skipped": s.skipped, "input_bytes": s.input_bytes,
+                                "max_shard_bytes": s.max_shard_bytes}
         if self.accuracy:
             out["accuracy"] = {k: {"tp": a.tp, "fp": a.fp, "fn": a.fn, "precision": round(a.precision, 4),
                                    "recall": round(a.recall, 4)} for k, a in sorted(self.accuracy.items())}

@@ -55,6 +55,7 @@ def print_summary(res: object) -> None:
         st = res.stats
         con.print(f"partition: {st.lines} resources from {st.files} files into {st.shards} shards "
                   f"(largest {st.max_shard_bytes / 1e6:.1f} MB); {st.unlinked} not linked to a patient; "
-                  f"{st.unread} of types the engine does not read, left unparsed")
+                  f"{st.unread} of types the engine does not read and {st.skipped} Observations it would "
+                  "skip, left unparsed")
     if res.out:
         con.print(f"rows written to {res.out}")
