@@ -582,3 +582,29 @@ def test_a_flare_told_at_a_later_visit_is_dated_in_its_first_days(tmp_path, kb):
 def test_a_sudden_pop_after_a_tendon_injection_is_a_rupture(tmp_path, kb, sentence, rupture):
     text = f"R lateral epicondyle injection (triamcinolone 20 mg) on 7/8/2026. {sentence}\n"
     assert ("adverse.tendon-rupture" in ids(review_note(tmp_path, kb, text, "2026-09-10"))) is rupture
+
+
+@pytest.mark.parametrize("sentence,fires", [
+    ("O: R knee: mild effusion, no erythema, no warmth, skin intact.", False),
+    ("Large effusion, warm to touch.", True),
+])
+def test_an_effusion_is_hot_only_when_no_negation_stands_between(tmp_path, kb, sentence, fires):
+    text = f"R knee OA, 12 weeks of PT done. {sentence} Plan R knee IA triamcinolone 40 mg under US.\n"
+    assert reports(tmp_path, kb, text, "2026-10-05", "contraindication.infection-suspected") is fires
+
+
+@pytest.mark.parametrize("sentence,red_flag", [
+    ("PMH: BREAST CA 2019. PAIN WORSE AT NIGHT, WAKES HER. UNINTENTIONAL 5 KG WT LOSS.", True),
+    ("Ca 2.4 mmol/L, vitamin D normal.", False),
+    ("Weakness 4/5 stable; pain worse over 2 weeks.", False),
+])
+def test_shorthand_red_flags_in_capitals(tmp_path, kb, sentence, red_flag):
+    text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-10-05", "contraindication.red-flag", HIP) is red_flag
+
+
+def test_a_soap_plan_heading_is_the_plan(tmp_path, kb):
+    text = ("S: R knee pain, 12 wks PT done.\nO: no warmth, skin intact.\nA: R knee OA.\n"
+            "P: R knee IA injection today, triamcinolone 40 mg + 1% lidocaine 4 mL under US.\n")
+    r = assess_note(tmp_path, kb, text, "2026-10-05")
+    assert r.subject["target"] == "knee-intra-articular" and r.subject["steroid"]["dose_mg"] == 40
