@@ -608,3 +608,30 @@ def test_a_soap_plan_heading_is_the_plan(tmp_path, kb):
             "P: R knee IA injection today, triamcinolone 40 mg + 1% lidocaine 4 mL under US.\n")
     r = assess_note(tmp_path, kb, text, "2026-10-05")
     assert r.subject["target"] == "knee-intra-articular" and r.subject["steroid"]["dose_mg"] == 40
+
+
+def test_a_request_to_repeat_plans_the_injection_the_note_described(tmp_path, kb):
+    text = ("66F R GTPS. PT 3 months in 2025. R GTB injections (landmark, triamcinolone 40 mg) on 1/12/2026, 4/20/2026 "
+            "and 7/27/2026; each helped about a week only. Requests a fourth today.\n")
+    r = assess_note(tmp_path, kb, text, "2026-10-05")
+    assert r.subject["target"] == "greater-trochanteric-bursa" and r.subject["side"] == "right"
+    assert r.subject["steroid"]["dose_mg"] == 40
+    assert {"defer.repeated-nonresponse", "defer.exposure-limit"} <= set(ids(r))
+
+
+@pytest.mark.parametrize("sentence,booked", [
+    ("R THA booked for 12/14/2026.", True),
+    ("Considering R THA next spring.", False),
+    ("R THA discussed; she wishes to delay it.", False),
+])
+def test_a_replacement_talked_about_is_not_a_booked_one(tmp_path, kb, sentence, booked):
+    text = f"74F R hip OA KL 3, PT done. {sentence} Plan R hip IA triamcinolone 40 mg under US today.\n"
+    assert reports(tmp_path, kb, text, "2026-10-05", "defer.planned-arthroplasty") is booked
+
+
+def test_sugars_in_the_300s_for_days_afterwards_are_dated_after_the_injection(tmp_path, kb):
+    text = ("T2DM on metformin. R knee IA triamcinolone 40 mg on 9/28/2026. Her sugars were in the 300s for three days "
+            "afterwards, now back to 140s.\n")
+    r = review_note(tmp_path, kb, text, "2026-10-05")
+    assert "adverse.hyperglycemia" in ids(r)
+    assert "urgent.red-flag" not in ids(r)  # the peak fell in the expected days, it is not rising now

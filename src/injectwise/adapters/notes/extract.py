@@ -60,7 +60,7 @@ SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-
 NUM = r"(\d+(?:[.,]\d+)*)"
 # "glucose 340 on day 2": a day counted from the injection (day 0 = the injection day)
 POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({NUMBER})\b(?! (?:of|ago))|"
-                                rf"\b(?:for (?:the )?(?:first )?)?({NUMBER}) days? (?:after|post)\b", re.I)
+                                rf"\b(?:for (?:the )?(?:first )?)?({NUMBER}) days? (?:after(?:wards?)?|post)\b", re.I)
 # Antithrombotics held before a procedure (how long, or since when)
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
@@ -69,7 +69,9 @@ KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= 
                       r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
 _KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
-VALUE_AFTER = re.compile(rf"^[\s:=]*(?:of|was|is|at|=|:|-|now|today|today's|level)?\s*(?:was|is|of|at)?\s*[<>~≈]?\s*{NUM}"
+# "HbA1c 8.1", "INR was 3.2", "sugars were in the 300s", "glucose running up to 320"
+VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|today's|level|running|ran|up to|as high as|"
+                         rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
@@ -91,6 +93,14 @@ RELIEF_PERCENT = re.compile(r"\b\d{1,3} ?% (?:relief|better|improve|reduction|le
 # a rise in pain placed in the first days after the injection, told at a later visit
 FLARE_DAYS = re.compile(r"\b(for|over|during) (the )?(first )?(1|2|3|one|two|three|a couple of|couple of|a few|few) days?\b|"
                         r"\bnext (day|morning)\b|\bthat (night|evening)\b|\bdays? (1|2|3|one|two|three) (after|post)\b", re.I)
+# surgery talked about but not booked
+TENTATIVE = re.compile(r"\b(consider(ing|s|ed)?|discuss(ed|ing)|may need|might need|will (likely|probably|eventually) need|"
+                       r"eventually|in the future|some ?day|down the road|not yet (booked|scheduled)|thinking about|"
+                       r"wishes to (delay|defer|postpone)|wants to (delay|defer|postpone)|candidate for)\b", re.I)
+# a request to repeat the injection the note describes ("requests a fourth today", "wants another")
+REPEAT_REQUEST = re.compile(r"\b(another( one| injection| shot)?|a repeat|repeat (it|one|the injection|injection)|"
+                            r"a (second|third|fourth|fifth|2nd|3rd|4th|5th)( one| injection| shot)?|one more|the same again)\b",
+                            re.I)
 NEGATED_LEAD = re.compile(r"\b(no|not(?! (?:sure|certain|clear))|without|denies|denied|deny|nor|never|negative for|"
                           r"free of)\b", re.I)
 NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
@@ -160,6 +170,7 @@ class _State:
     plans: list[tuple[ServiceRequest, list[MedicationUse], bool]] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     therapy_stated: bool = False  # the note says whether conservative care was tried (either way)
+    repeat_requested: Provenance | None = None  # the sentence asking to repeat the last injection
     # the conditions this note may repeat, by (concept, refuted): (index in rec.conditions, sentence span)
     said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
     said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
@@ -309,6 +320,8 @@ class NoteExtractor:
                 self._plan(st, clause, prov)
             else:
                 self._past_injection(st, clause, prov, text)
+        if not injection_clauses and has("plan", text) and REPEAT_REQUEST.search(text):
+            st.repeat_requested = prov
         if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
                                                         or RELIEF_PERCENT.search(text)):
             # how the injection the note described went, marked as _past_injection marks its own sentence
@@ -928,12 +941,30 @@ class NoteExtractor:
             self._keep(st, m.ref, prov)
 
     def _finish_plan(self, st: _State) -> None:
+        if not st.plans and st.repeat_requested and st.injections:
+            self._repeat_plan(st)
         if not st.plans or any(s.status == "draft" for s in st.rec.service_requests if not s.ref.startswith(st.note.source)):
             return
         with_target = [p for p in st.plans if p[2]]
         sr, meds, _ = (with_target or st.plans)[-1]
         st.rec.service_requests.append(sr)
         st.rec.draft_medications.extend(meds)
+
+    def _repeat_plan(self, st: _State) -> None:
+        """"Requests a fourth today": the plan is the injection the note described last, the same target, side,
+        guidance and agents (the request names none of its own)."""
+        last = st.injections[-1]
+        assert st.repeat_requested is not None
+        ref = st.ref("sr")
+        sr = ServiceRequest(ref=ref, code=Coded((), f"{last.code.text} (repeat requested)"), status="draft",
+                            intent="order", authored=self._day(st.note.when), body_site=last.body_site)
+        meds = [MedicationUse(ref=st.ref("mr"), medication=a.medication, status="draft", intent="order",
+                              dose_value=a.dose_value, dose_unit=a.dose_unit, reason_refs=(ref,))
+                for a in st.rec.administrations if last.ref in a.part_of]
+        st.plans.append((sr, meds, True))
+        self._keep(st, ref, st.repeat_requested)
+        for med in meds:
+            self._keep(st, med.ref, st.repeat_requested)
 
     # ---- surgery ------------------------------------------------------------------------------
     def _surgery(self, st: _State, m: Mention, text: str, prov: Provenance, future: bool) -> bool:
@@ -946,6 +977,8 @@ class NoteExtractor:
         label = f"{m.side + ' ' if m.side else ''}{m.matched}"
         code = Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),), label)
         if (future or ahead) and not m.historical:
+            if not ahead and TENTATIVE.search(text):
+                return True  # "considering a THA next spring": still to come, but nothing is booked
             ref = st.ref("sr")
             st.rec.service_requests.append(ServiceRequest(ref=ref, code=code, status="active", intent="order",
                                                           occurrence=ahead[0].when if ahead else None,
