@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from injectwise.core.dates import fmt_date
-from injectwise.core.record import Condition, PatientRecord
+from injectwise.core.record import Coded, Condition, MedicationUse, PatientRecord
 from injectwise.engine.clinical import side_of, sides_compatible
 from injectwise.knowledge.model import Knowledge
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
@@ -16,7 +17,47 @@ def _when(c: Condition) -> datetime | None:
     return c.recorded or c.onset
 
 
+def _resolved(c: Condition) -> bool:
+    return c.clinical_status in ("resolved", "inactive", "remission") or c.abated is not None
+
+
+def _newer(n: Condition, o: Condition) -> bool:
+    n_when, o_when = _when(n), _when(o)
+    return n_when is not None and (o_when is None or n_when.date() > o_when.date())
+
+
+def _drug_words(m: MedicationUse) -> set[str]:
+    """The drug names a note's medication was read from ("Warfarin" -> {"warfarin"})."""
+    return {w for w in re.findall(r"[a-z][a-z-]{3,}", m.medication.text.lower())}
+
+
+def reconcile_medications(rec: PatientRecord, added: list[str]) -> None:
+    """A note that says a listed drug was stopped ("warfarin was stopped two months ago") ends the coded
+    statement when it stopped after the statement began: the more recent word wins, and says so. The same
+    drug is recognised by its name in both texts (a brand in one and the generic in the other is not matched:
+    the list entry then stays current, the safe side)."""
+    new = set(added)
+    stops = [m for m in rec.medications if m.ref in new and m.status in ("stopped", "completed") and m.end is not None]
+    if not stops:
+        return
+    for o in rec.medications:
+        if o.ref in new or o.status not in ("active", "on-hold", "", None):
+            continue
+        text = o.medication.all_text().lower()
+        for n in stops:
+            assert n.end is not None
+            if not any(re.search(rf"\b{re.escape(w)}", text) for w in _drug_words(n)):
+                continue
+            if o.start is not None and n.end <= o.start:
+                continue  # stopped before this course began: the list entry is a later restart
+            o.status, o.end = "stopped", n.end
+            # a new Coded: the reader may share one between resources with the same JSON
+            o.medication = Coded(o.medication.codings, f"{o.medication.text} (stopped {fmt_date(n.end)} per {n.ref})")
+            break
+
+
 def reconcile(rec: PatientRecord, kb: Knowledge, added: list[str]) -> None:
+    reconcile_medications(rec, added)
     new = set(added)
     notes = [c for c in rec.conditions if c.ref in new and c.code.codings and c.code.codings[0].system == CONCEPT_SYSTEM]
     if not notes:
@@ -42,6 +83,10 @@ def reconcile(rec: PatientRecord, kb: Knowledge, added: list[str]) -> None:
             if not sides_compatible(side_of(n.body_site), sides[i]):
                 continue
             if n.present == o.present:
+                if n.present and _resolved(n) and not _resolved(o) and _newer(n, o):
+                    # "the cellulitis from September has fully resolved": the active problem ended by the note
+                    o.abated = n_when
+                    n.code.text = f"{n.code.text} (note of {fmt_date(n_when)}: resolved; supersedes {o.ref})"
                 continue
             o_when = _when(o)
             note_newer = n_when is not None and (o_when is None or n_when.date() > o_when.date())

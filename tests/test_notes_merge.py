@@ -1,0 +1,34 @@
+"""Coded data and a note that disagree: the more recent statement wins and says what it overrode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from injectwise.adapters.notes.merge import reconcile_medications
+from injectwise.core.record import Coded, MedicationUse, Patient, PatientRecord
+
+
+def _rec(listed: str, start: str, said: str, stopped: str) -> tuple[PatientRecord, MedicationUse]:
+    coded = MedicationUse(ref="MedicationStatement/1", medication=Coded((), listed), status="active",
+                          start=datetime.fromisoformat(start))
+    note = MedicationUse(ref="note#m1", medication=Coded((), said), status="stopped", end=datetime.fromisoformat(stopped))
+    return PatientRecord(patient=Patient(ref="Patient/p"), medications=[coded, note]), coded
+
+
+def test_a_note_that_stops_the_listed_drug_ends_it_and_says_so():
+    rec, coded = _rec("warfarin 5 mg daily", "2024-01-01", "Warfarin", "2026-08-05")
+    reconcile_medications(rec, ["note#m1"])
+    assert coded.status == "stopped" and coded.end == datetime(2026, 8, 5)
+    assert "per note#m1" in coded.medication.text
+
+
+@pytest.mark.parametrize("listed,start,said,stopped", [
+    ("warfarin 5 mg daily", "2024-01-01", "Apixaban", "2026-08-05"),  # another drug
+    ("warfarin 5 mg daily", "2025-01-01", "Warfarin", "2023-06-01"),  # stopped before this course began
+])
+def test_a_stop_of_another_drug_or_an_earlier_course_leaves_the_list_entry(listed, start, said, stopped):
+    rec, coded = _rec(listed, start, said, stopped)
+    reconcile_medications(rec, ["note#m1"])
+    assert coded.status == "active" and coded.end is None
