@@ -635,3 +635,30 @@ def test_sugars_in_the_300s_for_days_afterwards_are_dated_after_the_injection(tm
     r = review_note(tmp_path, kb, text, "2026-10-05")
     assert "adverse.hyperglycemia" in ids(r)
     assert "urgent.red-flag" not in ids(r)  # the peak fell in the expected days, it is not rising now
+
+
+@pytest.mark.parametrize("text,dates", [
+    ("Two prior R hip IA injections this year (Feb and June), each with good relief.\n", ["2026-02-01", "2026-06-01"]),
+    ("The R hip shot on the 14th (US-guided, triamcinolone 40 mg) did nothing.\n", ["2026-09-14"]),
+])
+def test_months_without_a_year_and_a_day_of_the_month_date_injections(tmp_path, kb, text, dates):
+    rec = _record(tmp_path, kb, text, "2026-10-05")
+    got = sorted(p.start.date().isoformat() for p in rec.procedures if p.start and "injection" in p.code.text)
+    assert got == dates  # "this year" is the period they fall in, never a date of its own
+
+
+@pytest.mark.parametrize("wording,mg", [("methylprednisolone 80/lido", 80), ("Depo-Medrol 80/lido", None)])
+def test_a_bare_number_after_a_generic_steroid_is_mg_after_a_brand_unknown(tmp_path, kb, wording, mg):
+    r = review_note(tmp_path, kb, f"Inj R knee 9/1 ({wording}), landmark. Pre-inj pain 7/10. Now pain 2/10.\n",
+                    "2026-10-05")
+    assert r.subject["steroid"]["dose_mg"] == mg
+    assert r.outcome == "responder"  # "Pre-inj pain 7/10" is the baseline
+
+
+@pytest.mark.parametrize("sentence,response", [
+    ('"The best I\'ve felt in years."', "responder"),
+    ("Feels much better.", "responder"),
+])
+def test_the_patients_own_words_of_benefit(tmp_path, kb, sentence, response):
+    text = f"S/p L GTB inj (US, triamcinolone 40 mg) 6 wks ago. {sentence}\n"
+    assert review_note(tmp_path, kb, text, "2026-10-05").outcome == response

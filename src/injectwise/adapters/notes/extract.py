@@ -103,6 +103,8 @@ REPEAT_REQUEST = re.compile(r"\b(another( one| injection| shot)?|a repeat|repeat
                             re.I)
 NEGATED_LEAD = re.compile(r"\b(no|not(?! (?:sure|certain|clear))|without|denies|denied|deny|nor|never|negative for|"
                           r"free of)\b", re.I)
+PRE_INJECTION_LEAD = re.compile(r"\bpre-?(inj(ection)?|procedure|procedural)\b|\b(before|prior to) (the )?(inj|shot|procedure)",
+                                re.I)
 NOW_IN_SENTENCE = re.compile(r"\b(now|today|currently|at present|this visit|at this visit|at follow[- ]?up)\b", re.I)
 # what follows "from A to B" when B was early relief that did not last ("then back to 8", "wore off")
 COURSE_AFTER = re.compile(r"\b(then|wore off|wearing off|returned|came back|back (up )?to|rest of (the|that) day|"
@@ -114,6 +116,7 @@ LATER = re.compile(r"\b(by|in|that|the same) (the )?(evening|night|afternoon)\b|
 # a dose right after a drug's name, past salt and product words ("Celestone Soluspan 6 mg"); not "40 mg/mL"
 DOSE_AFTER_NAME = re.compile(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodium phosphate|phosphate|soluspan|"
                              rf"suspension|injectable|depot)[\s(]*){{0,2}}{DOSE}(?!\s*/)", re.I)
+BARE_STEROID_DOSE = re.compile(r"\s*(\d{1,3}(?:\.\d)?)(?=\s*(?:/|\+|,|\)|;|$|and\b|with\b|w/))", re.I)
 DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
@@ -628,7 +631,8 @@ class NoteExtractor:
                 continue
             after = text[m.end():m.end() + 30]
             before_ctx = text[max(0, m.start() - 25):m.start()].lower()
-            if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx:
+            if re.match(r"\s*(before|pre-?injection|prior|at baseline|baseline)", after, re.I) or "baseline" in before_ctx \
+                    or PRE_INJECTION_LEAD.search(before_ctx):
                 out.append((v, "before", 0, -1))
                 continue
             h = HOURS_AFTER.match(after)
@@ -794,8 +798,15 @@ class NoteExtractor:
                 tail = DOSE_AFTER_NAME.match(text[word_end:word_end + 40])
                 head = re.search(rf"{DOSE}\s*(?:of\s+)?$", text[max(0, m.start() - 16):m.start()], re.I)
                 dm = tail or head
+                # a number after the generic name is its mg ("methylprednisolone 80/lido"); after a brand it may
+                # be the product's strength ("Kenalog 40", "Depo-Medrol 80"): unknown, not guessed
+                generic = d.label.lower().startswith(text[m.start():word_end].lower())
+                bare = None if dm or d.kind != "corticosteroid" or not generic else \
+                    BARE_STEROID_DOSE.match(text[word_end:word_end + 12])
                 if dm:
                     out.append((d, float(dm.group(1)), dm.group(2)))
+                elif bare and 1 <= float(bare.group(1)) <= 200:  # "Depo-Medrol 80/lido": the unit is mg by convention
+                    out.append((d, float(bare.group(1)), "mg"))
                 else:
                     out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
                 break
@@ -834,7 +845,7 @@ class NoteExtractor:
         # "injection ... on 4/20/2026: no relief, still 7/10 today": what follows the colon is the outcome
         dated_part = f.dated_part
         hits = [h for h in st.dates(dated_part) if h.when.date() <= ref_day]
-        exact = [h for h in hits if h.precision in ("day", "month")]
+        exact = [h for h in hits if h.precision in ("day", "month") and h.kind != "last"]  # "this year": a period
         if any(not h.relative for h in exact):  # "6 weeks after the injection on 1/19": the stated date wins
             exact = [h for h in exact if h.kind not in ("post_now", "day_post")]
         count = f.count

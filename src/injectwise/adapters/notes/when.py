@@ -43,6 +43,11 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("numeric_month_year", re.compile(r"(?<![\d/.])(1[0-2]|0?[1-9])/((?:19|20)\d{2})(?![\d/])")),
     ("months_year", re.compile(rf"\b((?:{_MON})(?:\.?,? (?:and|&|,) ?(?:{_MON}))+)\.? (\d{{4}})\b", re.I)),
     ("month_year", re.compile(rf"\b({_MON})\.?,? (\d{{4}})\b", re.I)),
+    # "(Feb and June)", "in Feb, June and Sept": two or more months without a year
+    ("months_only", re.compile(rf"\b((?:{_MON})(?:\.?,? (?:and|&|,) ?(?:{_MON}))+)\b\.?(?!,? ?\d)", re.I)),
+    # "on the 14th": a day of this month, or of the last one when it is still to come
+    ("ordinal_day", re.compile(r"\bon the (\d{1,2})(?:st|nd|rd|th)\b(?! (?:of|floor|day|days|visit|time|attempt|try|"
+                               r"injection|level|page|line|dose|week|month)\b)", re.I)),
     # "3 Mar 26": day, month, two-digit year (not "3 Mar 20 mg")
     ("dmy_text_yy", re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MON})\.?,? (\d{{2}})\b(?![:\d])"
                                r"(?!\s*(?:mg|ml|mcg|%|units?)\b)", re.I)),
@@ -185,6 +190,24 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
             if dt:
                 out.append((dt, "month", False))
         return out
+    if kind == "months_only":
+        for name in re.findall(_MON, g[0], re.I):
+            dt = _year_less(ref, MONTHS[name[:3].lower()], 1, future)
+            if dt:
+                out.append((dt, "month", False))
+        return out
+    if kind == "ordinal_day":
+        day = int(g[0])
+        if not 1 <= day <= 31:
+            return []
+        dt = _safe(ref.year, ref.month, day)
+        if future and (dt is None or dt.date() < ref):  # "surgery on the 3rd": next month's
+            nxt = (ref.replace(day=28) + timedelta(days=4)).replace(day=1)
+            dt = _safe(nxt.year, nxt.month, day)
+        elif not future and (dt is None or dt.date() > ref):
+            prev = (ref.replace(day=1) - timedelta(days=1))
+            dt = _safe(prev.year, prev.month, day)
+        return [(dt, "day", False)] if dt else []
     if kind == "dmy_text_yy":
         dt = _safe(2000 + int(g[2]), MONTHS[g[1][:3].lower()], int(g[0]))
         return [(dt, "day", False)] if dt else []
