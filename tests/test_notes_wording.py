@@ -221,6 +221,9 @@ def test_a_bleeding_disorder_in_a_note(tmp_path, kb, sentence, fires):
     ("Pedal pulses not palpable on the left.", True),
     ("Absent ankle reflexes and pedal pulses present.", False),
     ("Pedal pulses palpable, no absent pulses.", False),
+    # shorthand in capitals; "Ca" is cancer only beside an organ
+    ("PMH: BREAST CA 2019. PAIN WORSE AT NIGHT, WAKES HER. UNINTENTIONAL 5 KG WT LOSS.", True),
+    ("Ca 2.4 mmol/L, vitamin D normal.", False),
 ])
 def test_weight_loss_and_absent_pulses_in_a_note_as_red_flags(tmp_path, kb, sentence, red_flag):
     text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
@@ -230,6 +233,10 @@ def test_weight_loss_and_absent_pulses_in_a_note_as_red_flags(tmp_path, kb, sent
 @pytest.mark.parametrize("sentence,pregnant", [
     ("G2P1 at 21 weeks.", True), ("GA 21+3, uncomplicated.", True), ("Pregnant, 21/40.", True),
     ("G2P2, last delivery 2019.", False), ("Not pregnant (negative test today).", False),
+    # a test result in words
+    ("Urine hCG positive today, about 6 weeks by dates.", True), ("Positive pregnancy test yesterday.", True),
+    ("Beta-hCG was positive.", True), ("Pregnancy test negative.", False),
+    ("Last month's pregnancy test was negative.", False),
 ])
 def test_pregnancy_wordings(tmp_path, kb, sentence, pregnant):
     r = assess_note(tmp_path, kb, f"34 yo F, L lateral hip pain, PT 8 weeks done. {sentence} Plan L GTB injection "
@@ -441,18 +448,6 @@ def test_a_completed_course_shorter_than_a_trial_is_not_care_tried(tmp_path, kb,
 
 # ---- 2026-12-05 probing: wordings that were misread --------------------------------------------------------
 
-@pytest.mark.parametrize("sentence,pregnant", [
-    ("Urine hCG positive today, about 6 weeks by dates.", True),
-    ("Positive pregnancy test yesterday.", True),
-    ("Beta-hCG was positive.", True),
-    ("Pregnancy test negative.", False),
-    ("Last month's pregnancy test was negative.", False),
-])
-def test_a_pregnancy_test_result_in_words(tmp_path, kb, sentence, pregnant):
-    r = assess_note(tmp_path, kb, f"34F, L lateral hip pain, PT 8 weeks done. {sentence} Plan L GTB injection "
-                    "under US, triamcinolone 40 mg.\n", "2026-08-10")
-    assert ("caution.pregnancy" in ids(r)) is pregnant
-
 
 @pytest.mark.parametrize("opening", ["34F", "67 F", "101F"])
 def test_age_and_sex_shorthand_is_not_a_temperature(tmp_path, kb, opening):
@@ -469,6 +464,7 @@ def test_age_and_sex_shorthand_is_not_a_temperature(tmp_path, kb, opening):
     ("Hip abductor weakness and worsening pain.", False),
     ("Ankle dorsiflexion 5/5, EHL 5/5.", False),
     ("No progressive weakness.", False),
+    ("Weakness 4/5 stable; pain worse over 2 weeks.", False),
 ])
 def test_a_deficit_said_to_progress_is_a_red_flag(tmp_path, kb, sentence, red_flag):
     text = ("64M L5 radiculopathy, 3 months of PT. " + sentence +
@@ -584,23 +580,22 @@ def test_a_sudden_pop_after_a_tendon_injection_is_a_rupture(tmp_path, kb, senten
     assert ("adverse.tendon-rupture" in ids(review_note(tmp_path, kb, text, "2026-09-10"))) is rupture
 
 
-@pytest.mark.parametrize("sentence,fires", [
-    ("O: R knee: mild effusion, no erythema, no warmth, skin intact.", False),
-    ("Large effusion, warm to touch.", True),
-])
-def test_an_effusion_is_hot_only_when_no_negation_stands_between(tmp_path, kb, sentence, fires):
-    text = f"R knee OA, 12 weeks of PT done. {sentence} Plan R knee IA triamcinolone 40 mg under US.\n"
-    assert reports(tmp_path, kb, text, "2026-10-05", "contraindication.infection-suspected") is fires
+KNEE_NOTE = "R knee OA, 12 weeks of PT done. {} Plan R knee IA triamcinolone 40 mg under US.\n"
+HIP_NOTE = "74F R hip OA KL 3, PT done. {} Plan R hip IA triamcinolone 40 mg under US today.\n"
 
 
-@pytest.mark.parametrize("sentence,red_flag", [
-    ("PMH: BREAST CA 2019. PAIN WORSE AT NIGHT, WAKES HER. UNINTENTIONAL 5 KG WT LOSS.", True),
-    ("Ca 2.4 mmol/L, vitamin D normal.", False),
-    ("Weakness 4/5 stable; pain worse over 2 weeks.", False),
+@pytest.mark.parametrize("note,sentence,finding,fires", [
+    # an effusion is hot only when no negation stands between
+    (KNEE_NOTE, "O: R knee: mild effusion, no erythema, no warmth, skin intact.", "contraindication.infection-suspected",
+     False),
+    (KNEE_NOTE, "Large effusion, warm to touch.", "contraindication.infection-suspected", True),
+    # a replacement talked about is not a booked one
+    (HIP_NOTE, "R THA booked for 12/14/2026.", "defer.planned-arthroplasty", True),
+    (HIP_NOTE, "Considering R THA next spring.", "defer.planned-arthroplasty", False),
+    (HIP_NOTE, "R THA discussed; she wishes to delay it.", "defer.planned-arthroplasty", False),
 ])
-def test_shorthand_red_flags_in_capitals(tmp_path, kb, sentence, red_flag):
-    text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
-    assert reports(tmp_path, kb, text, "2026-10-05", "contraindication.red-flag", HIP) is red_flag
+def test_assess_wordings_fire_or_stay_silent(tmp_path, kb, note, sentence, finding, fires):
+    assert reports(tmp_path, kb, note.format(sentence), "2026-10-05", finding) is fires
 
 
 def test_a_soap_plan_heading_is_the_plan(tmp_path, kb):
@@ -617,16 +612,6 @@ def test_a_request_to_repeat_plans_the_injection_the_note_described(tmp_path, kb
     assert r.subject["target"] == "greater-trochanteric-bursa" and r.subject["side"] == "right"
     assert r.subject["steroid"]["dose_mg"] == 40
     assert {"defer.repeated-nonresponse", "defer.exposure-limit"} <= set(ids(r))
-
-
-@pytest.mark.parametrize("sentence,booked", [
-    ("R THA booked for 12/14/2026.", True),
-    ("Considering R THA next spring.", False),
-    ("R THA discussed; she wishes to delay it.", False),
-])
-def test_a_replacement_talked_about_is_not_a_booked_one(tmp_path, kb, sentence, booked):
-    text = f"74F R hip OA KL 3, PT done. {sentence} Plan R hip IA triamcinolone 40 mg under US today.\n"
-    assert reports(tmp_path, kb, text, "2026-10-05", "defer.planned-arthroplasty") is booked
 
 
 def test_sugars_in_the_300s_for_days_afterwards_are_dated_after_the_injection(tmp_path, kb):
