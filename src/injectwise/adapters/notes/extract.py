@@ -34,6 +34,7 @@ from injectwise.core.record import (
     ServiceRequest,
 )
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, side_of
+from injectwise.engine.facts import RELIEF_PERCENT_TEXT  # the rating the review reads; notes join it to the injection
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
@@ -87,9 +88,6 @@ PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,?
 HOURS_AFTER = re.compile(rf"\s*,?\s*(?:(?:for |at |within |in |after )?(an?|one|{NUMBER}) ?(hours?|hrs?|h|minutes?|mins?)\b"
                          r"(?: (?:after|later|post|afterwards))?|(immediately|right|just) (?:after|afterwards|post))", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
-# "about 50% better", "70% relief": the patient's own rating, which the review reads when scores are missing
-RELIEF_PERCENT = re.compile(r"\b\d{1,3} ?% (?:relief|better|improve|reduction|less pain)|"
-                            r"(?:relief|improvement|better|helped|improved)(?: by| of)?(?: about| around| ~)? \d{1,3} ?%", re.I)
 # a rise in pain placed in the first days after the injection, told at a later visit
 FLARE_DAYS = re.compile(r"\b(for|over|during) (the )?(first )?(1|2|3|one|two|three|a couple of|couple of|a few|few) days?\b|"
                         r"\bnext (day|morning)\b|\bthat (night|evening)\b|\bdays? (1|2|3|one|two|three) (after|post)\b", re.I)
@@ -326,7 +324,7 @@ class NoteExtractor:
         if not injection_clauses and has("plan", text) and REPEAT_REQUEST.search(text):
             st.repeat_requested = prov
         if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
-                                                        or RELIEF_PERCENT.search(text)):
+                                                        or RELIEF_PERCENT_TEXT.search(text)):
             # how the injection the note described went, marked as _past_injection marks its own sentence
             # ("Feels 80% better": the patient's own rating, read by the review when scores are missing)
             mark = (" (no lasting benefit)" if has("no_benefit", text) else
@@ -805,7 +803,7 @@ class NoteExtractor:
                     BARE_STEROID_DOSE.match(text[word_end:word_end + 12])
                 if dm:
                     out.append((d, float(dm.group(1)), dm.group(2)))
-                elif bare and 1 <= float(bare.group(1)) <= 200:  # "Depo-Medrol 80/lido": the unit is mg by convention
+                elif bare and 1 <= float(bare.group(1)) <= 200:  # "methylprednisolone 80/lido": mg by convention
                     out.append((d, float(bare.group(1)), "mg"))
                 else:
                     out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
@@ -888,7 +886,7 @@ class NoteExtractor:
         for i, (when, note) in enumerate(whens):
             known = self._known_injection(st, when, note)
             if isinstance(known, Procedure):  # the coded injection: the note's words on how it went join it
-                if (fail or good or RELIEF_PERCENT.search(f.quote)) and f.quote not in (known.notes or ""):
+                if (fail or good or RELIEF_PERCENT_TEXT.search(f.quote)) and f.quote not in (known.notes or ""):
                     mark = " (no lasting benefit)" if fail else " (benefit reported)" if good else ""
                     known.notes = " ".join(x for x in (known.notes, f.quote + mark) if x)
                 if known not in st.injections:
