@@ -229,3 +229,100 @@ def test_draft_order_with_contained_medication_and_volume_dose(kb):
            "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": 3, "unit": "mL", "code": "mL"}}]}]})
     r = assess(read_bundle(b.bundle()), kb, AS_OF)
     assert r.subject["steroid"]["dose_mg"] == 120 and "dose.above-recommended" in ids(r)
+
+
+# ---- statuses with a local coding beside the HL7 one; note renditions and Binary attachments --------------
+def _septic_condition(b: BundleBuilder, verification: str) -> None:
+    c = b.condition("M00.9", "Septic arthritis, right hip", "2026-02-20", category="encounter-diagnosis")
+    c["verificationStatus"] = {"coding": [
+        {"system": "urn:oid:1.2.840.114350.1.13.0", "code": "LOCAL-7", "display": "Local status"},
+        {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": verification}]}
+
+
+@pytest.mark.parametrize(("verification", "blocks"), [("refuted", False), ("entered-in-error", False),
+                                                      ("confirmed", True)])
+def test_hl7_status_wins_over_a_local_coding_listed_first(kb, verification, blocks):
+    b = hip_candidate(f"st{verification}")
+    _septic_condition(b, verification)
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    r = assess(read_bundle(b.bundle()), kb, D("2026-03-01"))
+    assert ("contraindication.infection-suspected" in ids(r)) is blocks, ids(r)
+
+
+FEVER_NOTE = "Date: 2026-02-28\nSince yesterday fever 38.9 C and the right hip is hot,\nswollen and red."
+
+
+def _noted(prefix: str, contents: list[dict], contained: list[dict] | None = None, extra: list[dict] = ()):
+    import base64 as b64
+
+    from injectwise.adapters.notes import add_bundle_notes
+    from injectwise.knowledge import load_knowledge
+
+    b = hip_candidate(prefix)
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    for c in contents:
+        if "data" in c and not c.get("keep"):
+            c["data"] = b64.b64encode(c["data"].encode(c.pop("charset", "utf-8"))).decode()
+        c.pop("keep", None)
+    doc = {"resourceType": "DocumentReference", "status": "current", "subject": b.subject,
+           "date": "2026-02-28T10:00:00Z", "content": [{"attachment": c} for c in contents]}
+    if contained:
+        doc["contained"] = contained
+    b.add(doc)
+    for r in extra:
+        b.add(r)
+    kb = load_knowledge()
+    rec = read_bundle(b.bundle())
+    add_bundle_notes(rec, kb, D("2026-03-01"))
+    return rec, assess(rec, kb, D("2026-03-01"))
+
+
+def test_html_note_wrapped_lines_and_breaks_read_like_the_plain_note():
+    html = "<html><body><p>Date: 2026-02-28<br/>\nSince yesterday fever 38.9 C and the right hip is hot,\n" \
+           "swollen and red.</p></body></html>"
+    _rec, r = _noted("html", [{"contentType": "text/html", "data": html}])
+    assert "contraindication.infection-suspected" in ids(r)
+    quotes = [e.quote for f in r.findings for e in f.evidence if e.quote]
+    assert any("hot, swollen and red" in q for q in quotes), quotes  # one sentence, not two paragraphs
+
+
+def test_one_note_in_two_formats_is_read_once():
+    from injectwise.adapters.notes.markup import to_plain
+
+    html = "<p>" + FEVER_NOTE.replace("\n", "<br>") + "</p>"
+    rec, r = _noted("rend", [{"contentType": "text/html", "data": html},
+                             {"contentType": "text/plain; charset=utf-8", "data": FEVER_NOTE},
+                             {"contentType": "application/pdf", "data": "%PDF-1.4 binary"}])
+    assert rec.documents[0].text == FEVER_NOTE and rec.documents[0].content_type.startswith("text/plain")
+    assert "contraindication.infection-suspected" in ids(r)
+    assert to_plain(html, "text/html").count("38.9") == 1
+
+
+def test_a_pdf_only_note_is_not_read_as_text():
+    rec, r = _noted("pdf", [{"contentType": "application/pdf", "data": FEVER_NOTE}])
+    assert rec.documents[0].text == "" and "contraindication.infection-suspected" not in ids(r)
+
+
+@pytest.mark.parametrize("where", ["bundle", "contained", "absolute"])
+def test_attachment_url_to_a_binary_is_followed(where):
+    import base64 as b64
+
+    data = b64.b64encode(FEVER_NOTE.encode()).decode()
+    binary = {"resourceType": "Binary", "id": "note1", "contentType": "text/plain", "data": data}
+    url = {"bundle": "Binary/note1", "contained": "#note1", "absolute": "https://ehr.example.org/fhir/Binary/note1"}
+    rec, r = _noted(f"bin{where}", [{"contentType": "text/plain", "url": url[where]}],
+                    contained=[binary] if where == "contained" else None,
+                    extra=[] if where == "contained" else [binary])
+    assert "38.9" in rec.documents[0].text
+    assert "contraindication.infection-suspected" in ids(r)
+
+
+def test_unresolvable_attachment_url_is_no_text_not_an_error():
+    rec, r = _noted("nourl", [{"contentType": "text/plain", "url": "https://elsewhere.example/Binary/9"}])
+    assert rec.documents[0].text == "" and r.outcome == "proceed"
+
+
+def test_declared_charset_is_honoured():
+    rec, _ = _noted("latin", [{"contentType": "text/plain; charset=ISO-8859-1",
+                               "data": "Temp 38.9 °C, hip hot and swollen.", "charset": "latin-1"}])
+    assert "38.9 °C" in rec.documents[0].text

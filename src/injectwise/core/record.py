@@ -183,6 +183,7 @@ class Document:
     text: str
     when: datetime | None = None
     title: str = ""
+    content_type: str = ""  # the MIME type of the rendition read (markup is stripped by it)
 
 
 @dataclass(slots=True, frozen=True)

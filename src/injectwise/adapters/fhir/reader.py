@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +37,11 @@ HANDLERS = {"Condition": "condition", "Observation": "observation", "Procedure":
             "MedicationRequest": "medication_request", "AllergyIntolerance": "allergy", "CarePlan": "care_plan",
             "ServiceRequest": "service_request", "DocumentReference": "document"}
 # Every resource type the reader looks at (Medications through references); any other type is ignored.
-READ_TYPES = frozenset({*HANDLERS, "Patient", "Medication"})
+READ_TYPES = frozenset({*HANDLERS, "Patient", "Medication", "Binary"})
 BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
 Json = dict[str, Any]
+# FHIR's own code systems (clinical and verification status, category): preferred over a local coding beside them.
+HL7_SYSTEM = re.compile(r"https?://(terminology\.)?hl7\.org/")
 
 
 def read_bundle_file(path: str | Path) -> PatientRecord:
@@ -249,6 +252,7 @@ class _Builder:
         self.skip_observation = skip_observation
         self.patient_refs: set[str] = set()
         self.medication_index: dict[str, Json] = {}
+        self.binaries: dict[str, Json] = {}
         self.current: str | None = None  # the resource being read, for date problems
         self.date_problems: list[tuple[str, str]] = []
 
@@ -334,12 +338,17 @@ class _Builder:
 
     @staticmethod
     def status_code(value: Any) -> str | None:
+        """The status a CodeableConcept states. An EHR may send its own local coding beside (and before) the
+        HL7 one; the HL7 coding is the status ("refuted" must not be lost behind a local code)."""
         if isinstance(value, str):
             return value
         if isinstance(value, dict):
-            for c in value.get("coding") or ():
-                if isinstance(c, dict) and isinstance(c.get("code"), str):
+            codes = [c for c in value.get("coding") or () if isinstance(c, dict) and isinstance(c.get("code"), str)]
+            for c in codes:
+                if isinstance(c.get("system"), str) and HL7_SYSTEM.match(c["system"]):
                     return c["code"]
+            if codes:
+                return codes[0]["code"]
             t = value.get("text")
             if isinstance(t, str):
                 return t.lower()
@@ -414,6 +423,8 @@ class _Builder:
                 patients.append((ref, r))
             elif rtype == "Medication":
                 medications[ref] = r
+            elif rtype == "Binary":
+                self.binaries[ref] = r
         if not patients:
             raise InputError("no Patient resource in the Bundle: cannot tell whose record it is")
         if len(patients) > 1:
@@ -714,23 +725,80 @@ class _Builder:
             notes=self.texts(r.get("note")), reason_refs=reason_refs, reason_text=reason_text))
 
     def document(self, r: Json, rec: PatientRecord) -> None:
+        """A note. Several `content` entries are renditions of one document (FHIR: each a different format):
+        one is read, plain text before HTML before RTF, never the same note twice. An attachment may hold its
+        bytes in `data` or point (`url`) at a Binary in the bundle or contained in the DocumentReference."""
         if _str(r.get("status")) == "entered-in-error":
             return
         self.check_subject(r)
-        texts = []
+        renditions: dict[int, list[tuple[str, str]]] = {}
         for c in r.get("content") or []:
             att = c.get("attachment") if isinstance(c, dict) else None
             if not isinstance(att, dict):
                 continue
+            ctype = _str(att.get("contentType")) or ""
             data = att.get("data")
-            if isinstance(data, str) and data:
-                try:
-                    texts.append(base64.b64decode(data, validate=False).decode("utf-8", errors="replace"))
-                except (binascii.Error, ValueError):
-                    raise InputError(f"{self.ref_now}: attachment data is not valid base64") from None
+            if not (isinstance(data, str) and data):
+                binary = self._binary(r, att.get("url"))
+                if binary is None:
+                    continue
+                data, ctype = binary.get("data"), _str(binary.get("contentType")) or ctype
+                if not (isinstance(data, str) and data):
+                    continue
+            try:
+                raw = base64.b64decode(data, validate=False)
+            except (binascii.Error, ValueError):
+                raise InputError(f"{self.ref_now}: attachment data is not valid base64") from None
+            rank = _rendition_rank(ctype)
+            if rank is not None:  # a PDF or an image is not text this reader can read
+                renditions.setdefault(rank, []).append((_decode(raw, ctype), ctype))
+        texts, ctype = [], ""
+        if renditions:
+            best = renditions[min(renditions)]
+            texts, ctype = [t for t, _ in best], best[0][1]
         title = self.label(r.get("type"))
         rec.documents.append(Document(ref=self.ref_now, text="\n".join(texts), when=self.dt(r, "date"),
-                                      title=title))
+                                      title=title, content_type=ctype))
+
+    def _binary(self, r: Json, url: Any) -> Json | None:
+        """The Binary an attachment's `url` names: contained (`#id`) or in the bundle (`Binary/id`, full URL)."""
+        if not isinstance(url, str) or not url:
+            return None
+        if url.startswith("#"):
+            for c in r.get("contained") or ():
+                if isinstance(c, dict) and c.get("resourceType") == "Binary" and c.get("id") == url[1:]:
+                    return c
+            return None
+        canon = self.ref({"reference": url})
+        return self.binaries.get(canon) if canon else None
+
+
+_RENDITION_ORDER = ("text/plain", "text/html", "application/xhtml", "text/rtf", "application/rtf")
+
+
+def _rendition_rank(content_type: str) -> int | None:
+    """Which rendition of a note to read first (lowest); None for a format that is not text. No declared type
+    reads as plain text (markup is still recognised by its look); another text type after the known ones."""
+    ct = content_type.lower().strip()
+    if not ct:
+        return 0
+    rank = next((i for i, t in enumerate(_RENDITION_ORDER) if ct.startswith(t)), None)
+    if rank is None and (ct.startswith("text/") or "xml" in ct):
+        rank = len(_RENDITION_ORDER)
+    return rank
+
+
+def _decode(raw: bytes, content_type: str) -> str:
+    """Bytes in the charset the content type declares (UTF-8 when it declares none or an unknown one)."""
+    charset = "utf-8"
+    for part in content_type.split(";")[1:]:
+        k, _, v = part.partition("=")
+        if k.strip().lower() == "charset" and v.strip():
+            charset = v.strip().strip('"')
+    try:
+        return raw.decode(charset, errors="replace")
+    except LookupError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def read_coded(value: Any) -> Coded:

@@ -9,6 +9,7 @@ _HTML_HINT = re.compile(r"<\s*(html|body|p|div|br|span|table|tr|td|li|ul|ol|h[1-
 _BLOCK = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h[1-6]|p|div|li|tr|h[1-6])\b[^>]*>", re.I)
 _DROP = re.compile(r"<\s*(script|style|head)\b.*?<\s*/\s*\1\s*>", re.I | re.S)
 _TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
 _RTF_GROUP_DROP = re.compile(r"\{\\(?:\*|fonttbl|colortbl|stylesheet|info|pict|header|footer)[^{}]*(?:\{[^{}]*\}[^{}]*)*\}", re.S)
 _RTF_HEX = re.compile(r"\\'([0-9a-fA-F]{2})")
 _RTF_UNI = re.compile(r"\\u(-?\d+)\??")
@@ -30,11 +31,16 @@ def to_plain(text: str, content_type: str = "") -> str:
 
 
 def html_to_text(text: str) -> str:
+    """HTML's own line breaks are only spacing (an editor's wrap), so they are collapsed first; a `<br>` is
+    a line break and a closed block (paragraph, list item, row, heading) always ends its sentence."""
     text = _DROP.sub(" ", text)
-    text = _BLOCK.sub("\n", text)
+    text = _SPACE.sub(" ", text)
+    text = _BLOCK.sub(lambda m: "\n" if m.group(1).lower() == "br" else "\n\n", text)
     text = _TAG.sub(" ", text)
     text = html.unescape(text)
-    return re.sub(r"[ \t]+", " ", text).strip()
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r" ?\n ?", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def rtf_to_text(text: str) -> str:

@@ -94,5 +94,5 @@ def add_bundle_notes(rec: PatientRecord, kb: Knowledge, as_of: date) -> None:
         dated = d.when.date() if d.when is not None else as_of
         if dated > as_of:
             continue
-        _add(rec, kb, to_plain(d.text), d.ref, dated)
+        _add(rec, kb, to_plain(d.text, d.content_type), d.ref, dated)
         rec.sources.append(d.ref)
