@@ -32,6 +32,23 @@ def test_capitalised_pt_ends_a_sentence_but_pt_abbreviation_does_not(kb):
     assert [s.text for s in a.sentences] == ["Completed PT.", "R TKA booked for June.", "Pt. reports less pain."]
 
 
+@pytest.mark.parametrize("text", ["no trauma. hot swollen knee, erythema.", "denies fever. hip is hot and swollen.",
+                                  "No fever. hip hot and swollen since yesterday."])
+def test_a_sentence_typed_without_its_capital_still_ends_the_negation(kb, text):
+    assert one(kb, text, "hot-joint").asserted
+
+
+def test_full_stop_before_lower_case_after_a_word_or_number_ends_the_sentence(kb):
+    a = analyze("Doing well. right hip OA. Temp 38.7. then afebrile.", kb)
+    assert [s.text for s in a.sentences] == ["Doing well.", "right hip OA.", "Temp 38.7.", "then afebrile."]
+
+
+def test_abbreviations_and_initials_before_lower_case_do_not_end_the_sentence(kb):
+    for text in ("Injected approx. three weeks ago.", "Seen at 9 a.m. today for the hip.", "Large joints, e.g. knee.",
+                 "Pain for 3 wks. now worse.", "Referred by J. smith today.", "Tx b.i.d. with ice."):
+        assert len(analyze(text, kb).sentences) == 1, text
+
+
 def test_sentences_split_bullets_and_line_breaks(kb):
     a = analyze("ROS:\n- no fever\n- hot swollen right hip\n\nPlan: aspirate", kb)
     assert [s.text for s in a.sentences] == ["ROS:", "no fever", "hot swollen right hip", "Plan: aspirate"]

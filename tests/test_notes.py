@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,43 @@ def test_immunosuppressant_in_the_note(tmp_path, kb, text, fires):
     plan = {**KNEE}
     r = assess_note(tmp_path, kb, f"55 yo F R knee OA, completed 3 months PT. {text}", "2026-05-01", plan)
     assert ("caution.immunosuppression" in ids(r)) is fires
+
+
+# ---- spacing as EHRs send it: CRLF line ends, double spaces, tabs, non-breaking spaces ------------------
+SPACED = ("Date: 2026-06-22\n62 yo M. R L5 TFESI 6/1/2026 under fluoroscopy, dexamethasone 10 mg.\n"
+          "Since then new R foot drop,  worse each week. No fever.")
+
+
+@pytest.mark.parametrize("variant", [
+    lambda t: t.replace("\n", "\r\n"), lambda t: t.replace(" ", "  "), lambda t: t.replace(" ", "\t"),
+    lambda t: t.replace(" ", "\u00a0"), lambda t: t.replace("\n", "\r")])
+def test_spacing_does_not_change_what_a_note_says(tmp_path, kb, variant):
+    base = review_note(tmp_path, kb, SPACED, "2026-06-22")
+    assert "urgent.progressive-neurological-deficit" in ids(base)
+    text = variant(SPACED)
+    rec = _record(tmp_path, kb, text, "2026-06-22", "spaced.txt")
+    got = review(rec, kb, date.fromisoformat("2026-06-22"))
+    assert (got.outcome, sorted(ids(got))) == (base.outcome, sorted(ids(base)))
+    for prov in rec.provenance.values():  # offsets point into the note as written
+        assert " ".join(text[prov.start:prov.end].split()) == prov.quote
+
+
+def test_spacing_map_property():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from injectwise.adapters.notes.extract import normalize_spacing
+
+    @given(st.text(alphabet=st.sampled_from(list("ab .\n\r\t\u00a0\u2003\f")), max_size=80))
+    def check(text: str) -> None:
+        norm, offsets = normalize_spacing(text)
+        if offsets is None:
+            assert norm == text
+            return
+        assert len(offsets) == len(norm) + 1 and offsets[-1] == len(text)
+        assert all(a < b for a, b in pairwise(offsets))
+        for i, ch in enumerate(norm):
+            assert ch == text[offsets[i]] or (ch in " \n" and text[offsets[i]].isspace())
+        assert "\r" not in norm and "  " not in norm and "\t" not in norm
+
+    check()

@@ -33,12 +33,16 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
             end = b
         else:
             nxt = _NEXT.match(text, f)
+            single_stop = f - b == 1 and text[b] == "."  # only a single full stop can follow an abbreviation
+            word = _word_before(text, start, b) if single_stop else None
             if nxt and nxt.group(1).islower():
-                continue
-            if f - b == 1 and text[b] == ".":  # only a single full stop can follow an abbreviation
-                word = _word_before(text, start, b)
-                if word and _abbreviation(word, abbreviations):
+                # "approx. three", "e.g. knee", "9 a.m. today": an abbreviation's stop. After any other word the
+                # sentence ended and the next was typed without its capital ("no trauma. hot swollen knee"): read
+                # as one, a negation would reach into the next sentence.
+                if not single_stop or (word and _lower_case_follows_abbreviation(word, abbreviations)):
                     continue
+            elif word and _abbreviation(word, abbreviations):
+                continue
             end = f
         _add(out, text, start, end)
         start = f
@@ -65,6 +69,17 @@ def _word_before(text: str, start: int, end: int) -> str | None:
 
 
 _ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_.")
+
+
+def _lower_case_follows_abbreviation(word: str, abbreviations: frozenset[str]) -> bool:
+    """Before a lower-case word: a listed abbreviation in any case, a dotted one ("a.m", "b.i.d", "e.g"), or
+    an initial. A number ("38.7. then"), a word or a capitalised acronym ("PT. then") ends the sentence."""
+    bare = word.rstrip(".")
+    if bare.lower() in abbreviations:
+        return True
+    if "." in bare:
+        return all(part.isalpha() for part in bare.split("."))
+    return len(bare) == 1 and bare.isalpha()
 
 
 def _abbreviation(word: str, abbreviations: frozenset[str]) -> bool:

@@ -175,6 +175,12 @@ class _State:
     # the conditions this note may repeat, by (concept, refuted): (index in rec.conditions, sentence span)
     said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
     said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
+    offsets: list[int] | None = None  # read text -> note text offsets when spacing was normalised (else same)
+
+    def at(self, pos: int) -> int:
+        """The note's own offset of a read-text offset (`pos` may be the text's end)."""
+        o = self.offsets
+        return pos if o is None else o[pos]
 
     def dates(self, text: str, future: bool = False) -> tuple[DateHit, ...]:
         """`find_dates` against the note's date (memoised by text, date and direction: several readers look
@@ -248,15 +254,16 @@ class NoteExtractor:
     # ---- entry --------------------------------------------------------------------------------
     def add(self, rec: PatientRecord, note: NoteInput) -> _State:
         """Add the note's facts to the record; returns what was added and what the note stated."""
-        text = unwrap(note.text)
+        spaced, offsets = normalize_spacing(note.text)
+        text = unwrap(spaced)
         analysis = analyze(text, self.kb)
-        st = _State(rec, note)
+        st = _State(rec, note, offsets=offsets)
         low = text.lower()  # prefilters scan lower-cased text without IGNORECASE: several times faster
         near = self.screens.near(low, [(s.start, s.end) for s in analysis.sentences])
         by_sentence: dict[int, list[Mention]] = {}
         for m in analysis.mentions:
             by_sentence.setdefault(m.sentence, []).append(m)
-        self._demographics(st, note.text)
+        self._demographics(st, spaced)
         for i, s in enumerate(analysis.sentences):
             self._sentence(st, s, by_sentence.get(i, []), near[i])
         self._resolve_pain(st)
@@ -266,7 +273,7 @@ class NoteExtractor:
         return st
 
     def _prov(self, st: _State, s: Sentence) -> Provenance:
-        return Provenance(st.note.source, " ".join(s.text.split()), s.start, s.end,
+        return Provenance(st.note.source, " ".join(s.text.split()), st.at(s.start), st.at(s.end),
                           datetime(st.note.when.year, st.note.when.month, st.note.when.day))
 
     def _keep(self, st: _State, ref: str, prov: Provenance) -> None:
@@ -1064,6 +1071,31 @@ _SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s
 _HEADER_LINE = re.compile(r"[ \t]*[A-Z][\w /]{0,30}:[ \t]*\S[^\n]*[^a-z,\s][ \t]*")
 
 
+# Spacing that means nothing in a note: Windows and old Mac line ends, runs of spaces and tabs, non-breaking and
+# other Unicode spaces. The cues are written with single spaces and line feeds.
+_ODD_SPACING = re.compile(r"\r\n?|[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000\f\v]")
+
+
+def normalize_spacing(text: str) -> tuple[str, list[int] | None]:
+    """The note with its spacing made plain, and for each character of the result (and its end) the offset in
+    the note, so provenance still points into the note as written; (text, None) when nothing changes."""
+    if _ODD_SPACING.search(text) is None:
+        return text, None
+    out: list[str] = []
+    offsets: list[int] = []
+    pos = 0
+    for m in _ODD_SPACING.finditer(text):
+        out.append(text[pos:m.start()])
+        offsets.extend(range(pos, m.start()))
+        run = m.group(0)
+        out.append("\n" if run[0] == "\r" or run in ("\f", "\v") else " ")
+        offsets.append(m.start())
+        pos = m.end()
+    out.append(text[pos:])
+    offsets.extend(range(pos, len(text) + 1))
+    return "".join(out), offsets
+
+
 def unwrap(text: str) -> str:
     """Join hard-wrapped lines (a line break inside a sentence) so a sentence is not cut at the margin;
     each break becomes one space, so character offsets stay the same. A 'Key: value' heading line whose
@@ -1182,10 +1214,11 @@ def _said_before(m: Mention, st: _State) -> bool:
             code = c.code.codings[0].code if c.code.codings else ""
             st.said.setdefault((code, c.verification == "refuted"), []).append((k, prov.start, prov.end))
         st.said_upto = n
+    start = st.at(m.start)  # provenance offsets are the note's own
     for k, a, b in reversed(st.said.get((m.concept, m.negated), ())):
         if k < lo:
             break
-        if a <= m.start < b:
+        if a <= start < b:
             return True
     return False
 
