@@ -203,6 +203,7 @@ def test_fhir_shape_does_not_change_the_result(bundles, transform):
 
 # ---- notes -------------------------------------------------------------------------------------------
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 NOTE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "crlf": lambda t: t.replace("\n", "\r\n"),
     "double-spaces": lambda t: re.sub(r"(?<=\S) (?=\S)", "  ", t),
@@ -210,6 +211,12 @@ NOTE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "us-dates": lambda t: re.sub(r"\b(\d{4})-(\d\d)-(\d\d)\b", lambda m: f"{int(m[2])}/{int(m[3])}/{m[1]}", t),
     "dates-in-words": lambda t: re.sub(r"\b(\d{4})-(\d\d)-(\d\d)\b",
                                        lambda m: f"{int(m[3])} {MONTHS[int(m[2]) - 1]} {m[1]}", t),
+    "sentences-without-capitals": lambda t: re.sub(r"(?<=[.!?] )([A-Z])(?=[a-z])", lambda m: m[1].lower(), t),
+    "numbers-in-words": lambda t: re.sub(
+        r"\b([1-9]|1[0-2]) (days?|weeks?|months?|years?|injections?|sessions?)\b",
+        lambda m: f"{NUMBER_WORDS[int(m[1])]} {m[2]}", t),
+    "sides-spelled-out": lambda t: re.sub(r"\bL\b(?=\s[A-Za-z])", "left", re.sub(r"\bR\b(?=\s[A-Za-z])", "right", t)),
+    "degrees-in-words": lambda t: re.sub(r"(\d) ?(?:°C|C)\b", r"\1 degrees C", t),
     "header-and-signature": lambda t: "PROGRESS NOTE\nClinic: Musculoskeletal medicine\n\n" + t.rstrip("\n")
     + "\n\nElectronically signed by: Dr. A. Example, MD\n",
 }

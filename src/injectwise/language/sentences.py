@@ -76,7 +76,7 @@ def _lower_case_follows_abbreviation(word: str, abbreviations: frozenset[str]) -
     an initial. A number ("38.7. then"), a word or a capitalised acronym ("PT. then") ends the sentence."""
     bare = word.rstrip(".")
     if bare.lower() in abbreviations:
-        return True
+        return not (len(bare) >= 2 and bare.isalpha() and bare.isupper())
     if "." in bare:
         return all(part.isalpha() for part in bare.split("."))
     return len(bare) == 1 and bare.isalpha()
