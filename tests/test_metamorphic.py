@@ -251,3 +251,40 @@ def test_note_spacing_and_date_style_do_not_change_the_result(tmp_path, name):
         if text != v["note"] and (after := _note_result(v, text, tmp_path / "b.txt")) != before:
             changed.append(f"{f.stem}: {before} -> {after}")
     assert not changed, "\n".join(changed)
+
+
+# ---- time --------------------------------------------------------------------------------------------
+def _shift_text(text: str, years: int) -> str:
+    text = re.sub(r"\b(19[5-9]\d|20\d\d)\b", lambda m: str(int(m[1]) + years), text)
+    return re.sub(r"\b(\d{1,2}/\d{1,2}/)(\d\d)\b(?!/)", lambda m: m[1] + f"{(int(m[2]) + years) % 100:02d}", text)
+
+
+def _shift(o: Any, years: int) -> Any:
+    if isinstance(o, dict):
+        out = {k: _shift(v, years) for k, v in o.items()}
+        if out.get("resourceType") == "DocumentReference":
+            for c in out.get("content", []):
+                att = c["attachment"]
+                if "data" in att:
+                    text = base64.b64decode(att["data"]).decode()
+                    att["data"] = base64.b64encode(_shift_text(text, years).encode()).decode()
+        return out
+    if isinstance(o, list):
+        return [_shift(v, years) for v in o]
+    if isinstance(o, str):
+        return f"{int(o[:4]) + years}{o[4:]}" if re.match(r"\d{4}-\d\d", o) else _shift_text(o, years)
+    return o
+
+
+@pytest.mark.parametrize("years", [-28, 28])
+def test_the_same_case_28_years_apart_gives_the_same_result(bundles, years):
+    """The Gregorian calendar repeats every 28 years in 1901-2099 (weekdays and leap days alike), so every
+    interval, age and window is the same; dates in notes, also with two-digit years, move with the record."""
+    changed = []
+    for expected, bundle in bundles:
+        before = _bundle_result(expected, bundle)
+        moved = {**expected, "as_of": _shift(expected["as_of"], years)}
+        after = _bundle_result(moved, _shift(copy.deepcopy(bundle), years))
+        if after != before:
+            changed.append(f"{expected['id']}: {before} -> {after}")
+    assert not changed, "\n".join(changed)

@@ -346,3 +346,31 @@ def test_spacing_map_property():
         assert "\r" not in norm and "  " not in norm and "\t" not in norm
 
     check()
+
+
+# ---- ages and two-digit years ------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "born"), [
+    ("15F R knee OA, 12 weeks of PT done.", "2011-05-01"), ("Age: 15. R knee OA.", "2011-05-01"),
+    ("DOB: 03/02/2011. R knee OA.", "2011-03-02"), ("born 3/2/11, R knee OA.", "2011-03-02"),
+    ("DOB 3/2/61. R hip OA.", "1961-03-02"), ("64F R hip OA.", "1962-05-01"),
+    ("R hip OA, pain 7/10, 40 mg planned.", None), ("Date of birth: 14 Feb 1958. R hip OA.", "1958-02-14")])
+def test_age_and_birth_date_from_the_note(tmp_path, kb, text, born):
+    rec = _record(tmp_path, kb, text, "2026-05-01")
+    assert (rec.patient.birth_date.isoformat() if rec.patient.birth_date else None) == born
+
+
+def test_a_child_by_short_age_gets_the_paediatric_caution(tmp_path, kb):
+    r = assess_note(tmp_path, kb, "15F R knee effusion after a fall, 12 weeks of PT done.", "2026-05-01", KNEE)
+    assert "caution.pediatric" in ids(r)
+    adult = assess_note(tmp_path, kb, "55F R knee OA, 12 weeks of PT done.", "2026-05-01", KNEE)
+    assert "caution.pediatric" not in ids(adult)
+
+
+@pytest.mark.parametrize(("written", "on", "year"), [("3/17/97", "1998-03-05", 1997), ("3/17/25", "2026-03-05", 2025),
+                                                     ("6/1/30", "2026-03-05", 2030), ("3/2/61", "2026-03-05", 1961),
+                                                     ("17 Mar 97", "1998-03-05", 1997)])
+def test_two_digit_years_are_the_nearest_not_always_20xx(written, on, year):
+    from injectwise.adapters.notes.when import find_dates
+
+    hits = find_dates(f"injection on {written}", date.fromisoformat(on), future=True)
+    assert hits and hits[0].when.year == year

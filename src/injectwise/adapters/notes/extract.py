@@ -56,6 +56,10 @@ TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
 SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
 AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)\b", re.I)
+# "64F", "15 M" (capital letter only), "age 15", "aged 64": an age without "yo"
+AGE_SHORT = re.compile(r"(?<![\w/.,:-])(\d{1,3}) ?[MF]\b|\b(?i:age[ds]?)\s*:?\s*(\d{1,3})\b(?! ?(?:%|mg|kg|y/?o))")
+# "DOB: 3/2/1961", "date of birth 02 Mar 1961", "born 3/2/61": the date follows
+BIRTH = re.compile(r"\b(?:DOB|D\.O\.B\.?|date of birth|born(?: on)?)\s*[:\-]?\s*", re.I)
 SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
 NUM = r"(\d+(?:[.,]\d+)*)"
@@ -289,13 +293,20 @@ class NoteExtractor:
         p = st.rec.patient
         head = text[:400]
         if p.birth_date is None:
-            m = AGE.search(head)
-            if m and 0 < int(m.group(1)) < 120:
+            m = BIRTH.search(head)
+            if m:
+                hit = next(iter(find_dates(head[m.end():m.end() + 24], st.note.when)), None)
+                if hit is not None and hit.start <= 2 and hit.precision == "day" and hit.when.date() <= st.note.when:
+                    p.birth_date = hit.when.date()
+        if p.birth_date is None:
+            m = AGE.search(head) or AGE_SHORT.search(head)
+            age = int(next(g for g in m.groups() if g)) if m else 0
+            if 0 < age < 120:
                 d = st.note.when
                 try:
-                    p.birth_date = d.replace(year=d.year - int(m.group(1)))
+                    p.birth_date = d.replace(year=d.year - age)
                 except ValueError:  # 29 February
-                    p.birth_date = d.replace(year=d.year - int(m.group(1)), day=28)
+                    p.birth_date = d.replace(year=d.year - age, day=28)
         if p.sex is None:
             m = SEX.search(head)
             if m:

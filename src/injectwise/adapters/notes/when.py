@@ -162,6 +162,20 @@ def find_dates(text: str, ref: date, future: bool = False) -> list[DateHit]:
     return hits
 
 
+FUTURE_YEARS_OF_TWO_DIGITS = 20  # "3/17/97" in a 2026 note is 1997; "6/1/30" is 2030 (a date planned ahead)
+
+
+def _full_year(digits: str, ref: date) -> int:
+    """A year written with two digits: the one nearest the note's year, at most 20 years after it."""
+    if len(digits) != 2:
+        return int(digits)
+    yy = int(digits)
+    candidates = [c + yy for c in (ref.year - ref.year % 100 - 100, ref.year - ref.year % 100,
+                                   ref.year - ref.year % 100 + 100)]
+    allowed = [y for y in candidates if y <= ref.year + FUTURE_YEARS_OF_TWO_DIGITS]
+    return min(allowed, key=lambda y: abs(y - ref.year))
+
+
 def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
              future: bool) -> list[tuple[datetime, str, bool]]:
     g = m.groups()
@@ -176,7 +190,7 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
         dt = _safe(int(g[2]), MONTHS[g[0][:3].lower()], int(g[1]))
         return [(dt, "day", False)] if dt else []
     if kind == "numeric":
-        y = int(g[2]) + (2000 if len(g[2]) == 2 else 0)
+        y = _full_year(g[2], ref)
         a, b = int(g[0]), int(g[1])
         dt = _safe(y, a, b) if a <= 12 else _safe(y, b, a)  # US month/day unless impossible
         return [(dt, "day", False)] if dt else []
@@ -209,7 +223,7 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
             dt = _safe(prev.year, prev.month, day)
         return [(dt, "day", False)] if dt else []
     if kind == "dmy_text_yy":
-        dt = _safe(2000 + int(g[2]), MONTHS[g[1][:3].lower()], int(g[0]))
+        dt = _safe(_full_year(g[2], ref), MONTHS[g[1][:3].lower()], int(g[0]))
         return [(dt, "day", False)] if dt else []
     if kind == "d_of_m":
         mon, day = MONTHS[g[1][:3].lower()], int(g[0])
