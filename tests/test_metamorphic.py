@@ -88,6 +88,14 @@ def contained_medication_by_volume(b: Json) -> Json:
     return b
 
 
+def administrations_not_linked(b: Json) -> Json:
+    """Most EHRs do not fill MedicationAdministration.partOf: the drugs are given at the procedure all the same."""
+    for r in _resources(b):
+        if r["resourceType"] == "MedicationAdministration":
+            r.pop("partOf", None)
+    return b
+
+
 def periods(b: Json) -> Json:
     for r in _resources(b):
         for one, span in (("performedDateTime", "performedPeriod"), ("effectiveDateTime", "effectivePeriod"),
@@ -175,7 +183,7 @@ def units_converted(b: Json) -> Json:
     return b
 
 
-BUNDLE_TRANSFORMS = [medication_reference, contained_medication_by_volume, periods, offsets_in_times,
+BUNDLE_TRANSFORMS = [medication_reference, contained_medication_by_volume, administrations_not_linked, periods, offsets_in_times,
                      local_codings_first, absolute_references, searchset_reversed,
                      html_note_with_plain_rendition_and_binary, html_note_only, units_converted]
 

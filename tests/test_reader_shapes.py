@@ -326,3 +326,47 @@ def test_declared_charset_is_honoured():
     rec, _ = _noted("latin", [{"contentType": "text/plain; charset=ISO-8859-1",
                                "data": "Temp 38.9 °C, hip hot and swollen.", "charset": "latin-1"}])
     assert "38.9 °C" in rec.documents[0].text
+
+
+# ---- administrations without partOf belong to the procedure they were given at -----------------------
+def _unlinked(b: BundleBuilder) -> dict:
+    bundle = b.bundle()
+    for e in bundle["entry"]:
+        if e["resource"]["resourceType"] == "MedicationAdministration":
+            e["resource"].pop("partOf", None)
+    return bundle
+
+
+def test_unlinked_steroid_and_anaesthetic_join_their_procedure(kb):
+    b = hip_candidate("unl")
+    b.injection("2025-12-01", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    b.pain("2025-12-01", 8)
+    b.pain("2026-01-20", 2)
+    r = review(read_bundle(_unlinked(b)), kb, D("2026-01-25"))
+    assert r.subject["target"] == "hip-intra-articular" and r.subject["steroid"]["dose_mg"] == 40
+    assert r.outcome == "responder"
+
+
+def test_unlinked_same_day_bilateral_knees_get_one_steroid_each(kb):
+    b = BundleBuilder("bil")
+    b.condition("M17.0", "Bilateral primary osteoarthritis of knee", "2022-01-01")
+    b.injection("2025-12-01", "knee-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.injection("2025-12-01", "knee-intra-articular", "left", "ultrasound", "triamcinolone", 40)
+    from injectwise.engine.clinical import ClinicalView
+
+    view = ClinicalView(read_bundle(_unlinked(b)), kb, D("2026-01-25"))
+    doses = sorted((i.side, i.steroid.dose_mg if i.steroid else None) for i in view.injections)
+    assert doses == [("left", 40), ("right", 40)]
+
+
+def test_a_steroid_on_another_day_is_its_own_injection(kb):
+    b = hip_candidate("otherday")
+    b.injection("2025-12-01", "hip-intra-articular", "right", "ultrasound", None, None)
+    b.add({"resourceType": "MedicationAdministration", "status": "completed", "subject": b.subject,
+           "effectiveDateTime": "2025-12-09T10:00:00Z",
+           "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "10759"}], "text": "triamcinolone"},
+           "dosage": {"dose": {"value": 40, "unit": "mg", "system": UCUM, "code": "mg"}}})
+    from injectwise.engine.clinical import ClinicalView
+
+    view = ClinicalView(read_bundle(b.bundle()), kb, D("2026-01-25"))
+    assert [i.steroid is not None for i in view.injections] == [False, True]

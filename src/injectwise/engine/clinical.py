@@ -619,11 +619,13 @@ class ClinicalView:
                 children.setdefault(parent, []).append(p)
         admins_by_parent: dict[str, list] = {}
         loose_admins = []
+        proc_refs = {p.ref for p in procs}
         for a in self.record.administrations:
-            if a.part_of:
-                for parent in a.part_of:
+            parents = [x for x in a.part_of if x in proc_refs]
+            if parents:
+                for parent in parents:
                     admins_by_parent.setdefault(parent, []).append(a)
-            else:
+            else:  # no partOf (most EHRs), or one naming a procedure the record does not hold
                 loose_admins.append(a)
         out: list[Injection] = []
         guidance_refs = {p.ref for p in procs if any(c.code in GUIDANCE_CPT for c in p.code.codings)}
@@ -653,10 +655,18 @@ class ClinicalView:
                             date_estimated=p.date_estimated)
             self._attach(inj, agents)
             out.append(inj)
-        for a in loose_admins:  # a steroid given with no procedure recorded is still an injection
+        from_procedures = list(out)
+        for a in loose_admins:
             agent = self.agent(a.medication, a.dose_value, a.dose_unit, a.ref)
-            if agent.kind != "corticosteroid" or a.when is None or a.when > self.now:
+            if a.when is None or a.when > self.now or agent.kind not in ("corticosteroid", "anesthetic"):
                 continue
+            same = _procedure_given_with(a.when, side_of(a.site), agent.kind, from_procedures)
+            if same is not None:  # given at that procedure, only not linked to it
+                self._attach(same, [agent])
+                continue
+            if agent.kind != "corticosteroid":
+                continue
+            # a steroid given with no procedure recorded is still an injection
             route = f"{a.route} {a.site}".lower()
             if any(w in route for w in ("oral", "intravenous", "iv ", "inhal", "topical")):
                 continue
@@ -843,3 +853,13 @@ def _grade(text: str) -> float | None:
     roman = {"0": 0, "i": 1, "ii": 2, "iii": 3, "iv": 4}
     m = re.search(r"\b(iv|iii|ii|i)\b", (text or "").lower())
     return float(roman[m.group(1)]) if m else None
+
+
+def _procedure_given_with(when: datetime, side: str | None, kind: str, injections: list[Injection]) -> Injection | None:
+    """The injection procedure an unlinked administration belongs to: the same day, the same side when both
+    say one, no agent of its kind yet (a second steroid that day is a second injection), nearest in time."""
+    day = when.date()
+    fits = [i for i in injections if i.when is not None and i.when.date() == day
+            and not (side and i.side and side != i.side)
+            and not (i.steroid if kind == "corticosteroid" else i.anesthetics)]
+    return min(fits, key=lambda i: abs((i.when - when).total_seconds()) if i.when else 0.0, default=None)
