@@ -374,3 +374,34 @@ def test_two_digit_years_are_the_nearest_not_always_20xx(written, on, year):
 
     hits = find_dates(f"injection on {written}", date.fromisoformat(on), future=True)
     assert hits and hits[0].when.year == year
+
+
+# ---- an injection the note names without any date ---------------------------------------------------
+UNDATED_NOTE = ("70F R hip OA, completed 10 weeks of PT. Had a R hip steroid injection at an outside clinic, date "
+                "unknown. Plan US-guided R hip IA triamcinolone 40 mg.")
+HIP = {"target": "hip-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+       "dose": 40}
+
+
+def test_undated_outside_injection_makes_the_interval_unknown_not_absent(tmp_path, kb):
+    rec = _record(tmp_path, kb, UNDATED_NOTE, "2026-05-01")
+    undated = [p for p in rec.procedures if p.date_unknown]
+    assert len(undated) == 1 and "date not stated" in undated[0].notes
+    r = assess(rec, kb, date(2026, 5, 1), PlanOverrides(**HIP))
+    assert any("without a stated date" in u for u in r.unknowns), r.unknowns
+    assert "defer.injection-interval" not in ids(r) and "defer.exposure-limit" not in ids(r)
+    dated = assess_note(tmp_path, kb, UNDATED_NOTE.replace("date unknown", "on 4/10/2026"), "2026-05-01", HIP)
+    assert "defer.injection-interval" in ids(dated)
+
+
+def test_undated_mention_beside_a_dated_injection_is_that_injection(tmp_path, kb):
+    rec = _record(tmp_path, kb, "R hip IA injection 1/10/2026, triamcinolone 40 mg. The injection did not help.",
+                  "2026-05-01")
+    assert [p.date_unknown for p in rec.procedures if "injection" in p.code.text.lower()] == [False]
+
+
+def test_an_undated_injection_alone_cannot_be_reviewed(tmp_path, kb):
+    from injectwise.core.errors import NotApplicable
+
+    with pytest.raises(NotApplicable):
+        review_note(tmp_path, kb, "Had a R hip steroid injection elsewhere, date unknown; no better.", "2026-05-01")

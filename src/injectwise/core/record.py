@@ -103,6 +103,7 @@ class Procedure:
     reason_refs: tuple[str, ...] = ()  # the problems it treated (reasonReference)
     reason_text: str = ""  # reasonCode text and displays
     date_estimated: bool = False  # placed in a stated period by a note ("twelve injections over 4 years")
+    date_unknown: bool = False  # a note names it with no date at all: dated by the note, its own date unknown
 
 
 @dataclass(slots=True)

@@ -135,6 +135,7 @@ class Injection:
     refs: list[str] = field(default_factory=list)
     source: str = "record"
     date_estimated: bool = False  # its date is a placement in a stated period, not a recorded date
+    date_unknown: bool = False  # no date at all (a note's "outside injection, date unknown"): placed at the note
 
     @property
     def guided(self) -> bool:
@@ -652,7 +653,7 @@ class ClinicalView:
             inj = Injection(ref=p.ref, when=when, target=target, side=side_of(f"{text} {p.body_site}"),
                             guidance=guidance, guidance_basis=basis, text=text, notes=p.notes,
                             refs=[p.ref, *(c.ref for c in children.get(p.ref, []))],
-                            date_estimated=p.date_estimated)
+                            date_estimated=p.date_estimated or p.date_unknown, date_unknown=p.date_unknown)
             self._attach(inj, agents)
             out.append(inj)
         from_procedures = list(out)

@@ -142,7 +142,7 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
            view: ClinicalView | None = None) -> Result:
     view = _view(record, kb, as_of, view)
     _check_patient(view)
-    injs = view.injections
+    injs = [i for i in view.injections if not i.date_unknown]  # an undated one has no timeline to judge
     if injection_id:
         want = injection_id.strip()
         chosen = [i for i in injs if i.ref == want or i.ref.split("/", 1)[-1] == want]

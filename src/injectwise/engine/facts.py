@@ -252,7 +252,8 @@ def _inj_ev(inj: Injection, what: str = "corticosteroid injection") -> Evidence:
     tgt = inj.target.label if inj.target else "unknown target"
     side = f"{inj.side} " if inj.side else ""
     dose = inj.steroid.describe() if inj.steroid else "no corticosteroid recorded"
-    when = " (date not stated: placed in the stated period)" if inj.date_estimated else ""
+    when = " (date not stated: on or before the note)" if inj.date_unknown else \
+        " (date not stated: placed in the stated period)" if inj.date_estimated else ""
     return Evidence(inj.ref, what, f"{side}{tgt}, {inj.guidance}, {dose}{when}", inj.when)
 
 
@@ -284,7 +285,8 @@ def days_since_prior_site_injection(ctx: Context) -> Fact:
 
 def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
     start = ctx.ref_time - timedelta(days=365)
-    return [i for i in items if i.when is not None and i.when >= start]
+    # an injection with no date at all may or may not fall in the year: not counted (the interval is unknown)
+    return [i for i in items if i.when is not None and i.when >= start and not i.date_unknown]
 
 
 def _plus_current(ctx: Context) -> int:

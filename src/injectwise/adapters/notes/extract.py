@@ -123,6 +123,7 @@ DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
+UNDATED = " (date not stated)"
 PERIOD_FOR = re.compile(rf"\bfor (a|an|{NUMBER}) (days?|weeks?|wks?|months?|mos?)\b", re.I)  # "for a week"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
@@ -892,7 +893,9 @@ class NoteExtractor:
                 if years:
                     start = years[0].when
             if start is None and not whens:
-                return  # an injection with no date at all: its timing is unknown, nothing to count it by
+                # no date at all ("an outside injection, date unknown"): on or before the note. Kept, so an
+                # interval check says unknown rather than nothing; never counted in a year nor reviewed.
+                whens.extend([(self._day(ref_day), UNDATED)] * n)
             if start is not None:
                 missing = n - len(whens)
                 step = (self._day(ref_day) - start) / missing
@@ -925,7 +928,7 @@ class NoteExtractor:
                 notes += " (benefit reported)"
             ref = st.ref("p")
             proc = Procedure(ref=ref, code=Coded((), text), status="completed", start=when, body_site=side or "",
-                             notes=notes, date_estimated=note.startswith(ESTIMATED))
+                             notes=notes, date_estimated=note.startswith(ESTIMATED), date_unknown=note == UNDATED)
             st.rec.procedures.append(proc)
             st.injections.append(proc)
             self._keep(st, ref, prov)
@@ -941,6 +944,8 @@ class NoteExtractor:
         """A coded injection near that date is the same event: the coded one is more specific (returned, so
         what the note says of it joins it). True: counted injections the coded record already holds."""
         tol = 3 if not note else (31 if "month" in note else 0)
+        if note == UNDATED:  # "the injection did not help": the record's (or this note's) dated injection
+            return bool(st.injections) or any(p.start is not None and _is_injection(p) for p in st.rec.procedures)
         if "estimated" in note:
             return any(p.start is not None and not p.ref.startswith(st.note.source) and _is_injection(p)
                        for p in st.rec.procedures)
