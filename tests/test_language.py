@@ -228,3 +228,17 @@ def test_caches_are_bounded_and_keyed_by_clipped_text(kb):
     huge = "Right hip pain, no fever. " * 5000
     assert term.analyze(huge).truncated
     assert len(term.clip(huge)) == term.language.max_text_chars + 1
+
+
+@pytest.mark.parametrize("text", ["Family history: brother with lumbar radiculopathy, sister with lupus.",
+                                  "FHx: mother had septic arthritis; brother with lupus.", "FH: DM2 in father; lupus."])
+def test_a_family_history_heading_covers_every_item_after_it(kb, text):
+    found = [m for m in analyze(text, kb).mentions if m.concept in ("systemic-inflammatory", "radicular-pain",
+                                                                     "joint-infection", "diabetes")]
+    assert found and all(m.family and not m.asserted for m in found), found
+
+
+def test_a_relative_with_a_condition_is_family_but_the_patient_after_a_new_sentence_is_not(kb):
+    assert one(kb, "Brother with lumbar radiculopathy.", "radicular-pain").family
+    assert one(kb, "FHx: lupus.\nR L5 radiculopathy on exam.", "radicular-pain").asserted
+

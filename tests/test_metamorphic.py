@@ -225,6 +225,11 @@ NOTE_TRANSFORMS: dict[str, Callable[[str], str]] = {
         lambda m: f"{NUMBER_WORDS[int(m[1])]} {m[2]}", t),
     "sides-spelled-out": lambda t: re.sub(r"\bL\b(?=\s[A-Za-z])", "left", re.sub(r"\bR\b(?=\s[A-Za-z])", "right", t)),
     "degrees-in-words": lambda t: re.sub(r"(\d) ?(?:°C|C)\b", r"\1 degrees C", t),
+    "family-and-return-precautions-first": lambda t: "FHx: mother had septic arthritis; brother with lumbar "
+    "radiculopathy, sister with lupus. If saddle numbness or new weakness, go to the ED.\n" + t,
+    "history-and-consent-after": lambda t: t.rstrip("\n") + "\nPMH: HTN, hyperlipidemia, GERD.\nSH: never smoker.\n"
+    "Consent: risks discussed including infection, bleeding, skin depigmentation, fat atrophy, tendon rupture, nerve "
+    "injury, raised blood sugars and a post-injection flare. Advised to call if redness, warmth or fever.\n",
     "header-and-signature": lambda t: "PROGRESS NOTE\nClinic: Musculoskeletal medicine\n\n" + t.rstrip("\n")
     + "\n\nElectronically signed by: Dr. A. Example, MD\n",
 }

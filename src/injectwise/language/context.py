@@ -245,7 +245,9 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                     historical_counts=matcher.historical_counts.get(h.concept, False))
         found: list[str] = []
         for ts, te, mod, direction in sc.triggers:
-            if ts < h.start and direction in ("forward", "bidirectional"):
+            if ts < h.start and direction == "section":
+                applies = True  # a heading ("Family history:") reaches every item after it in its sentence
+            elif ts < h.start and direction in ("forward", "bidirectional"):
                 applies = sc.forward(min(te, h.start), h.start)
             elif ts >= h.end and direction in ("backward", "bidirectional"):
                 applies = sc.backward(h.end, ts)
