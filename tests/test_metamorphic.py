@@ -211,6 +211,18 @@ def test_fhir_shape_does_not_change_the_result(bundles, transform):
 
 # ---- notes -------------------------------------------------------------------------------------------
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# words clinicians use for the same thing, each replacing the other everywhere in a note
+SYNONYMS = [("triamcinolone", "Kenalog"), ("methylprednisolone", "Depo-Medrol"), ("physical therapy", "physiotherapy"),
+            ("PT", "physio"), ("lidocaine", "lignocaine"), ("bupivacaine", "Marcaine"), ("weeks", "wks"),
+            ("fluoroscopy", "fluoro"), ("R", "Rt"), ("L", "Lt"), ("dexamethasone", "Decadron")]
+
+
+def _synonyms(text: str) -> str:
+    for a, b in SYNONYMS:
+        text = re.sub(rf"(?<![\w-]){re.escape(a)}(?![\w-])", b, text, flags=0 if a.isupper() else re.I)
+    return text
+
+
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 NOTE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "crlf": lambda t: t.replace("\n", "\r\n"),
@@ -230,6 +242,7 @@ NOTE_TRANSFORMS: dict[str, Callable[[str], str]] = {
     "history-and-consent-after": lambda t: t.rstrip("\n") + "\nPMH: HTN, hyperlipidemia, GERD.\nSH: never smoker.\n"
     "Consent: risks discussed including infection, bleeding, skin depigmentation, fat atrophy, tendon rupture, nerve "
     "injury, raised blood sugars and a post-injection flare. Advised to call if redness, warmth or fever.\n",
+    "synonyms": lambda t: _synonyms(t),
     "header-and-signature": lambda t: "PROGRESS NOTE\nClinic: Musculoskeletal medicine\n\n" + t.rstrip("\n")
     + "\n\nElectronically signed by: Dr. A. Example, MD\n",
 }
