@@ -33,7 +33,7 @@ from injectwise.core.record import (
     Provenance,
     ServiceRequest,
 )
-from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, side_of
+from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import RELIEF_PERCENT_TEXT  # the rating the review reads; notes join it to the injection
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
@@ -66,12 +66,19 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+# "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
+INR_TARGET = re.compile(r"\binr\b[^.;\d]{0,12}\b(?:goal|target|therapeutic range|range)\b[^.;\d]{0,12}"
+                        r"\d(?:\.\d+)?\s*(?:-|–|to)\s*(?P<hi>\d(?:\.\d+)?)|"
+                        r"\b(?:goal|target)\s+inr\b[^.;\d]{0,12}\d(?:\.\d+)?\s*(?:-|–|to)\s*(?P<hi2>\d(?:\.\d+)?)", re.I)
 KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= ?|: ?)?([0-4])\b(?![./]\d)|"
                       r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
 _KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 # "HbA1c 8.1", "INR was 3.2", "sugars were in the 300s", "glucose running up to 320"
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|today's|level|running|ran|up to|as high as|"
+                         # when it was taken, between the name and the value: "INR this morning 1.6", "A1c last week 9.2"
+                         rf"this (?:morning|am|afternoon|evening)|yesterday|last (?:week|night)|earlier(?: today)?|"
+                         rf"on (?:arrival|admission)|at triage|checked|drawn|measured|rechecked|repeat|"
                          rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
@@ -335,6 +342,7 @@ class NoteExtractor:
                 inj.notes += " " + " ".join(text.split()) + mark
         if "lab" in near:
             self._labs(st, text, prov)
+            self._inr_target(st, text, prov)
         if _KL_SCREEN.search(text):
             self._kl_grade(st, text, prov)
         self._pain(st, text, prov)
@@ -433,6 +441,15 @@ class NoteExtractor:
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
         for concept, label, value, unit, pos in self._lab_memo(text):
             self._observation(st, concept, label, value, unit, self._date_near(st, text, pos), prov)
+
+    def _inr_target(self, st: _State, text: str, prov: Provenance) -> None:
+        """The patient's own INR target range ("INR goal 2.5-3.5", "target INR 2-3"): its upper end."""
+        m = INR_TARGET.search(text)
+        if m is not None:
+            upper = float(m.group("hi") or m.group("hi2"))
+            if 1 < upper < 5:
+                self._observation(st, "inr-target-upper", "INR target range (upper end)", upper, "",
+                                  self._day(st.note.when), prov)
 
     def _read_labs(self, text: str) -> tuple[tuple[str, str, float, str, int], ...]:
         """(concept, label, value, unit, position) of each lab value or temperature a sentence states, in
@@ -553,15 +570,24 @@ class NoteExtractor:
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1) or post.group(2))) is not None:
             return max(dated) + timedelta(days=n)
-        # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead
-        hits = [h for h in st.dates(text) if h.precision == "day" and h.when.date() <= st.note.when]
+        # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead.
+        # A month-only date ("A1c 9.1% (06/2024)") dates the value too: an old value is not today's.
+        hits = [h for h in st.dates(text) if h.precision in ("day", "month") and h.when.date() <= st.note.when]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
-            return after[0].when
+            return self._latest_in(after[0], st.note.when)
         before = [h for h in hits if h.end <= pos]
         if before and pos - before[-1].end < 30:
-            return before[-1].when
+            return self._latest_in(before[-1], st.note.when)
         return self._day(st.note.when)
+
+    def _latest_in(self, hit: DateHit, note_day: date) -> datetime:
+        """A stated date as a value's date; a calendar month ("06/2024", "April 2026") is read as its last day
+        (or the note's day, if sooner): the latest the value can be, so it is never made older than it may be."""
+        if hit.precision != "month" or hit.relative:
+            return hit.when
+        nxt = (hit.when.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return min(nxt - timedelta(days=1), self._day(note_day))
 
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
@@ -1080,7 +1106,6 @@ _AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|;|,(?!\s*\d)", re.I)  # "40 mg/mL,
 _VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b", re.I)
 # strength: "10 mg/mL", "40mg/1mL", "1%", or a brand's strength suffix ("Kenalog-40" is 40 mg/mL)
 _PER_ML = MG_PER_ML_STRENGTH  # the engine's own strength patterns, so a note and a FHIR text read alike
-_PERCENT = PERCENT_STRENGTH
 # a product's strength after its name ("Kenalog-40", "Depo-Medrol 40"): mg/mL, used only with a volume
 _BRAND_STRENGTH = re.compile(r"^(?:-|\s)(\d{1,2})\b(?!\s*(?:mg|mcg|ml|cc|%|/|\.\d))", re.I)
 
@@ -1111,8 +1136,8 @@ def _volume_dose(text: str, start: int, end: int) -> float | None:
         if per_ml.group(2):  # "40 mg/1 mL": 40 mg given in 1 mL, unless another volume follows
             given_in = float(per_ml.group(1))
         near = near[:per_ml.start()] + " " + near[per_ml.end():]  # its "mL" is not the volume
-    elif (pct := _PERCENT.search(near)) is not None:
-        strength = float(pct.group(1)) * 10
+    elif (pct := percent_strength(near)) is not None:
+        strength = pct * 10
     vol = _VOLUME.search(near)
     if not vol or strength is None:
         return given_in
