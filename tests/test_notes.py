@@ -101,6 +101,21 @@ ASSESS_CASES = [
      "76 yo M, R knee OA; completed physical therapy. Mechanical mitral valve on warfarin. INR 3.2 today.",
      "76 yo M, R knee OA; completed physical therapy. Mechanical mitral valve on warfarin, INR goal 2.5-3.5. "
      "INR 3.2 today."),
+    # a medicine the note says was stopped is not taken now
+    ("caution.immunosuppression", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis on Humira 40 mg every 2 weeks.",
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis, Humira stopped last year."),
+    ("caution.immunosuppression", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. RA. On Xeljanz since Humira was stopped.",
+     "56 yo F, R knee OA; completed physical therapy. RA. Xeljanz was discontinued in the spring; no biologic since."),
+    # a chronic skin disease is a contraindication where the record places it over the target, not anywhere
+    ("contraindication.skin-infection-at-site", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. Psoriatic plaque over the anterior R knee.",
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis, on topical treatment."),
+    # a pregnancy that is over ("before pregnancy", "postpartum") is not a pregnancy now
+    ("caution.pregnancy", KNEE,
+     "32 yo F, R knee OA; completed physical therapy. G2P1 at 28 weeks gestation.",
+     "32 yo F, 3 weeks postpartum, breastfeeding. R knee OA, completed physical therapy before pregnancy."),
     # the nouns of a hot joint
     ("contraindication.infection-suspected", KNEE,
      "76 yo M, R knee OA; completed physical therapy. 3 days of increased R knee swelling and warmth.",

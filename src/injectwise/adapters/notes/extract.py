@@ -66,6 +66,13 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+# A medicine the sentence says is no longer taken, the words right after it or right before it (not a hold: the
+# anticoagulants and antiplatelets read holds in `_hold`).
+_STOP = r"(?:stopped|discontinued|ceased|d/c'?d|came off|weaned off|tapered off|no longer (?:on|taking|takes))"
+# (only its dose or timing between: "On Xeljanz since Humira was stopped" leaves Xeljanz current)
+STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|as|then|so|until|before|for)\b)[^.;,]){{0,25}}?"
+                           rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
+STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
 # "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
 INR_TARGET = re.compile(r"\binr\b[^.;\d]{0,12}\b(?:goal|target|therapeutic range|range)\b[^.;\d]{0,12}"
                         r"\d(?:\.\d+)?\s*(?:-|–|to)\s*(?P<hi>\d(?:\.\d+)?)|"
@@ -363,7 +370,7 @@ class NoteExtractor:
             if c in cues.medication_concepts:
                 if is_allergy or (has_injection and c == "systemic-corticosteroid"):
                     continue
-                self._medication(st, m, prov)
+                self._medication(st, m, prov, text, s.start)
                 continue
             if arthroplasty_future and c.startswith("prosthetic-"):
                 continue  # a replacement still to come is not a prosthesis yet
@@ -401,13 +408,17 @@ class NoteExtractor:
         st.rec.conditions.append(cond)
         self._keep(st, ref, prov)
 
-    def _medication(self, st: _State, m: Mention, prov: Provenance) -> None:
+    def _medication(self, st: _State, m: Mention, prov: Provenance, text: str = "", base: int = 0) -> None:
+        """`text`: the mention's sentence, which starts at offset `base` of the analysed note."""
         if m.negated:
             return
         ref = st.ref("m")
         status, end = ("stopped" if m.historical else "active"), None
         if m.concept in HOLDABLE:
             status, end = self._hold(st, prov.quote, status)
+        elif text and (STOPPED_AFTER.match(text, m.end - base) or
+                       STOPPED_BEFORE.search(text[max(0, m.start - base - 40):m.start - base])):
+            status = "stopped"  # "Humira stopped last year", "discontinued methotrexate": not taken now
         st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
                                                                           m.matched), status=status, end=end))
         self._keep(st, ref, prov)
