@@ -116,6 +116,11 @@ ASSESS_CASES = [
     ("caution.pregnancy", KNEE,
      "32 yo F, R knee OA; completed physical therapy. G2P1 at 28 weeks gestation.",
      "32 yo F, 3 weeks postpartum, breastfeeding. R knee OA, completed physical therapy before pregnancy."),
+    # the note's later sentence holds the drug its earlier one listed
+    ("defer.anticoagulant-hold", EPIDURAL,
+     "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg.",
+     "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg. Plavix held, last "
+     "dose 03/02/2026, aspirin continued."),
     # the nouns of a hot joint
     ("contraindication.infection-suspected", KNEE,
      "76 yo M, R knee OA; completed physical therapy. 3 days of increased R knee swelling and warmth.",
@@ -409,3 +414,14 @@ def test_a_stated_inr_target_range_widens_only_the_low_risk_limit(tmp_path, kb, 
     r = assess_note(tmp_path, kb, f"76 yo M, R knee OA and lumbar stenosis; completed physical therapy. {text}",
                     "2026-03-10", plan)
     assert ("defer.anticoagulation-out-of-range" in ids(r)) is deferred, ids(r)
+
+
+@pytest.mark.parametrize("wording,over", [
+    ("each side Kenalog 20 mg + 1% lidocaine 10 mL + 0.5% bupivacaine 5 mL", True),  # 200 + 50 mg in all
+    ("Kenalog 20 mg + 1% lidocaine 10 mL + 0.5% bupivacaine 5 mL in all", False),  # 100 + 25 mg in all
+])
+def test_a_bilateral_plan_written_per_side_counts_both_sides(tmp_path, kb, wording, over):
+    r = assess_note(tmp_path, kb, f"68 yo F, weight 50 kg, bilateral GTPS after PT. Plan bilateral trochanteric bursa "
+                    f"injections: {wording}.", "2026-06-10")
+    assert r.subject["side"] == "bilateral"
+    assert ("dose.anesthetic-above-maximum" in ids(r)) is over, ids(r)

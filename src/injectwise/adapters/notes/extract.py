@@ -35,6 +35,7 @@ from injectwise.core.record import (
 )
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import RELIEF_PERCENT_TEXT  # the rating the review reads; notes join it to the injection
+from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
@@ -977,10 +978,13 @@ class NoteExtractor:
         sr = ServiceRequest(ref=ref, code=Coded((), clause.strip()), status="draft", intent="order",
                             authored=self._day(st.note.when))
         meds = []
+        # "each side", "per knee": the doses are per side (the bilateral day's total is twice them)
+        per_side = "per side" if PER_SIDE.search(clause) else ""
         for d, dose, unit in self._agents(clause):
             mref = st.ref("mr")
             meds.append(MedicationUse(ref=mref, medication=Coded((), d.label), status="draft", intent="order",
-                                      dose_value=dose, dose_unit=unit if dose is not None else "", reason_refs=(ref,)))
+                                      dose_value=dose, dose_unit=unit if dose is not None else "", reason_refs=(ref,),
+                                      dose_text=per_side))
         st.plans.append((sr, meds, bool(targets)))
         self._keep(st, ref, prov)
         for m in meds:

@@ -49,18 +49,23 @@ def reconcile_medications(rec: PatientRecord, added: list[str], kb: Knowledge | 
     ("Eliquis held, last dose 4/6") puts it on hold from that day: the more recent word wins, and says so. The
     same drug is recognised by its name in both texts, or, for an anticoagulant or antiplatelet, by the
     knowledge base (a brand in one and the generic in the other). Otherwise the list entry stays current, the
-    safe side."""
+    safe side. Within one note a later sentence's stop or hold likewise ends an earlier "on X"."""
     new = set(added)
     stops = [m for m in rec.medications if m.ref in new and m.status in ("stopped", "completed", "on-hold")
              and m.end is not None]
     if not stops:
         return
+    order = {m.ref: i for i, m in enumerate(rec.medications)}
     for o in rec.medications:
-        if o.ref in new or o.status not in ("active", "on-hold", "", None):
+        if o.status not in ("active", "on-hold", "", None) or (o.ref in new and o.end is not None):
             continue
         text = o.medication.all_text().lower()
         for n in stops:
             assert n.end is not None
+            # the note's own earlier word ("on aspirin and Plavix. Plavix held, last dose 6/3"): its later
+            # sentence is the more recent; a later "on X" (a restart) is left as it is
+            if o.ref in new and (n.ref == o.ref or order[n.ref] < order[o.ref]):
+                continue
             same = any(re.search(rf"\b{re.escape(w)}", text) for w in _drug_words(n))
             if not same:
                 aid = _antithrombotic(kb, n)
