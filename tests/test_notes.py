@@ -121,6 +121,10 @@ ASSESS_CASES = [
      "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg.",
      "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg. Plavix held, last "
      "dose 03/02/2026, aspirin continued."),
+    # a weekday after 'last dose' dates the hold (2026-03-10 is a Tuesday: Monday is 1 day back, Friday 4)
+    ("defer.anticoagulant-hold", EPIDURAL,
+     "68 yo M, L5 radiculopathy. AF on Eliquis 5 mg BID, last dose Monday evening.",
+     "68 yo M, L5 radiculopathy. AF on Eliquis 5 mg BID, last dose Friday evening."),
     # the nouns of a hot joint
     ("contraindication.infection-suspected", KNEE,
      "76 yo M, R knee OA; completed physical therapy. 3 days of increased R knee swelling and warmth.",
