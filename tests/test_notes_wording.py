@@ -131,6 +131,8 @@ def test_pain_course_written_with_arrows_or_words_is_read(tmp_path, kb, course):
     ("Kenalog-40 1 mL", 40), ("Kenalog-10 2 mL", 20), ("Kenalog 40 mg/mL, 2 mL", 80), ("Kenalog 40 mg", 40),
     ("triamcinolone 40mg/1mL", 40), ("triamcinolone 40 mg/1 mL, 2 mL", 80), ("Celestone Soluspan 6 mg", 6),
     ("Kenalog 40", None),  # 40 mg or 2 mL of Kenalog-40? The note does not say: unknown, not guessed
+    ("Celestone Soluspan 2 mL", 12), ("Celestone 1 mL", 6),  # one strength only: 6 mg/mL
+    ("Kenalog 2 mL", None), ("Depo-Medrol 1 mL", None),  # sold in several strengths: unknown
 ])
 def test_steroid_doses_written_as_products_volumes_and_strengths(tmp_path, kb, wording, mg):
     r = assess_note(tmp_path, kb, f"R knee OA, PT done 2025.\nPlan: R knee IA injection under US, {wording} with "
@@ -648,7 +650,7 @@ def test_the_patients_own_words_of_benefit(tmp_path, kb, sentence, response):
 
 
 @pytest.mark.parametrize("wording,mg", [
-    ("Celestone Soluspan 1 mL gave ~60% relief", None),  # an outcome beside a volume is no strength
+    ("Celestone Soluspan 1 mL gave ~60% relief", 6),  # the product's own 6 mg/mL, not "60%" (600 mg)
     ("Kenalog 1 mL, 50% better after", None),
     ("Kenalog-40 1 mL, 50% better after", 40),
 ])

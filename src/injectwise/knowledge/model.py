@@ -88,6 +88,8 @@ class Drug:
     max_mg: float | None = None  # local anaesthetic: absolute maximum single-session dose
     max_mg_per_kg: float | None = None  # local anaesthetic: weight-based maximum
     excipients: frozenset[str] = frozenset()  # allergy concepts of excipients in the usual products
+    # products sold in one strength only (mg/mL): a volume of them is a dose ("Celestone Soluspan 2 mL" = 12 mg)
+    products: tuple[tuple[re.Pattern[str], float], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

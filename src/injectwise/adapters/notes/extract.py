@@ -844,7 +844,9 @@ class NoteExtractor:
                 elif bare and 1 <= float(bare.group(1)) <= 200:  # "methylprednisolone 80/lido": mg by convention
                     out.append((d, float(bare.group(1)), "mg"))
                 else:
-                    out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
+                    named = text[m.start():word_end + 12]
+                    single = next((mg for pat, mg in d.products if pat.match(named)), None)
+                    out.append((d, _volume_dose(text, m.start(), m.end(), single), "mg"))
                 break
         return tuple(out)
 
@@ -1135,9 +1137,10 @@ def _plausible_temperature(value: float, unit: str) -> bool:
     return 34 <= value <= 43 if unit == "Cel" else 93 <= value <= 110
 
 
-def _volume_dose(text: str, start: int, end: int) -> float | None:
+def _volume_dose(text: str, start: int, end: int, single: float | None = None) -> float | None:
     """mg from a volume and a strength written beside the drug's name ("lidocaine 1% 4 mL", "4 mL of 1%
-    lidocaine", "10 mg/mL 3 mL", "Kenalog-40 1 mL"): 1% is 10 mg/mL. A volume without a strength stays unknown."""
+    lidocaine", "10 mg/mL 3 mL", "Kenalog-40 1 mL"): 1% is 10 mg/mL. `single`: the strength of a product sold in
+    one strength only ("Celestone Soluspan 2 mL"). A volume without a strength stays unknown."""
     after = _AGENT_SEP.split(text[end:end + 40], 1)[0]
     before = _AGENT_SEP.split(text[max(0, start - 24):start])[-1]
     strength: float | None = None
@@ -1153,6 +1156,8 @@ def _volume_dose(text: str, start: int, end: int) -> float | None:
         near = near[:per_ml.start()] + " " + near[per_ml.end():]  # its "mL" is not the volume
     elif (pct := percent_strength(near)) is not None:
         strength = pct * 10
+    if strength is None:
+        strength = single
     vol = _VOLUME.search(near)
     if not vol or strength is None:
         return given_in
