@@ -152,3 +152,20 @@ def test_every_concept_and_region_pattern_begins_with_a_known_prefix(kb):
     """A pattern that can begin anywhere ('^(?!...)...') is tried at every word start of every text: a
     lumbar-spine region pattern written that way once made the language layer 27% slower."""
     assert kb.terminology.matcher._anywhere.ids == []
+
+
+@pytest.mark.parametrize("products,fragment", [
+    ([{"text": "celestone", "mg_per_ml": 0}], "not plausible"),
+    ([{"text": "celestone"}], "needs text and mg_per_ml"),
+    ("celestone", "must be a list"),
+])
+def test_a_bad_single_strength_product_is_a_load_error(kb_copy, products, fragment):
+    _edit(kb_copy / "drugs.yaml", lambda d: d["corticosteroids"]["betamethasone"].update(products=products))
+    with pytest.raises(KnowledgeError, match=fragment):
+        _load_and_compile()
+
+
+def test_single_strength_products_are_data(kb):
+    ((pattern, mg),) = kb.drugs["betamethasone"].products
+    assert pattern.match("Celestone Soluspan") and mg == 6
+    assert kb.drugs["triamcinolone"].products == ()  # Kenalog comes as 10 and 40 mg/mL

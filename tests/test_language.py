@@ -76,6 +76,8 @@ def test_offsets_slice_back_to_the_match(kb):
     ("unable to walk more than 2 blocks", "cannot-bear-weight"),
     ("cannot walk further than 100 yards", "cannot-bear-weight"),
     ("prediabetes on diet", "diabetes"),
+    ("SpO2 97% on RA", "systemic-inflammatory"),  # room air
+    ("RA sats 95%", "systemic-inflammatory"),
 ])
 def test_traps_do_not_match(kb, text, concept):
     assert not [m for m in mentions(kb, text, concept) if m.asserted], text
@@ -88,6 +90,11 @@ def test_traps_do_not_match(kb, text, concept):
     ("PT twice weekly for 8 weeks", "exercise-therapy"),
     ("unable to walk since the fall", "cannot-bear-weight"),
     ("type 2 diabetes", "diabetes"),
+    ("seropositive RA with active knee synovitis", "systemic-inflammatory"),
+    ("RA on methotrexate", "systemic-inflammatory"),
+    ("seronegative inflammatory arthritis", "systemic-inflammatory"),
+    ("3 days of knee swelling and warmth", "hot-joint"),
+    ("redness and swelling of the knee", "hot-joint"),
 ])
 def test_true_counterparts_match(kb, text, concept):
     assert any(m.asserted for m in mentions(kb, text, concept)), text
@@ -113,7 +120,9 @@ def test_possible_counts_as_present(kb, text):
 
 @pytest.mark.parametrize("text", ["hx of septic arthritis", "History of septic arthritis", "septic arthritis in 2009",
                                   "In 2009 septic arthritis", "septic arthritis, resolved", "previous septic arthritis",
-                                  "prior septic arthritis", "remote septic arthritis"])
+                                  "prior septic arthritis", "remote septic arthritis",
+                                  "septic arthritis last year, now fully resolved",
+                                  "septic arthritis in the spring, completely resolved"])
 def test_historical_does_not_count_unless_the_concept_says(kb, text):
     m = one(kb, text, "joint-infection")
     assert m.historical and not m.asserted, text
@@ -132,7 +141,9 @@ def test_hypothetical(kb, text):
     assert m.hypothetical and not m.asserted, text
 
 
-@pytest.mark.parametrize("text", ["Mother had breast cancer", "Family history of cancer", "cancer in her mother"])
+@pytest.mark.parametrize("text", ["Mother had breast cancer", "Family history of cancer", "cancer in her mother",
+                                  "Mother and sister have breast cancer", "Both parents had cancer",
+                                  "Father, brother and uncle had colon cancer"])
 def test_family(kb, text):
     found = mentions(kb, text, "malignancy")  # "family history" is also an exclusion of malignancy
     assert all(m.family for m in found) and not any(m.asserted for m in found), text
@@ -242,3 +253,13 @@ def test_a_relative_with_a_condition_is_family_but_the_patient_after_a_new_sente
     assert one(kb, "Brother with lumbar radiculopathy.", "radicular-pain").family
     assert one(kb, "FHx: lupus.\nR L5 radiculopathy on exam.", "radicular-pain").asserted
 
+
+def test_relatives_named_together_leave_the_patients_own_mentions(kb):
+    assert one(kb, "Type 2 diabetes on metformin; her mother and sister too", "diabetes").asserted
+    assert not one(kb, "Not diabetic; mother and sister have type 2 diabetes", "diabetes").asserted
+
+
+def test_forearm_muscles_place_a_text_at_the_elbow(kb):
+    regions = {r for r, reg in kb.regions.items() if any(p.search("eccentric wrist extensor loading") for p in reg.text)}
+    assert "elbow" in regions
+    assert "elbow" not in {r for r, reg in kb.regions.items() if any(p.search("wrist splint") for p in reg.text)}

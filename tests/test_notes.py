@@ -23,6 +23,9 @@ SHOULDER = {"target": "subacromial-bursa", "side": "left", "guidance": "ultrasou
 EPIDURAL = {"target": "lumbar-epidural", "guidance": "fluoroscopy", "steroid": "dexamethasone", "dose": 10}
 TROCH = {"target": "greater-trochanteric-bursa", "side": "left", "guidance": "landmark", "steroid": "betamethasone",
          "dose": 6}
+NERVE = {"target": "peripheral-nerve", "side": "right", "guidance": "ultrasound", "steroid": "methylprednisolone",
+         "dose": 40}
+ELBOW = {"target": "lateral-epicondyle", "side": "right", "guidance": "landmark", "steroid": "Depo-Medrol", "dose": 20}
 
 
 def _record(tmp_path: Path, kb, text: str, on: str, name: str = "note.txt"):
@@ -82,6 +85,55 @@ ASSESS_CASES = [
     ("defer.conservative-care-not-tried", TROCH,
      "44 yo F, 4 weeks of L lateral hip pain, tender over the greater trochanter. No treatment so far.",
      "44 yo F, 4 months of L lateral hip pain, tender over the greater trochanter. Completed 12 weeks of PT."),
+    # relatives named together are family history, not the patient's diabetes
+    ("caution.diabetes", KNEE,
+     "63 yo F, R knee OA; completed physical therapy. Type 2 diabetes on metformin.",
+     "63 yo F, R knee OA; completed physical therapy. Not diabetic; mother and sister have type 2 diabetes."),
+    # a value dated by month only is as old as its month: an HbA1c of 06/2024 is not current control
+    ("defer.uncontrolled-diabetes", KNEE,
+     "69 yo F, R knee OA; completed physical therapy. T2DM on insulin: A1c 9.1% (02/2026).",
+     "69 yo F, R knee OA; completed physical therapy. T2DM on insulin: A1c 9.1% (06/2024), now 7.2% (02/2026)."),
+    # when it was drawn, between the lab's name and its value; an intermediate-risk target wants INR <= 1.5
+    ("defer.anticoagulation-out-of-range", EPIDURAL,
+     "75 yo M, lumbar stenosis with L5 radicular pain. On Coumadin, held x5 days. INR this morning 1.6.",
+     "75 yo M, lumbar stenosis with L5 radicular pain. On Coumadin, held x5 days. INR this morning 1.1."),
+    # within the patient's own documented INR range is in range for a low-risk joint injection
+    ("defer.anticoagulation-out-of-range", KNEE,
+     "76 yo M, R knee OA; completed physical therapy. Mechanical mitral valve on warfarin. INR 3.2 today.",
+     "76 yo M, R knee OA; completed physical therapy. Mechanical mitral valve on warfarin, INR goal 2.5-3.5. "
+     "INR 3.2 today."),
+    # a medicine the note says was stopped is not taken now
+    ("caution.immunosuppression", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis on Humira 40 mg every 2 weeks.",
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis, Humira stopped last year."),
+    ("caution.immunosuppression", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. RA. On Xeljanz since Humira was stopped.",
+     "56 yo F, R knee OA; completed physical therapy. RA. Xeljanz was discontinued in the spring; no biologic since."),
+    # a chronic skin disease is a contraindication where the record places it over the target, not anywhere
+    ("contraindication.skin-infection-at-site", KNEE,
+     "56 yo F, R knee OA; completed physical therapy. Psoriatic plaque over the anterior R knee.",
+     "56 yo F, R knee OA; completed physical therapy. Psoriasis, on topical treatment."),
+    # a pregnancy that is over ("before pregnancy", "postpartum") is not a pregnancy now
+    ("caution.pregnancy", KNEE,
+     "32 yo F, R knee OA; completed physical therapy. G2P1 at 28 weeks gestation.",
+     "32 yo F, 3 weeks postpartum, breastfeeding. R knee OA, completed physical therapy before pregnancy."),
+    # the note's later sentence holds the drug its earlier one listed
+    ("defer.anticoagulant-hold", EPIDURAL,
+     "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg.",
+     "68 yo M, L5 radicular pain from stenosis. Stent 2023; on aspirin 81 mg and Plavix 75 mg. Plavix held, last "
+     "dose 03/02/2026, aspirin continued."),
+    # a weekday after 'last dose' dates the hold (2026-03-10 is a Tuesday: Monday is 1 day back, Friday 4)
+    ("defer.anticoagulant-hold", EPIDURAL,
+     "68 yo M, L5 radiculopathy. AF on Eliquis 5 mg BID, last dose Monday evening.",
+     "68 yo M, L5 radiculopathy. AF on Eliquis 5 mg BID, last dose Friday evening."),
+    # the nouns of a hot joint
+    ("contraindication.infection-suspected", KNEE,
+     "76 yo M, R knee OA; completed physical therapy. 3 days of increased R knee swelling and warmth.",
+     "76 yo M, R knee OA; completed physical therapy. No R knee swelling or warmth."),
+    # an illness that is over ("now fully resolved") is history
+    ("contraindication.infection-suspected", KNEE,
+     "66 yo F, R knee OA; completed physical therapy. Febrile viral illness since yesterday.",
+     "66 yo F, R knee OA; completed physical therapy. Febrile viral illness last month, now fully resolved."),
 ]
 
 
@@ -405,3 +457,74 @@ def test_an_undated_injection_alone_cannot_be_reviewed(tmp_path, kb):
 
     with pytest.raises(NotApplicable):
         review_note(tmp_path, kb, "Had a R hip steroid injection elsewhere, date unknown; no better.", "2026-05-01")
+
+@pytest.mark.parametrize("steroid,anesthetic,drug,local", [
+    ("Kenalog-40", "Xylocaine", "triamcinolone", "lidocaine"), ("Depo-Medrol", "Marcaine 0.5%", "methylprednisolone",
+                                                                "bupivacaine"),
+    ("Celestone Soluspan", "Naropin", "betamethasone", "ropivacaine"), ("methylprednisolone", "lidocaine",
+                                                                        "methylprednisolone", "lidocaine"),
+])
+def test_a_planned_agent_may_be_named_by_its_brand(tmp_path, kb, steroid, anesthetic, drug, local):
+    """The order (or --steroid / --anesthetic) names a product as a clinician writes it."""
+    plan = {**KNEE, "steroid": steroid, "anesthetic": anesthetic}
+    r = assess_note(tmp_path, kb, "R knee OA; completed physical therapy.", "2026-03-10", plan)
+    assert r.subject["steroid"]["drug"] == drug
+    assert [a["drug"] for a in r.subject["anesthetics"]] == [local]
+
+
+@pytest.mark.parametrize("steroid", ["Xarelto", "lidocaine", "aspirin"])
+def test_a_planned_steroid_that_is_no_corticosteroid_is_refused(tmp_path, kb, steroid):
+    from injectwise.core.errors import InputError
+    with pytest.raises(InputError, match="unknown corticosteroid"):
+        assess_note(tmp_path, kb, "R knee OA; completed physical therapy.", "2026-03-10", {**KNEE, "steroid": steroid})
+
+
+def test_wrist_extensor_loading_is_conservative_care_for_the_elbow(tmp_path, kb):
+    from datetime import datetime
+
+    from injectwise.core.record import Coded, Coding, Procedure
+    base = "51 yo F, R lateral epicondylitis 6 months."
+    for text, tried in (("Physical therapy - eccentric wrist extensor loading", True),
+                        ("Physical therapy - thumb and finger splinting", False)):
+        rec = _record(tmp_path, kb, base, "2026-07-20")
+        rec.unavailable = ()  # the therapy list is complete: only the coded course is there
+        rec.procedures.append(Procedure(ref="Procedure/pt", code=Coded((Coding("http://snomed.info/sct", "91251008",
+                                                                               text),), text), status="completed",
+                                        start=datetime(2026, 2, 1), end=datetime(2026, 4, 15)))
+        r = assess(rec, kb, date(2026, 7, 20), PlanOverrides(**ELBOW))
+        assert ("defer.conservative-care-not-tried" not in ids(r)) is tried, (text, ids(r))
+
+
+@pytest.mark.parametrize("diagnosis,uncertain", [
+    ("R glenohumeral OA", False), ("R rotator cuff tendinopathy", False), ("R knee OA", False),
+    ("R meralgia paresthetica", False), ("", True),
+])
+def test_a_joint_sensory_nerve_block_treats_that_joints_pain(tmp_path, kb, diagnosis, uncertain):
+    """Suprascapular (shoulder), genicular (knee) and articular-branch (hip) blocks treat the joint's pain
+    (Benzon 2024); with no diagnosis at all the block's target is still uncertain."""
+    r = assess_note(tmp_path, kb, f"82 yo F, {diagnosis}, 3 months of PT without change. Plan US-guided R nerve block.",
+                    "2026-03-10", NERVE)
+    assert ("defer.diagnosis-uncertain" in ids(r)) is uncertain, ids(r)
+
+
+@pytest.mark.parametrize("text,plan,deferred", [
+    ("On warfarin, INR goal 2.5-3.5. INR 3.6 today.", KNEE, True),  # above the stated range
+    ("On warfarin, INR goal 2.0-4.5. INR 4.2 today.", KNEE, True),  # a stated range is honoured only up to 3.5
+    ("On warfarin, target INR 2.5 to 3.5. INR 3.4 today.", KNEE, False),
+    ("On warfarin held 5 days, INR goal 2.5-3.5. INR 1.8 today.", EPIDURAL, True),  # intermediate risk: 1.5 still
+])
+def test_a_stated_inr_target_range_widens_only_the_low_risk_limit(tmp_path, kb, text, plan, deferred):
+    r = assess_note(tmp_path, kb, f"76 yo M, R knee OA and lumbar stenosis; completed physical therapy. {text}",
+                    "2026-03-10", plan)
+    assert ("defer.anticoagulation-out-of-range" in ids(r)) is deferred, ids(r)
+
+
+@pytest.mark.parametrize("wording,over", [
+    ("each side Kenalog 20 mg + 1% lidocaine 10 mL + 0.5% bupivacaine 5 mL", True),  # 200 + 50 mg in all
+    ("Kenalog 20 mg + 1% lidocaine 10 mL + 0.5% bupivacaine 5 mL in all", False),  # 100 + 25 mg in all
+])
+def test_a_bilateral_plan_written_per_side_counts_both_sides(tmp_path, kb, wording, over):
+    r = assess_note(tmp_path, kb, f"68 yo F, weight 50 kg, bilateral GTPS after PT. Plan bilateral trochanteric bursa "
+                    f"injections: {wording}.", "2026-06-10")
+    assert r.subject["side"] == "bilateral"
+    assert ("dose.anesthetic-above-maximum" in ids(r)) is over, ids(r)

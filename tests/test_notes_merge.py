@@ -32,3 +32,49 @@ def test_a_stop_of_another_drug_or_an_earlier_course_leaves_the_list_entry(liste
     rec, coded = _rec(listed, start, said, stopped)
     reconcile_medications(rec, ["note#m1"])
     assert coded.status == "active" and coded.end is None
+
+
+def _held(listed: str, start: str, said: str, last_dose: str) -> tuple[PatientRecord, MedicationUse]:
+    rec, coded = _rec(listed, start, said, last_dose)
+    rec.medications[1].status = "on-hold"
+    return rec, coded
+
+
+@pytest.mark.parametrize("listed,said", [
+    ("Eliquis 5 mg BID", "Eliquis"),  # the same name
+    ("apixaban 5 mg twice daily", "Eliquis"),  # generic on the list, brand in the note: the same drug
+    ("Coumadin 5 mg daily", "warfarin"),
+])
+def test_a_note_that_dates_a_hold_puts_the_listed_drug_on_hold(kb, listed, said):
+    rec, coded = _held(listed, "2021-02-01", said, "2026-04-06")
+    reconcile_medications(rec, ["note#m1"], kb)
+    assert coded.status == "on-hold" and coded.end == datetime(2026, 4, 6)
+    assert "held" in coded.medication.text and "per note#m1" in coded.medication.text
+
+
+@pytest.mark.parametrize("listed,said", [
+    ("Xarelto 20 mg daily", "Eliquis"),  # another anticoagulant
+    ("metformin 1000 mg", "Eliquis"),  # not an anticoagulant at all
+])
+def test_a_hold_of_another_drug_leaves_the_list_entry(kb, listed, said):
+    rec, coded = _held(listed, "2021-02-01", said, "2026-04-06")
+    reconcile_medications(rec, ["note#m1"], kb)
+    assert coded.status == "active" and coded.end is None
+
+
+def test_a_later_sentence_of_the_note_holds_its_earlier_on_x(kb):
+    """'On aspirin and Plavix. Plavix held, last dose 6/3': the hold is the note's more recent word."""
+    said = MedicationUse(ref="note#m1", medication=Coded((), "Plavix"), status="active")
+    held = MedicationUse(ref="note#m2", medication=Coded((), "Plavix"), status="on-hold", end=datetime(2026, 6, 3))
+    rec = PatientRecord(patient=Patient(ref="Patient/p"), medications=[said, held])
+    reconcile_medications(rec, ["note#m1", "note#m2"], kb)
+    assert said.status == "on-hold" and said.end == datetime(2026, 6, 3)
+
+
+def test_a_restart_later_in_the_note_stays_current(kb):
+    """'Warfarin stopped in May for the bleed. Restarted warfarin last week': the later word is the restart."""
+    stopped = MedicationUse(ref="note#m1", medication=Coded((), "warfarin"), status="stopped", end=datetime(2026, 5, 1))
+    again = MedicationUse(ref="note#m2", medication=Coded((), "warfarin"), status="active")
+    rec = PatientRecord(patient=Patient(ref="Patient/p"), medications=[stopped, again])
+    reconcile_medications(rec, ["note#m1", "note#m2"], kb)
+    assert again.status == "active" and again.end is None

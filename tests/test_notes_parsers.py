@@ -42,6 +42,8 @@ REF = date(2026, 6, 8)
     ("Dec ROM, she may need it", []),  # decreased range of motion; "may" the verb
     ("6/52 ago", ["2026-04-27"]), ("3/12 ago", ["2026-03-09"]), ("10d ago", ["2026-05-29"]),  # weeks, months, days
     ("on Monday", ["2026-06-01"]), ("3/12", ["2026-03-12"]),  # REF is a Monday: the Monday before
+    ("last dose Sunday evening", ["2026-06-07"]), ("held since Friday", ["2026-06-05"]),  # when last taken
+    ("Sunday roast", []), ("Friday clinic", []),  # a weekday word with no 'when' word before it
 ])
 def test_dates_resolve_against_the_note_date(text, want):
     assert [h.when.date().isoformat() for h in find_dates(text, REF)] == want

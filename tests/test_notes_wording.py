@@ -131,6 +131,8 @@ def test_pain_course_written_with_arrows_or_words_is_read(tmp_path, kb, course):
     ("Kenalog-40 1 mL", 40), ("Kenalog-10 2 mL", 20), ("Kenalog 40 mg/mL, 2 mL", 80), ("Kenalog 40 mg", 40),
     ("triamcinolone 40mg/1mL", 40), ("triamcinolone 40 mg/1 mL, 2 mL", 80), ("Celestone Soluspan 6 mg", 6),
     ("Kenalog 40", None),  # 40 mg or 2 mL of Kenalog-40? The note does not say: unknown, not guessed
+    ("Celestone Soluspan 2 mL", 12), ("Celestone 1 mL", 6),  # one strength only: 6 mg/mL
+    ("Kenalog 2 mL", None), ("Depo-Medrol 1 mL", None),  # sold in several strengths: unknown
 ])
 def test_steroid_doses_written_as_products_volumes_and_strengths(tmp_path, kb, wording, mg):
     r = assess_note(tmp_path, kb, f"R knee OA, PT done 2025.\nPlan: R knee IA injection under US, {wording} with "
@@ -645,3 +647,17 @@ def test_a_bare_number_after_a_generic_steroid_is_mg_after_a_brand_unknown(tmp_p
 def test_the_patients_own_words_of_benefit(tmp_path, kb, sentence, response):
     text = f"S/p L GTB inj (US, triamcinolone 40 mg) 6 wks ago. {sentence}\n"
     assert review_note(tmp_path, kb, text, "2026-10-05").outcome == response
+
+
+@pytest.mark.parametrize("wording,mg", [
+    ("Celestone Soluspan 1 mL gave ~60% relief", 6),  # the product's own 6 mg/mL, not "60%" (600 mg)
+    ("Kenalog 1 mL, 50% better after", None),
+    ("Kenalog-40 1 mL, 50% better after", 40),
+])
+def test_a_percent_relief_beside_a_volume_is_not_a_strength(tmp_path, kb, wording, mg):
+    from injectwise.engine.clinical import percent_strength
+    rec = _record(tmp_path, kb, f"R SI joint injection 04/01/2026 ({wording}).\n", "2026-06-24")
+    doses = [a.dose_value for a in rec.administrations if a.medication.text.lower().startswith(("betameth", "triamc"))]
+    assert doses == [mg], doses
+    assert percent_strength("~60% relief") is None and percent_strength("12% 2 mL") is None
+    assert percent_strength("lidocaine 1% 4 mL") == 1 and percent_strength("0.5% bupivacaine") == 0.5

@@ -67,8 +67,23 @@ def _mg_per_ml_of(text: str) -> float | None:
     m = MG_PER_ML_STRENGTH.search(text)
     if m:
         return float(m.group(1)) / float(m.group(2) or 1)
-    m = PERCENT_STRENGTH.search(text)
-    return float(m.group(1)) * 10 if m else None
+    pct = percent_strength(text)
+    return pct * 10 if pct is not None else None
+
+
+# an injectable solution's percent strength is small (lidocaine 0.5-2%, bupivacaine 0.25-0.75%); "60% relief" or
+# "50% better" beside a dose is an outcome, not a strength
+MAX_PERCENT_STRENGTH = 5.0
+_PERCENT_OUTCOME = re.compile(r"\s*(?:relief|better|improve|reduction|response|decrease|less|pain)", re.I)
+
+
+def percent_strength(text: str) -> float | None:
+    """The first percent in the text that can be a solution's strength (at most MAX_PERCENT_STRENGTH, not an outcome)."""
+    for pct in PERCENT_STRENGTH.finditer(text):
+        value = float(pct.group(1))
+        if value <= MAX_PERCENT_STRENGTH and not _PERCENT_OUTCOME.match(text, pct.end()):
+            return value
+    return None
 
 
 @lru_cache(maxsize=4096)

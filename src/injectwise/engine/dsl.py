@@ -233,8 +233,8 @@ class Compiler:
         active = arg.get("active", True)
         recent = self.number(arg["recent_days"]) if "recent_days" in arg else None
         region = arg.get("region", "any")
-        if region not in ("any", "target", "target-area"):
-            raise self.err(f"region must be any, target or target-area, got {region!r}")
+        if region not in ("any", "target", "target-named", "target-area"):
+            raise self.err(f"region must be any, target, target-named or target-area, got {region!r}")
         side = arg.get("side", "any")
         after = arg.get("after")
         if after not in (None, "injection", "series"):
@@ -349,7 +349,11 @@ def _const(c: Any) -> Callable[[Context], Any]:
 
 
 def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
-    """A finding with no recorded location could be at the site: safety counts it as a match."""
+    """A finding with no recorded location could be at the site: safety counts it as a match, except in
+    mode target-named, for findings that are only at the site when the record says so (a chronic skin disease
+    such as psoriasis is somewhere on the body, not presumed over the needle path)."""
+    if mode == "target-named" and not regions:
+        return False
     if "*" in regions or not regions:
         return True
     inj = ctx.injection
@@ -357,7 +361,7 @@ def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
     wanted = {target_region} if target_region else set(ctx.view.regions_of_text(f"{inj.text} {inj.notes}")) - {"*"}
     if not wanted:
         return True
-    if mode == "target":
+    if mode in ("target", "target-named"):
         return bool(wanted & regions)
     kb = ctx.kb
     areas = {kb.regions[r].area for r in wanted}

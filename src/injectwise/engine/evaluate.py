@@ -344,18 +344,18 @@ def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides, drafts: list[
         name = ov.steroid or (base.steroid.drug.id if base.steroid and base.steroid.drug else None)
         if name is None:
             raise InputError("--dose needs --steroid when the bundle has no planned corticosteroid")
-        drug = kb.drugs.get(name.lower())
-        if drug is None or drug.kind != "corticosteroid":
+        drug = kb.drug_named(name, "corticosteroid")
+        if drug is None:
             known = ", ".join(d.id for d in kb.drugs.values() if d.kind == "corticosteroid")
             raise InputError(f"unknown corticosteroid {name!r}; known: {known}")
         dose = ov.dose if ov.dose is not None else (base.steroid.dose_mg if base.steroid else None)
         tae = dose * kb.equivalence_reference_mg / drug.equivalent_mg if dose is not None and drug.equivalent_mg else None
         base.steroid = Agent(drug, drug.label, dose, tae, "cli:steroid")
     if ov.anesthetic is not None:
-        drug = kb.drugs.get(ov.anesthetic.lower())
-        if ov.anesthetic.lower() == "none":
+        drug = kb.drug_named(ov.anesthetic, "anesthetic")
+        if ov.anesthetic.strip().lower() == "none":
             base.anesthetics = []
-        elif drug is None or drug.kind != "anesthetic":
+        elif drug is None:
             known = ", ".join(d.id for d in kb.drugs.values() if d.kind == "anesthetic")
             raise InputError(f"unknown anaesthetic {ov.anesthetic!r}; known: {known}, none")
         else:

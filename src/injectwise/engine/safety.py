@@ -231,7 +231,14 @@ def inr_above_risk_limit(ctx: Context) -> Fact:
     if inr.value is None:
         return Fact(None, [], inr.text)
     limit = ctx.p(name)
-    return Fact(inr.value > limit, inr.evidence, f"{inr.value:g} (limit {limit:g} for a {risk}-risk procedure)")
+    why = f"limit {limit:g} for a {risk}-risk procedure"
+    evidence = list(inr.evidence)
+    if name == "inr_upper_limit":  # low risk: in the patient's own documented range is in range
+        stated = ctx.view.latest("inr-target-upper")
+        if stated is not None and limit < stated.value <= ctx.p("inr_stated_target_max"):
+            limit, why = stated.value, f"within the patient's stated target range, upper end {stated.value:g}"
+            evidence.append(Evidence(stated.ref, stated.label, f"{stated.value:g}", stated.when))
+    return Fact(inr.value > limit, evidence, f"{inr.value:g} ({why})")
 
 
 @fact

@@ -264,6 +264,24 @@ def _load_targets(doc: dict[str, Any], citations: dict[str, Citation], term: Ter
     return out, order
 
 
+def _products(where: str, products: Any) -> tuple[tuple[re.Pattern[str], float], ...]:
+    """Single-strength products: [{text: pattern, mg_per_ml: number}]."""
+    if products is None:
+        return ()
+    if not isinstance(products, list):
+        raise KnowledgeError(f"{where}: products must be a list")
+    out = []
+    for p in products:
+        if not isinstance(p, dict) or set(p) != {"text", "mg_per_ml"}:
+            raise KnowledgeError(f"{where}: each product needs text and mg_per_ml")
+        (pattern,) = _regexes(where, [p["text"]])
+        strength = float(p["mg_per_ml"])
+        if not 0 < strength <= 200:
+            raise KnowledgeError(f"{where}: product strength {strength!r} mg/mL is not plausible")
+        out.append((pattern, strength))
+    return tuple(out)
+
+
 def _load_drugs(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str, Drug]:
     out = {}
     for section, kind in (("corticosteroids", "corticosteroid"), ("anesthetics", "anesthetic"),
@@ -282,7 +300,8 @@ def _load_drugs(doc: dict[str, Any], citations: dict[str, Citation]) -> dict[str
                 judge_after_days=float(d["judge_after_days"]) if "judge_after_days" in d else None,
                 max_mg=float(d["max_mg"]) if "max_mg" in d else None,
                 max_mg_per_kg=float(d["max_mg_per_kg"]) if "max_mg_per_kg" in d else None,
-                excipients=frozenset(d.get("excipients", [])))
+                excipients=frozenset(d.get("excipients", [])),
+                products=_products(where, d.get("products")))
             if kind == "corticosteroid" and out[did].equivalent_mg is None:
                 raise KnowledgeError(f"{where}: a corticosteroid needs equivalent_mg")
     return out

@@ -88,6 +88,8 @@ class Drug:
     max_mg: float | None = None  # local anaesthetic: absolute maximum single-session dose
     max_mg_per_kg: float | None = None  # local anaesthetic: weight-based maximum
     excipients: frozenset[str] = frozenset()  # allergy concepts of excipients in the usual products
+    # products sold in one strength only (mg/mL): a volume of them is a dose ("Celestone Soluspan 2 mL" = 12 mg)
+    products: tuple[tuple[re.Pattern[str], float], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -153,6 +155,19 @@ class Knowledge:
 
     def p(self, name: str) -> float:
         return self.policy[name].value
+
+    def drug_named(self, name: str, kind: str) -> Drug | None:
+        """The drug of this kind a planned-agent name means: its id ("triamcinolone"), else the first whose
+        name patterns match it, so a brand or product ("Kenalog-40", "Depo-Medrol", "Celestone Soluspan",
+        "Marcaine 0.5%") resolves as it does in a record."""
+        k = name.strip().lower()
+        d = self.drugs.get(k)
+        if d is not None:
+            return d if d.kind == kind else None
+        for d in self.drugs.values():
+            if d.kind == kind and any(p.search(name) for p in d.text):
+                return d
+        return None
 
     def target(self, key: str) -> Target | None:
         k = key.strip().lower()

@@ -33,8 +33,9 @@ from injectwise.core.record import (
     Provenance,
     ServiceRequest,
 )
-from injectwise.engine.clinical import MG_PER_ML_STRENGTH, PERCENT_STRENGTH, side_of
+from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import RELIEF_PERCENT_TEXT  # the rating the review reads; notes join it to the injection
+from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
 from injectwise.language import Mention, Sentence, analyze
@@ -70,12 +71,26 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({N
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
                         r"clopidogrel) )", re.I)
+# A medicine the sentence says is no longer taken, the words right after it or right before it (not a hold: the
+# anticoagulants and antiplatelets read holds in `_hold`).
+_STOP = r"(?:stopped|discontinued|ceased|d/c'?d|came off|weaned off|tapered off|no longer (?:on|taking|takes))"
+# (only its dose or timing between: "On Xeljanz since Humira was stopped" leaves Xeljanz current)
+STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|as|then|so|until|before|for)\b)[^.;,]){{0,25}}?"
+                           rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
+STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
+# "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
+INR_TARGET = re.compile(r"\binr\b[^.;\d]{0,12}\b(?:goal|target|therapeutic range|range)\b[^.;\d]{0,12}"
+                        r"\d(?:\.\d+)?\s*(?:-|–|to)\s*(?P<hi>\d(?:\.\d+)?)|"
+                        r"\b(?:goal|target)\s+inr\b[^.;\d]{0,12}\d(?:\.\d+)?\s*(?:-|–|to)\s*(?P<hi2>\d(?:\.\d+)?)", re.I)
 KL_GRADE = re.compile(r"\b(?:kl|k-l|kellgren[- ]lawrence)(?: grade)?\s*(?:of |= ?|: ?)?([0-4])\b(?![./]\d)|"
                       r"\bgrade ([0-4]) (?:kl|k-l|kellgren)", re.I)
 _KL_SCREEN = re.compile(r"\bk-?l\b|kellgren", re.I)
 HOLD_FOR_DAYS = re.compile(rf"\b(?:for|x|since|×)\s*({NUMBER})\s*days?\b|\b({NUMBER})\s*days?\s+ago\b", re.I)
 # "HbA1c 8.1", "INR was 3.2", "sugars were in the 300s", "glucose running up to 320"
 VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|today's|level|running|ran|up to|as high as|"
+                         # when it was taken, between the name and the value: "INR this morning 1.6", "A1c last week 9.2"
+                         rf"this (?:morning|am|afternoon|evening)|yesterday|last (?:week|night)|earlier(?: today)?|"
+                         rf"on (?:arrival|admission)|at triage|checked|drawn|measured|rechecked|repeat|"
                          rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
@@ -354,6 +369,7 @@ class NoteExtractor:
                 inj.notes += " " + " ".join(text.split()) + mark
         if "lab" in near:
             self._labs(st, text, prov)
+            self._inr_target(st, text, prov)
         if _KL_SCREEN.search(text):
             self._kl_grade(st, text, prov)
         self._pain(st, text, prov)
@@ -374,7 +390,7 @@ class NoteExtractor:
             if c in cues.medication_concepts:
                 if is_allergy or (has_injection and c == "systemic-corticosteroid"):
                     continue
-                self._medication(st, m, prov)
+                self._medication(st, m, prov, text, s.start)
                 continue
             if arthroplasty_future and c.startswith("prosthetic-"):
                 continue  # a replacement still to come is not a prosthesis yet
@@ -412,13 +428,17 @@ class NoteExtractor:
         st.rec.conditions.append(cond)
         self._keep(st, ref, prov)
 
-    def _medication(self, st: _State, m: Mention, prov: Provenance) -> None:
+    def _medication(self, st: _State, m: Mention, prov: Provenance, text: str = "", base: int = 0) -> None:
+        """`text`: the mention's sentence, which starts at offset `base` of the analysed note."""
         if m.negated:
             return
         ref = st.ref("m")
         status, end = ("stopped" if m.historical else "active"), None
         if m.concept in HOLDABLE:
             status, end = self._hold(st, prov.quote, status)
+        elif text and (STOPPED_AFTER.match(text, m.end - base) or
+                       STOPPED_BEFORE.search(text[max(0, m.start - base - 40):m.start - base])):
+            status = "stopped"  # "Humira stopped last year", "discontinued methotrexate": not taken now
         st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
                                                                           m.matched), status=status, end=end))
         self._keep(st, ref, prov)
@@ -452,6 +472,15 @@ class NoteExtractor:
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
         for concept, label, value, unit, pos in self._lab_memo(text):
             self._observation(st, concept, label, value, unit, self._date_near(st, text, pos), prov)
+
+    def _inr_target(self, st: _State, text: str, prov: Provenance) -> None:
+        """The patient's own INR target range ("INR goal 2.5-3.5", "target INR 2-3"): its upper end."""
+        m = INR_TARGET.search(text)
+        if m is not None:
+            upper = float(m.group("hi") or m.group("hi2"))
+            if 1 < upper < 5:
+                self._observation(st, "inr-target-upper", "INR target range (upper end)", upper, "",
+                                  self._day(st.note.when), prov)
 
     def _read_labs(self, text: str) -> tuple[tuple[str, str, float, str, int], ...]:
         """(concept, label, value, unit, position) of each lab value or temperature a sentence states, in
@@ -572,15 +601,24 @@ class NoteExtractor:
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1) or post.group(2))) is not None:
             return max(dated) + timedelta(days=n)
-        # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead
-        hits = [h for h in st.dates(text) if h.precision == "day" and h.when.date() <= st.note.when]
+        # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead.
+        # A month-only date ("A1c 9.1% (06/2024)") dates the value too: an old value is not today's.
+        hits = [h for h in st.dates(text) if h.precision in ("day", "month") and h.when.date() <= st.note.when]
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
-            return after[0].when
+            return self._latest_in(after[0], st.note.when)
         before = [h for h in hits if h.end <= pos]
         if before and pos - before[-1].end < 30:
-            return before[-1].when
+            return self._latest_in(before[-1], st.note.when)
         return self._day(st.note.when)
+
+    def _latest_in(self, hit: DateHit, note_day: date) -> datetime:
+        """A stated date as a value's date; a calendar month ("06/2024", "April 2026") is read as its last day
+        (or the note's day, if sooner): the latest the value can be, so it is never made older than it may be."""
+        if hit.precision != "month" or hit.relative:
+            return hit.when
+        nxt = (hit.when.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return min(nxt - timedelta(days=1), self._day(note_day))
 
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
@@ -825,7 +863,9 @@ class NoteExtractor:
                 elif bare and 1 <= float(bare.group(1)) <= 200:  # "methylprednisolone 80/lido": mg by convention
                     out.append((d, float(bare.group(1)), "mg"))
                 else:
-                    out.append((d, _volume_dose(text, m.start(), m.end()), "mg"))
+                    named = text[m.start():word_end + 12]
+                    single = next((mg for pat, mg in d.products if pat.match(named)), None)
+                    out.append((d, _volume_dose(text, m.start(), m.end(), single), "mg"))
                 break
         return tuple(out)
 
@@ -963,10 +1003,13 @@ class NoteExtractor:
         sr = ServiceRequest(ref=ref, code=Coded((), clause.strip()), status="draft", intent="order",
                             authored=self._day(st.note.when))
         meds = []
+        # "each side", "per knee": the doses are per side (the bilateral day's total is twice them)
+        per_side = "per side" if PER_SIDE.search(clause) else ""
         for d, dose, unit in self._agents(clause):
             mref = st.ref("mr")
             meds.append(MedicationUse(ref=mref, medication=Coded((), d.label), status="draft", intent="order",
-                                      dose_value=dose, dose_unit=unit if dose is not None else "", reason_refs=(ref,)))
+                                      dose_value=dose, dose_unit=unit if dose is not None else "", reason_refs=(ref,),
+                                      dose_text=per_side))
         st.plans.append((sr, meds, bool(targets)))
         self._keep(st, ref, prov)
         for m in meds:
@@ -1128,7 +1171,6 @@ _AGENT_SEP = re.compile(r"\+|\band\b|\bwith\b|;|,(?!\s*\d)", re.I)  # "40 mg/mL,
 _VOLUME = re.compile(r"(\d+(?:\.\d+)?)\s*(?:ml|cc)\b", re.I)
 # strength: "10 mg/mL", "40mg/1mL", "1%", or a brand's strength suffix ("Kenalog-40" is 40 mg/mL)
 _PER_ML = MG_PER_ML_STRENGTH  # the engine's own strength patterns, so a note and a FHIR text read alike
-_PERCENT = PERCENT_STRENGTH
 # a product's strength after its name ("Kenalog-40", "Depo-Medrol 40"): mg/mL, used only with a volume
 _BRAND_STRENGTH = re.compile(r"^(?:-|\s)(\d{1,2})\b(?!\s*(?:mg|mcg|ml|cc|%|/|\.\d))", re.I)
 
@@ -1143,9 +1185,10 @@ def _plausible_temperature(value: float, unit: str) -> bool:
     return 34 <= value <= 43 if unit == "Cel" else 93 <= value <= 110
 
 
-def _volume_dose(text: str, start: int, end: int) -> float | None:
+def _volume_dose(text: str, start: int, end: int, single: float | None = None) -> float | None:
     """mg from a volume and a strength written beside the drug's name ("lidocaine 1% 4 mL", "4 mL of 1%
-    lidocaine", "10 mg/mL 3 mL", "Kenalog-40 1 mL"): 1% is 10 mg/mL. A volume without a strength stays unknown."""
+    lidocaine", "10 mg/mL 3 mL", "Kenalog-40 1 mL"): 1% is 10 mg/mL. `single`: the strength of a product sold in
+    one strength only ("Celestone Soluspan 2 mL"). A volume without a strength stays unknown."""
     after = _AGENT_SEP.split(text[end:end + 40], 1)[0]
     before = _AGENT_SEP.split(text[max(0, start - 24):start])[-1]
     strength: float | None = None
@@ -1159,8 +1202,10 @@ def _volume_dose(text: str, start: int, end: int) -> float | None:
         if per_ml.group(2):  # "40 mg/1 mL": 40 mg given in 1 mL, unless another volume follows
             given_in = float(per_ml.group(1))
         near = near[:per_ml.start()] + " " + near[per_ml.end():]  # its "mL" is not the volume
-    elif (pct := _PERCENT.search(near)) is not None:
-        strength = float(pct.group(1)) * 10
+    elif (pct := percent_strength(near)) is not None:
+        strength = pct * 10
+    if strength is None:
+        strength = single
     vol = _VOLUME.search(near)
     if not vol or strength is None:
         return given_in

@@ -31,33 +31,58 @@ def _drug_words(m: MedicationUse) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z-]{3,}", m.medication.text.lower())}
 
 
-def reconcile_medications(rec: PatientRecord, added: list[str]) -> None:
+def _antithrombotic(kb: Knowledge | None, m: MedicationUse) -> str | None:
+    """Which anticoagulant or antiplatelet a statement names (RxNorm code or name, brand or generic)."""
+    if kb is None:
+        return None
+    codes = {c.code for c in m.medication.codings}
+    text = m.medication.all_text()
+    for aid, a in kb.antithrombotics.items():
+        if codes & a.rxnorm or any(p.search(text) for p in a.text):
+            return aid
+    return None
+
+
+def reconcile_medications(rec: PatientRecord, added: list[str], kb: Knowledge | None = None) -> None:
     """A note that says a listed drug was stopped ("warfarin was stopped two months ago") ends the coded
-    statement when it stopped after the statement began: the more recent word wins, and says so. The same
-    drug is recognised by its name in both texts (a brand in one and the generic in the other is not matched:
-    the list entry then stays current, the safe side)."""
+    statement when it stopped after the statement began, and a note that dates a hold before the procedure
+    ("Eliquis held, last dose 4/6") puts it on hold from that day: the more recent word wins, and says so. The
+    same drug is recognised by its name in both texts, or, for an anticoagulant or antiplatelet, by the
+    knowledge base (a brand in one and the generic in the other). Otherwise the list entry stays current, the
+    safe side. Within one note a later sentence's stop or hold likewise ends an earlier "on X"."""
     new = set(added)
-    stops = [m for m in rec.medications if m.ref in new and m.status in ("stopped", "completed") and m.end is not None]
+    stops = [m for m in rec.medications if m.ref in new and m.status in ("stopped", "completed", "on-hold")
+             and m.end is not None]
     if not stops:
         return
+    order = {m.ref: i for i, m in enumerate(rec.medications)}
     for o in rec.medications:
-        if o.ref in new or o.status not in ("active", "on-hold", "", None):
+        if o.status not in ("active", "on-hold", "", None) or (o.ref in new and o.end is not None):
             continue
         text = o.medication.all_text().lower()
         for n in stops:
             assert n.end is not None
-            if not any(re.search(rf"\b{re.escape(w)}", text) for w in _drug_words(n)):
+            # the note's own earlier word ("on aspirin and Plavix. Plavix held, last dose 6/3"): its later
+            # sentence is the more recent; a later "on X" (a restart) is left as it is
+            if o.ref in new and (n.ref == o.ref or order[n.ref] < order[o.ref]):
+                continue
+            same = any(re.search(rf"\b{re.escape(w)}", text) for w in _drug_words(n))
+            if not same:
+                aid = _antithrombotic(kb, n)
+                same = aid is not None and aid == _antithrombotic(kb, o)
+            if not same:
                 continue
             if o.start is not None and n.end <= o.start:
                 continue  # stopped before this course began: the list entry is a later restart
-            o.status, o.end = "stopped", n.end
+            word = "held" if n.status == "on-hold" else "stopped"
+            o.status, o.end = ("on-hold" if word == "held" else "stopped"), n.end
             # a new Coded: the reader may share one between resources with the same JSON
-            o.medication = Coded(o.medication.codings, f"{o.medication.text} (stopped {fmt_date(n.end)} per {n.ref})")
+            o.medication = Coded(o.medication.codings, f"{o.medication.text} ({word} {fmt_date(n.end)} per {n.ref})")
             break
 
 
 def reconcile(rec: PatientRecord, kb: Knowledge, added: list[str]) -> None:
-    reconcile_medications(rec, added)
+    reconcile_medications(rec, added, kb)
     new = set(added)
     notes = [c for c in rec.conditions if c.ref in new and c.code.codings and c.code.codings[0].system == CONCEPT_SYSTEM]
     if not notes:

@@ -62,7 +62,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                               rf"({_MON})\b\.?(?!,? ?\d)", re.I)),
     # "6/52 ago" (weeks), "3/12 ago" (months), "5/7 ago" (days): the fraction-of-a-period shorthand; "10d ago", "3w ago"
     ("ago_short", re.compile(r"\b(\d{1,3}) ?(d|w|wk|m|mo|y|yr)s? (?:ago|earlier|prior|back)\b", re.I)),
-    ("weekday", re.compile(r"\b(?:on|last|this past) (monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
+    # a past weekday: "on Sunday", "last Sunday", and after words that say when something was last done ("last dose
+    # Sunday", "held since Sunday", "taken Friday")
+    ("weekday", re.compile(r"\b(?:on|last|this past|since|dose|taken|held|stopped|from) (monday|tuesday|wednesday|thursday|"
+                           r"friday|saturday|sunday)\b", re.I)),
     # "two and a half months ago", "a month and a half ago"
     ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several)( and a half)? ({_UNIT})( and a half)? "
                        rf"(?:ago|back|earlier|prior)\b", re.I)),
