@@ -326,6 +326,10 @@ PROBEB_REVIEW = [
     ("adverse.soft-tissue-atrophy",
      "R subacromial injection 2/9/2026 (triamcinolone 40 mg). A pale, slightly sunken patch of skin at the site.",
      "R subacromial injection 2/9/2026 (triamcinolone 40 mg). Skin over the shoulder looks normal."),
+    ("adverse.soft-tissue-atrophy",
+     "Trigger point injections to the L upper trapezius 1/15/2026 (triamcinolone 10 mg). Two small skin dents with pale, "
+     "whitish skin over the injection points.",
+     "Trigger point injections to the L upper trapezius 1/15/2026 (triamcinolone 10 mg). Skin over the trapezius normal."),
     ("adverse.hyperglycemia",
      "Type 2 diabetic. R knee injection 4/16/2026 (triamcinolone 40 mg). Home sugars 15.2, 16.8 and 17.1 mmol/L on "
      "days 1-3 after the injection.",
@@ -351,6 +355,11 @@ PROBEB_REVIEW = [
      "L knee OA. L knee injection 2/25/2026 (triamcinolone 40 mg): pain 8/10 before, 8/10 today. L5 sciatica since 2025.",
      "L knee OA. L knee injection 2/25/2026 (triamcinolone 40 mg): pain 8/10 before, 8/10 today. L5 sciatica in 2012, "
      "resolved after microdiscectomy."),
+    ("failure.incorrect-diagnosis",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Neck pain radiating "
+     "down the lateral R forearm into the thumb, Spurling positive on the right.",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Neck pain without "
+     "radiation, Spurling negative."),
     ("adverse.tendon-rupture",
      "R subacromial injection 3/2/2026 (triamcinolone 40 mg), pain 7 -> 3. Last week sudden tearing pain lifting a "
      "suitcase, cannot raise the arm; drop-arm sign positive.",
@@ -376,6 +385,9 @@ def test_probeb_review_note_fact_fires_and_counterpart_is_silent(tmp_path, kb, f
     ("Facet joint injections under fluoroscopy on 2/2/2026 (methylprednisolone 40 mg). Pain 7/10 before; 3/10 for "
      "about two weeks, now 7/10 again.", "partial"),
     ("R SI joint injection under fluoroscopy on 3/3/2026 (triamcinolone 40 mg) did nothing. Pain 6/10 today.",
+     "non-responder"),
+    # "two weeks ago today" is day 14, not today
+    ("US-guided R tennis elbow injection two weeks ago today (methylprednisolone 20 mg). Pain 6/10 before and 6/10 today.",
      "non-responder"),
     ("R SI joint injection under fluoroscopy on 3/3/2026 (triamcinolone 40 mg). Today pain 6/10, exactly as before.",
      "non-responder"),
