@@ -679,3 +679,19 @@ def test_a_tendon_torn_after_the_injection_is_imaged_even_when_the_pain_improved
                 category="encounter-diagnosis")
     r = reviewed(kb, b, "2026-04-10")
     assert {"adverse.tendon-rupture", "next.diagnostic-ultrasound"} <= set(ids(r)), ids(r)
+
+
+@pytest.mark.parametrize("side,harm", [("right", True), ("left", False)])
+def test_skin_change_and_tendon_tear_count_only_on_the_injected_side(kb, side, harm):
+    b = BundleBuilder(f"skin{side}")
+    b.condition("M17.0", "Bilateral primary osteoarthritis of knee", "2019-01-01")
+    b.therapy("2025-01-01", "2025-04-01", "Physical therapy - knees")
+    b.injection("2026-04-15", "knee-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-04-15", 7)
+    b.pain("2026-05-27", 3)
+    b.condition("L90.5", f"Skin thinning and depigmentation over the {side} knee", "2026-05-27",
+                category="encounter-diagnosis")
+    b.condition("S86.811A", f"Patellar tendon tear, {side} knee", "2026-05-27", category="encounter-diagnosis")
+    got = set(ids(reviewed(kb, b, "2026-05-27")))
+    assert ("adverse.soft-tissue-atrophy" in got) is harm, got
+    assert ("adverse.tendon-rupture" in got) is harm, got
