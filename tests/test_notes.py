@@ -528,3 +528,106 @@ def test_a_bilateral_plan_written_per_side_counts_both_sides(tmp_path, kb, wordi
                     f"injections: {wording}.", "2026-06-10")
     assert r.subject["side"] == "bilateral"
     assert ("dose.anesthetic-above-maximum" in ids(r)) is over, ids(r)
+
+# ---- probeb: review notes, each fact fires and its counterpart stays silent ---------------------------------
+PROBEB_REVIEW = [
+    # (finding, note that must fire it, counterpart that must not; reviewed on 2026-04-20)
+    ("urgent.progressive-neurological-deficit",
+     "Landmark R piriformis injection yesterday 4/19/2026 (triamcinolone 40 mg). This morning cannot lift the R foot.",
+     "Landmark R piriformis injection yesterday 4/19/2026 (triamcinolone 40 mg). Lifts the R foot normally."),
+    ("urgent.progressive-neurological-deficit",
+     "L TFESI on 4/13/2026 (dexamethasone 10 mg). Ankle dorsiflexion 3/5 at 8 am, 1/5 now.",
+     "L TFESI on 4/13/2026 (dexamethasone 10 mg). Ankle dorsiflexion 4/5 at 8 am, 4/5 now."),
+    ("urgent.progressive-neurological-deficit",
+     "L4-5 interlaminar epidural on 4/13/2026 (methylprednisolone 80 mg). New weakness of both legs since this morning.",
+     "L4-5 interlaminar epidural on 4/13/2026 (methylprednisolone 80 mg). No new weakness of the legs."),
+    ("urgent.progressive-neurological-deficit",
+     "L5-S1 TFESI on 4/18/2026 (dexamethasone 10 mg). Numbness around the anus since last night; has not passed urine "
+     "for 10 hours.",
+     "L5-S1 TFESI on 4/18/2026 (dexamethasone 10 mg). No numbness around the anus; passing urine normally."),
+    ("adverse.soft-tissue-atrophy",
+     "R subacromial injection 2/9/2026 (triamcinolone 40 mg). A pale, slightly sunken patch of skin at the site.",
+     "R subacromial injection 2/9/2026 (triamcinolone 40 mg). Skin over the shoulder looks normal."),
+    ("adverse.soft-tissue-atrophy",
+     "Trigger point injections to the L upper trapezius 1/15/2026 (triamcinolone 10 mg). Two small skin dents with pale, "
+     "whitish skin over the injection points.",
+     "Trigger point injections to the L upper trapezius 1/15/2026 (triamcinolone 10 mg). Skin over the trapezius normal."),
+    ("adverse.hyperglycemia",
+     "Type 2 diabetic. R knee injection 4/16/2026 (triamcinolone 40 mg). Home sugars 15.2, 16.8 and 17.1 mmol/L on "
+     "days 1-3 after the injection.",
+     "Type 2 diabetic. R knee injection 4/16/2026 (triamcinolone 40 mg). Home sugars 6.1, 7.4 and 8.0 mmol/L on "
+     "days 1-3 after the injection."),
+    ("adverse.hyperglycemia",
+     "Type 2 diabetic. L subacromial injection 4/18/2026 (methylprednisolone 40 mg). Capillary glucose 16.4 the "
+     "morning after.",
+     "Type 2 diabetic. L subacromial injection 4/18/2026 (methylprednisolone 40 mg). Capillary glucose 6.4 the "
+     "morning after."),
+    ("urgent.infection-suspected",
+     "R knee injection 4/18/2026 (triamcinolone 40 mg). That evening the knee was warm and red.",
+     "R knee injection 4/18/2026 (triamcinolone 40 mg). That evening her face was warm and red; the knee is fine."),
+    ("failure.alternative-pathology.systemic",
+     "R knee injection 2/25/2026 (triamcinolone 40 mg): pain 7/10 before, 7/10 today. Both wrists swollen, RF positive.",
+     "R knee injection 2/25/2026 (triamcinolone 40 mg): pain 7/10 before, 7/10 today. RF negative."),
+    ("failure.alternative-pathology.neuropathic",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Tender over the "
+     "radial tunnel; impression radial tunnel syndrome.",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Tender over the "
+     "lateral epicondyle only."),
+    ("failure.alternative-pathology.neuropathic",
+     "L knee OA. L knee injection 2/25/2026 (triamcinolone 40 mg): pain 8/10 before, 8/10 today. L5 sciatica since 2025.",
+     "L knee OA. L knee injection 2/25/2026 (triamcinolone 40 mg): pain 8/10 before, 8/10 today. L5 sciatica in 2012, "
+     "resolved after microdiscectomy."),
+    ("failure.incorrect-diagnosis",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Neck pain radiating "
+     "down the lateral R forearm into the thumb, Spurling positive on the right.",
+     "R tennis elbow injection 2/25/2026 (methylprednisolone 20 mg): pain 6/10 before, 6/10 today. Neck pain without "
+     "radiation, Spurling negative."),
+    ("adverse.tendon-rupture",
+     "R subacromial injection 3/2/2026 (triamcinolone 40 mg), pain 7 -> 3. Last week sudden tearing pain lifting a "
+     "suitcase, cannot raise the arm; drop-arm sign positive.",
+     "R subacromial injection 3/2/2026 (triamcinolone 40 mg), pain 7 -> 3. Raises the arm fully; drop-arm sign negative."),
+    ("adverse.neuropathy",
+     "L5-S1 interlaminar epidural on 3/30/2026 (triamcinolone 80 mg). New numbness of the L foot since the injection.",
+     "L5-S1 interlaminar epidural on 3/30/2026 (triamcinolone 80 mg) for L S1 radiculopathy. Leg pain 2/10 from 8/10."),
+]
+
+
+@pytest.mark.parametrize(("finding", "fires", "silent"), PROBEB_REVIEW,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(PROBEB_REVIEW)])
+def test_probeb_review_note_fact_fires_and_counterpart_is_silent(tmp_path, kb, finding, fires, silent):
+    assert finding in ids(review_note(tmp_path, kb, fires, "2026-04-20")), fires
+    assert finding not in ids(review_note(tmp_path, kb, silent, "2026-04-20")), silent
+
+
+@pytest.mark.parametrize("text,response", [
+    # a score held for a stated period is not today's score: relief that lasted seven weeks is a response ...
+    ("US-guided L knee injection 2/2/2026 (TA 40 mg): pain 7 -> 2 within 3 weeks and stayed 2/10 for about seven "
+     "weeks; over the last 2 weeks it crept back to 6/10.", "responder"),
+    # ... relief that lasted two weeks is a partial one, and neither is a relapse that suggests infection
+    ("Facet joint injections under fluoroscopy on 2/2/2026 (methylprednisolone 40 mg). Pain 7/10 before; 3/10 for "
+     "about two weeks, now 7/10 again.", "partial"),
+    ("R SI joint injection under fluoroscopy on 3/3/2026 (triamcinolone 40 mg) did nothing. Pain 6/10 today.",
+     "non-responder"),
+    # "two weeks ago today" is day 14, not today
+    ("US-guided R tennis elbow injection two weeks ago today (methylprednisolone 20 mg). Pain 6/10 before and 6/10 today.",
+     "non-responder"),
+    ("R SI joint injection under fluoroscopy on 3/3/2026 (triamcinolone 40 mg). Today pain 6/10, exactly as before.",
+     "non-responder"),
+])
+def test_probeb_review_note_response(tmp_path, kb, text, response):
+    r = review_note(tmp_path, kb, text, "2026-04-20")
+    assert r.outcome == response, (text, r.outcome)
+    assert "urgent.infection-suspected" not in ids(r)
+
+
+def test_pain_free_for_hours_is_relief_in_the_anaesthetic_phase(tmp_path, kb):
+    r = review_note(tmp_path, kb, "R knee OA KL 3, pain 7/10 before. Landmark R knee injection 3/8/2026 (triamcinolone 40 "
+                    "mg + lidocaine 5 mL): pain-free for two hours, then back to 7/10; 7/10 at five weeks.", "2026-04-20")
+    assert r.outcome == "non-responder"
+    assert "failure.improper-technique" not in ids(r) and "education.anesthetic-phase" in ids(r)
+
+
+def test_the_injection_site_is_a_place_not_another_injection(tmp_path, kb):
+    r = review_note(tmp_path, kb, "L4-5 interlaminar epidural steroid injection on 4/13/2026 (methylprednisolone 80 mg). "
+                    "Hip flexion 4-/5 bilaterally and tenderness over the injection site.", "2026-04-20")
+    assert r.subject.get("target") == "lumbar-epidural", r.subject

@@ -615,3 +615,83 @@ def test_a_cervical_radiculopathy_competes_with_the_shoulder_not_the_hip(kb):
     assert "hip" not in kb.regions["cervical-thoracic-spine"].refers_to
     assert _regions_of_text(kb, "radiculopathy, lumbar region") == {"lumbar-spine"}
     assert _regions_of_text(kb, "radicular pain down the right leg") == {"lumbar-spine"}
+
+
+# ---- probeb: relief in the anaesthetic phase shows the injectate reached the painful structure ----------
+@pytest.mark.parametrize("hour_score,technique_blamed", [(1, False), (7, True)])
+def test_landmark_injection_with_anaesthetic_relief_is_not_blamed_on_technique(kb, hour_score, technique_blamed):
+    b = failed_hip(f"lmk{hour_score}", guidance="landmark")
+    b.pain("2026-01-05T11:00:00", hour_score)  # one hour after: lidocaine's phase
+    got = set(ids(reviewed(kb, b, "2026-02-10")))
+    assert ("failure.improper-technique" in got) is technique_blamed, got
+    assert ("failure.incorrect-location" in got) is technique_blamed, got
+
+
+def test_a_facet_injection_whose_relief_faded_within_weeks_points_to_radiofrequency_ablation(kb):
+    b = BundleBuilder("facet")
+    b.condition("M47.816", "Spondylosis of lumbar region without myelopathy or radiculopathy (facet arthropathy)", "2025-01-01")
+    b.therapy("2025-02-01", "2025-05-01", "Physical therapy - lumbar")
+    b.injection("2026-01-05", "lumbar-facet", None, "fluoroscopy", "methylprednisolone", 40)
+    b.pain("2026-01-05", 7)
+    b.pain("2026-01-20", 3)  # relief at two weeks ...
+    b.pain("2026-02-25", 7)  # ... gone by seven weeks
+    r = reviewed(kb, b, "2026-03-01")
+    assert r.outcome == "partial" and "next.radiofrequency-ablation" in ids(r)
+    b2 = BundleBuilder("facet2")
+    b2.condition("M47.816", "Spondylosis of lumbar region (facet arthropathy)", "2025-01-01")
+    b2.therapy("2025-02-01", "2025-05-01", "Physical therapy - lumbar")
+    b2.injection("2026-01-05", "lumbar-facet", None, "fluoroscopy", "methylprednisolone", 40)
+    b2.pain("2026-01-05", 7)
+    b2.pain("2026-02-25", 7)  # no relief at all: the facet joint is not shown to be the generator
+    assert "next.radiofrequency-ablation" not in ids(reviewed(kb, b2, "2026-03-01"))
+
+
+def test_a_resolved_radiculopathy_is_no_alternative_pathology(kb):
+    def knee(status):
+        b = BundleBuilder(f"rad{status}")
+        b.condition("M17.11", "Unilateral primary osteoarthritis, right knee", "2020-01-01")
+        b.condition("M54.16", "Radiculopathy, lumbar region", "2012-01-01", status=status)
+        b.therapy("2025-02-01", "2025-05-01", "Physical therapy - knee")
+        b.injection("2026-01-05", "knee-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+        b.pain("2026-01-05", 7)
+        b.pain("2026-02-20", 7)
+        return ids(reviewed(kb, b, "2026-03-01"))
+    assert "failure.alternative-pathology.neuropathic" in knee("active")
+    assert "failure.alternative-pathology.neuropathic" not in knee("resolved")
+
+
+@pytest.mark.parametrize("value,fires", [(11.1, True), (11.0, False)])
+def test_a_converted_glucose_keeps_its_precision_at_the_threshold(kb, value, fires):
+    """11.1 mmol/L is the usual equivalent of 200 mg/dL; converted it must not read as 199.98."""
+    b = _diabetic_injected(f"prec{int(value * 10)}")
+    b.lab("2339-0", "Glucose", value, "mmol/L", "2026-02-11")
+    assert ("adverse.hyperglycemia" in ids(reviewed(kb, b, "2026-03-01"))) is fires
+
+
+def test_a_tendon_torn_after_the_injection_is_imaged_even_when_the_pain_improved(kb):
+    b = BundleBuilder("cuff")
+    b.condition("M75.51", "Bursitis of right shoulder", "2025-11-01")
+    b.therapy("2025-12-01", "2026-03-01", "Physical therapy - shoulder")
+    b.injection("2026-03-02", "subacromial-bursa", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-03-02", 7)
+    b.pain("2026-04-10", 3)
+    b.condition("M75.121", "Complete rotator cuff tear of right shoulder, not traumatic", "2026-04-08",
+                category="encounter-diagnosis")
+    r = reviewed(kb, b, "2026-04-10")
+    assert {"adverse.tendon-rupture", "next.diagnostic-ultrasound"} <= set(ids(r)), ids(r)
+
+
+@pytest.mark.parametrize("side,harm", [("right", True), ("left", False)])
+def test_skin_change_and_tendon_tear_count_only_on_the_injected_side(kb, side, harm):
+    b = BundleBuilder(f"skin{side}")
+    b.condition("M17.0", "Bilateral primary osteoarthritis of knee", "2019-01-01")
+    b.therapy("2025-01-01", "2025-04-01", "Physical therapy - knees")
+    b.injection("2026-04-15", "knee-intra-articular", "right", "ultrasound", "triamcinolone", 40)
+    b.pain("2026-04-15", 7)
+    b.pain("2026-05-27", 3)
+    b.condition("L90.5", f"Skin thinning and depigmentation over the {side} knee", "2026-05-27",
+                category="encounter-diagnosis")
+    b.condition("S86.811A", f"Patellar tendon tear, {side} knee", "2026-05-27", category="encounter-diagnosis")
+    got = set(ids(reviewed(kb, b, "2026-05-27")))
+    assert ("adverse.soft-tissue-atrophy" in got) is harm, got
+    assert ("adverse.tendon-rupture" in got) is harm, got

@@ -209,6 +209,22 @@ def test_review_relief_fading_slowly_is_not_infection():
     assert "urgent.infection-suspected" not in ids(reviewed(b, "2026-04-02"))
 
 
+def test_review_relief_wearing_off_below_the_baseline_is_not_infection():
+    """A rise of 3 points within two weeks that stays below the pre-injection pain is the relief fading."""
+    b = candidate()
+    b.pain("2026-01-05", 8)
+    b.injection("2026-01-05", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    b.pain("2026-02-02", 3)
+    b.pain("2026-02-16", 6)  # below the 8 before the injection
+    assert "urgent.infection-suspected" not in ids(reviewed(b, "2026-02-17"))
+    b2 = candidate()
+    b2.pain("2026-01-05", 8)
+    b2.injection("2026-01-05", "hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, "lidocaine", 40)
+    b2.pain("2026-02-02", 3)
+    b2.pain("2026-02-16", 8)  # back to where it was within two weeks: examine for infection
+    assert "urgent.infection-suspected" in ids(reviewed(b2, "2026-02-17"))
+
+
 # ---- 3. bleeding by procedure risk ---------------------------------------------------------
 EPIDURAL = ("lumbar-epidural", None, "fluoroscopy", "dexamethasone", 10)
 

@@ -470,7 +470,7 @@ class ClinicalView:
                 conv = table.get(unit) or table.get(unit.strip())
                 if conv is None:
                     raise InputError(f"{o.ref}: unit {unit!r} cannot be used for {concept} (expected {c.unit})")
-                value = value * conv[0] + conv[1]
+                value = _as_precise_as(value * conv[0] + conv[1], value)
                 note = f" (converted from {o.value:g} {unit})"
             elif c.unit and not unit and concept not in ("pain-nrs", "kl-grade"):
                 note = f" (unit not recorded; read as {c.unit})"
@@ -860,6 +860,13 @@ def _guidance_of_text(text: str) -> str | None:
         if pat.search(text):
             return name
     return None
+
+
+def _as_precise_as(converted: float, source: float) -> float:
+    """A converted value carries the source's precision, no more (at least 3 significant digits): 11.1 mmol/L
+    is 200 mg/dL, not 199.98 below a 200 threshold."""
+    digits = len(f"{abs(source):g}".replace(".", "").lstrip("0").split("e")[0]) or 1
+    return float(f"{converted:.{max(3, digits)}g}")
 
 
 def _grade(text: str) -> float | None:

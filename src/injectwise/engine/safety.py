@@ -126,7 +126,9 @@ def prior_septic_arthritis_this_joint(ctx: Context) -> Fact:
 
 @fact
 def pain_relapse_after_improvement(ctx: Context) -> Fact:
-    """Review: pain that had clearly improved and then rises sharply within the infection window."""
+    """Review: pain that had clearly improved and then rises sharply, back to or above its level before the
+    injection, within the infection window. A rise that stays below the pre-injection level is the steroid
+    wearing off (relief fades over weeks), not a sign of infection."""
     o = ctx.outcome(ctx.injection)
     inj = ctx.injection
     if o.baseline is None or inj.when is None:
@@ -143,7 +145,7 @@ def pain_relapse_after_improvement(ctx: Context) -> Fact:
         for hi in scores[i + 1:]:
             if hi.when - low.when > within:
                 break
-            if hi.value - low.value >= rise:
+            if hi.value - low.value >= rise and hi.value >= base:
                 ev = [Evidence(o.baseline.ref, "pain before injection", f"{base:g}/10", o.baseline.when),
                       Evidence(low.ref, "pain after improvement", f"{low.value:g}/10", low.when),
                       Evidence(hi.ref, "pain rising sharply", f"{hi.value:g}/10", hi.when)]

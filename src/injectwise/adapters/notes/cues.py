@@ -80,6 +80,7 @@ class Cues:
     culture_positive: tuple[re.Pattern[str], ...]
     culture_negative: tuple[re.Pattern[str], ...]
     persistent: frozenset[str]
+    resolvable: frozenset[str]
     medication_concepts: frozenset[str]
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
@@ -115,6 +116,6 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}
     kw["labs"] = tuple((c, _rx(f"labs.{c}", pats)) for c, pats in (doc.get("labs") or {}).items() if pats)
     kw["joint_fluid_wbc_infection"] = float(doc.get("joint_fluid_wbc_infection", 50000))
-    for k in ("persistent", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts"):
+    for k in ("persistent", "resolvable", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts"):
         kw[k] = frozenset(doc.get(k) or [])
     return Cues(version=str(doc.get("version", "0")), **kw)

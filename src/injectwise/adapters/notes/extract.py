@@ -64,8 +64,9 @@ BIRTH = re.compile(r"\b(?:DOB|D\.O\.B\.?|date of birth|born(?: on)?)\s*[:\-]?\s*
 SEX = re.compile(r"\b(?:\d{1,3} ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)?\s*(M|F)\b|"
                  r"\b(male|female|man|woman|gentleman|lady)\b)", re.I)
 NUM = r"(\d+(?:[.,]\d+)*)"
-# "glucose 340 on day 2": a day counted from the injection (day 0 = the injection day)
-POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?day ({NUMBER})\b(?! (?:of|ago))|"
+# "glucose 340 on day 2": a day counted from the injection (day 0 = the injection day); "on days 1-3": the last
+POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?(?:day|days {NUMBER} ?(?:-|–|to) ?) ?({NUMBER})\b"
+                                rf"(?! (?:of|ago))|"
                                 rf"\b(?:for (?:the )?(?:first )?)?({NUMBER}) days? (?:after(?:wards?)?|post)\b", re.I)
 # Antithrombotics held before a procedure (how long, or since when)
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
@@ -94,6 +95,9 @@ VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|
                          rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
+# more values of the same test before the unit that closes the list ("sugars 15.2, 16.8 and 17.1 mmol/L")
+VALUE_LIST = re.compile(rf"(?P<values>(?:\s*(?:,|and|or|then|to)\s*{NUM}){{1,5}})\s*"
+                        rf"(?P<unit>mmol/l|mg/dl|mg/l|mm/hr?|%)(?![\w/])", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
 PAIN = re.compile(rf"(?<![/\d.])\b({NUMBER})\s?(?:/|out of)\s?10\b(?![/\d])", re.I)
 PAIN_FROM_TO = re.compile(rf"\bpain (?:(?:has |have |is |now |went |came |gone |come )?(?:dropped|fell|decreased|improved|"
@@ -135,13 +139,27 @@ DOSE_AFTER_NAME = re.compile(rf"[\s(]*(?:(?:acetate|acetonide|hexacetonide|sodiu
                              rf"suspension|injectable|depot)[\s(]*){{0,2}}{DOSE}(?!\s*/)", re.I)
 BARE_STEROID_DOSE = re.compile(r"\s*(\d{1,3}(?:\.\d)?)(?=\s*(?:/|\+|,|\)|;|$|and\b|with\b|w/))", re.I)
 DATE_HINT = re.compile(r"\d|yesterday|today|ago|last", re.I)
+# "pain-free for two hours, then back to 7/10": a 0/10 inside the stated hours (the anaesthetic phase)
+PAIN_FREE_HOURS = re.compile(rf"\b(?:pain[- ]free|no pain at all|no pain)\s+for\s+(?:about\s+|around\s+|the first\s+)?"
+                             rf"(an?|{NUMBER})\s+(hours?|hrs?|minutes?|mins?)\b", re.I)
+INDICATION_FOR = re.compile(r"\bfor\s+(?:[\w/-]+\s+){0,3}$", re.I)  # "... for L S1 radiculopathy"
+RESOLVED_TRIGGERS = frozenset({"resolved", "has resolved", "now resolved"})
+NOW_BEFORE = re.compile(r"\b(now|today|currently)\W*$", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
-AT_WEEKS = re.compile(rf"\b(?:at|after) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
+AT_WEEKS = re.compile(rf"\b(?:at|after|by|within) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
+AT_WEEKS_LEAD = ("at ", "after ", "by ", "within ")
 ESTIMATED = " (date estimated: spread evenly over the stated period)"
 UNDATED = " (date not stated)"
 PERIOD_FOR = re.compile(rf"\bfor (a|an|{NUMBER}) (days?|weeks?|wks?|months?|mos?)\b", re.I)  # "for a week"
 PERIOD_OF = re.compile(rf"\b({NUMBER}) (days?|weeks?|wks?|months?|mos?|years?|yrs?) (?:of|in|with)\b", re.I)
 UNIT_DAYS = {"d": 1.0, "w": 7.0, "m": 30.44, "y": 365.25}
+# a score held for a stated period ("3/10 for about two weeks", "stayed 2/10 for 7 weeks") ...
+RELIEF_PERIOD = re.compile(rf"\s*,?\s*(?:for|lasting|that lasted|which lasted)\s+(?:about |around |roughly |nearly |almost |"
+                           rf"approximately |approx\.? |~ ?|the (?:first|next) )?(a|an|{NUMBER})\s+"
+                           rf"(days?|weeks?|wks?|months?|mos?)\b", re.I)
+# ... and then a change told after it in the sentence: the period was a past phase after the injection, not today
+CHANGE_AFTER = re.compile(r"\b(then|now|again|back|wore off|wearing off|returned|came back|crept|recurred|since|today|"
+                          r"currently|gradually)\b|\d\s?/\s?10\b", re.I)
 TEXT_MEMO_SIZE = 4096  # sentences and clauses whose own reading is kept (per extractor, least recently used out)
 
 
@@ -394,7 +412,11 @@ class NoteExtractor:
                 continue
             if arthroplasty_future and c.startswith("prosthetic-"):
                 continue  # a replacement still to come is not a prosthesis yet
-            self._condition(st, m, text, prov)
+            # "epidural on 10/7 for L S1 radiculopathy": the reason for the injection was there before it
+            known = st.injections[-1].start if has_injection and st.injections else None
+            rel = m.start - s.start
+            reason = known is not None and rel > 0 and INDICATION_FOR.search(text[max(0, rel - 30):rel]) is not None
+            self._condition(st, m, text, prov, known - timedelta(days=1) if reason and known is not None else None)
         therapy = [m for m in ms if m.concept == "exercise-therapy"]
         if therapy or "no_treatment" in near:
             st.therapy_stated = True
@@ -404,7 +426,8 @@ class NoteExtractor:
             self._joint_fluid(st, text, prov)
 
     # ---- problems and findings ----------------------------------------------------------------
-    def _condition(self, st: _State, m: Mention, text: str, prov: Provenance) -> None:
+    def _condition(self, st: _State, m: Mention, text: str, prov: Provenance, before: datetime | None = None) -> None:
+        """`before`: the mention is the reason for an injection the sentence dates: on record before it."""
         if _said_before(m, st):
             return
         ref = st.ref("c")
@@ -413,6 +436,8 @@ class NoteExtractor:
         onset = None
         if m.historical and not m.historical_counts and m.concept not in self.cues.persistent:
             status = "resolved"
+        elif m.historical and m.concept in self.cues.resolvable and RESOLVED_TRIGGERS & {t.lower() for t in m.triggers}:
+            status = "resolved"  # said to be over in so many words, however persistent the concept usually is
         if m.historical:
             dates = [h for h in st.dates(text) if not h.relative or h.when.date() < st.note.when]
             if dates:
@@ -420,6 +445,8 @@ class NoteExtractor:
         elif m.concept == "post-injection-flare" and st.injections and st.injections[-1].start is not None \
                 and FLARE_DAYS.search(text):
             onset = st.injections[-1].start + timedelta(days=1)  # "worse for 2 days afterwards": then, not today
+        if onset is None and before is not None and not m.negated:
+            onset = before
         site = " ".join(x for x in (m.side, m.site) if x)
         label = m.matched
         cond = Condition(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, m.concept, label),), label),
@@ -504,12 +531,18 @@ class NoteExtractor:
                     value = _num(v.group(1))
                     if value is None:
                         continue
-                    unit = self._unit(concept, v.group(2) or "", value)
+                    raw, end, more = v.group(2) or "", m.end() + v.end(), []
+                    listed = VALUE_LIST.match(text, end) if not raw else None
+                    if listed:  # a list of values shares the unit after its last one: each is a result
+                        raw, end = listed.group("unit"), listed.end()
+                        more = [x for x in (_num(n) for n in re.findall(NUM, listed.group("values"))) if x is not None]
+                    unit = self._unit(concept, raw, value)
                     if unit is None:
                         continue
-                    out.append((concept, m.group(0), value, unit, m.start()))
+                    for x in (value, *more):
+                        out.append((concept, m.group(0), x, unit, m.start()))
                     done.add(concept)
-                    taken.append((m.start(), m.end() + v.end()))
+                    taken.append((m.start(), end))
         if "body-temperature" not in done:
             for m in BARE_TEMP.finditer(text):
                 value = float(m.group(1))
@@ -530,6 +563,8 @@ class NoteExtractor:
             return unit if _plausible_temperature(value, unit) else None
         if concept in ("wbc", "platelets") and not u:
             return "/uL" if value > 1000 else ""
+        if concept == "glucose" and not u and value < 35:
+            return "mmol/L"  # "capillary glucose 16.4": no glucose is that low in mg/dL; mmol/L is the unit meant
         if concept == "body-weight":
             u = u.lower().rstrip("s")
             return {"kg": "kg", "lb": "lb"}.get(u) if u else ("kg" if 20 <= value <= 250 else None)
@@ -631,9 +666,14 @@ class NoteExtractor:
         """(score, anchor, offset, position) of each pain score a sentence states, in order: text alone
         decides them (memoised); a score dated by its sentence is dated per note (`_pain`)."""
         low = text.lower()
-        if "/10" not in low and "out of 10" not in low and not _PAIN_FROM_TO.found(text, low):
+        free = PAIN_FREE_HOURS.search(text) if "pain" in low else None
+        if "/10" not in low and "out of 10" not in low and not free and not _PAIN_FROM_TO.found(text, low):
             return ()
         out: list[tuple[float, str, float, int]] = []
+        if free:
+            n = 1.0 if free.group(1).lower() in ("a", "an") else (to_number(free.group(1)) or 1.0)
+            hours = n / 60 if free.group(2).lower().startswith("m") else n
+            out.append((0.0, "after-hours", hours / 2, -1))  # pain-free through the stated hours: 0/10 inside them
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
         nf = PAIN_NOW_FROM.search(text) if not ft and ("from" in low or "was" in low) else None
@@ -648,7 +688,7 @@ class NoteExtractor:
             a = to_number(ft.group(1) or ft.group(3))
             b = to_number(ft.group(2) or ft.group(4))
             rest = text[ft.end():ft.end() + 40]
-            weeks = AT_WEEKS.match(rest.strip()) if rest.strip().lower().startswith(("at ", "after ")) else None
+            weeks = AT_WEEKS.match(rest.strip()) if rest.strip().lower().startswith(AT_WEEKS_LEAD) else None
             w = WITHIN.search(rest)
             hours = 1.0
             if w and w.group(2):
@@ -672,7 +712,8 @@ class NoteExtractor:
                 v = to_number(back.group(1))
                 later = LATER.search(text, back.end())
                 hrs = 18.0 if later and "next" not in later.group(0).lower() else 30.0
-                if v is not None and NOW_WORDS.match(text, back.end()):  # "back to 7 now"
+                if v is not None and (NOW_WORDS.match(text, back.end())  # "back to 7 now", "now back to 7"
+                                      or NOW_BEFORE.search(text[max(0, back.start() - 10):back.start()])):
                     out.append((v, "note", 0, -1))
                 elif v is not None:
                     out.append((v, "after-hours", hrs, -1))
@@ -697,7 +738,7 @@ class NoteExtractor:
                 hours = 0.25 if at_once else (n / 60 if unit.startswith("m") else n)
                 out.append((v, "after-hours", hours, -1))
                 continue
-            w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(("at ", "after ")) else None
+            w = AT_WEEKS.match(after.strip()) if after.strip().lower().startswith(AT_WEEKS_LEAD) else None
             if w:
                 n = to_number(w.group(1)) or 0
                 days = n * UNIT_DAYS[w.group(2)[0].lower()]
@@ -706,6 +747,14 @@ class NoteExtractor:
             if re.match(r"\s*(today|now|currently|at present|this visit)", after, re.I):
                 out.append((v, "note", 0, -1))
                 continue
+            per = RELIEF_PERIOD.match(text, m.end())
+            if per and CHANGE_AFTER.search(text, per.end()):
+                # "3/10 for about two weeks, now 7/10 again": the score held until the period's end after the
+                # injection (its relief lasted that long), not today's score
+                n = 1.0 if per.group(1).lower() in ("a", "an") else to_number(per.group(1))
+                if n is not None:
+                    out.append((v, "at-days", n * UNIT_DAYS[per.group(2)[0].lower()], -1))
+                    continue
             out.append((v, "date", 0, m.start()))
         return tuple(out)
 

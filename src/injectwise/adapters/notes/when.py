@@ -77,7 +77,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("day_post", re.compile(rf"\b(?:day|d) ({NUMBER}) (?:after|post|following)(?=[\s-])", re.I)),
     ("in", re.compile(rf"\bin ({NUMBER}|a|an|one|two) ({_UNIT})(?! ago)\b", re.I)),
     ("last", re.compile(r"\b(last|past|previous|next|this) (week|month|year)\b", re.I)),
-    ("day_word", re.compile(r"\b(yesterday|today|tonight|this morning|tomorrow)\b", re.I)),
+    # "two weeks ago today": the "today" only says the count is exact, it dates nothing itself
+    ("day_word", re.compile(r"(?<!\bago )\b(yesterday|today|tonight|this morning|tomorrow)\b", re.I)),
     ("year", re.compile(r"\b(?:in|since|from|during|of|\() ?((?:19|20)\d{2})\b", re.I)),
     ("year", re.compile(r"(?<![\d/.-])((?:19|20)\d{2})\b(?!\s*(?:mg|ml|mcg|units?|/|-\d))", re.I)),
 ]
