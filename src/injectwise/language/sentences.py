@@ -72,14 +72,14 @@ _ASCII_WORD = frozenset(string.ascii_letters + string.digits + "_.")
 
 
 def _lower_case_follows_abbreviation(word: str, abbreviations: frozenset[str]) -> bool:
-    """Before a lower-case word: a listed abbreviation in any case, a dotted one ("a.m", "b.i.d", "e.g"), or
-    an initial. A number ("38.7. then"), a word or a capitalised acronym ("PT. then") ends the sentence."""
+    """Before a lower-case word: a listed abbreviation in any case or a dotted one ("a.m", "b.i.d", "e.g").
+    A number ("38.7. then"), a word or a capitalised acronym ("PT. then") ends the sentence."""
     bare = word.rstrip(".")
     if bare.lower() in abbreviations:
         return not (len(bare) >= 2 and bare.isalpha() and bare.isupper())
     if "." in bare:
         return all(part.isalpha() for part in bare.split("."))
-    return len(bare) == 1 and bare.isalpha()
+    return False  # a lone letter is a unit's end ("28 mg/L. suspect ...") as often as an initial
 
 
 def _abbreviation(word: str, abbreviations: frozenset[str]) -> bool:

@@ -572,16 +572,19 @@ class _Builder:
         return self._medication_resource(target, display)
 
     def _resolve_medication(self, r: Json, ref: Json) -> Json | None:
-        raw = ref.get("reference")
+        return self._referenced(r, ref.get("reference"), "Medication", self.medication_index)
+
+    def _referenced(self, r: Json, raw: Any, rtype: str, index: dict[str, Json]) -> Json | None:
+        """The resource of type `rtype` a reference names: contained in `r` (`#id`) or in the bundle (`index`)."""
         if not isinstance(raw, str) or not raw:
             return None
         if raw.startswith("#"):
             for c in r.get("contained") or ():
-                if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id") == raw[1:]:
+                if isinstance(c, dict) and c.get("resourceType") == rtype and c.get("id") == raw[1:]:
                     return c
             return None
-        canon = self.ref(ref)
-        return self.medication_index.get(canon) if canon else None
+        canon = self.ref({"reference": raw})
+        return index.get(canon) if canon else None
 
     def _medication_resource(self, m: Json, display: str) -> tuple[Coded, tuple[float, str, str] | None]:
         code = self.coded(m.get("code"))
@@ -762,15 +765,7 @@ class _Builder:
 
     def _binary(self, r: Json, url: Any) -> Json | None:
         """The Binary an attachment's `url` names: contained (`#id`) or in the bundle (`Binary/id`, full URL)."""
-        if not isinstance(url, str) or not url:
-            return None
-        if url.startswith("#"):
-            for c in r.get("contained") or ():
-                if isinstance(c, dict) and c.get("resourceType") == "Binary" and c.get("id") == url[1:]:
-                    return c
-            return None
-        canon = self.ref({"reference": url})
-        return self.binaries.get(canon) if canon else None
+        return self._referenced(r, url, "Binary", self.binaries)
 
 
 _RENDITION_ORDER = ("text/plain", "text/html", "application/xhtml", "text/rtf", "application/rtf")
