@@ -71,9 +71,9 @@ def _mg_per_ml_of(text: str) -> float | None:
     return pct * 10 if pct is not None else None
 
 
-# an injectable solution's percent strength is small (lidocaine 0.5-2%, bupivacaine 0.25-0.75%); "60% relief" or
-# "50% better" beside a dose is an outcome, not a strength
-MAX_PERCENT_STRENGTH = 5.0
+# an injectable solution's percent strength is small (lidocaine 0.5-2%, up to the 10% that must still be caught as
+# an overdose; bupivacaine 0.25-0.75%); "60% relief" or "50% better" beside a dose is an outcome, not a strength
+MAX_PERCENT_STRENGTH = 10.0
 _PERCENT_OUTCOME = re.compile(r"\s*(?:relief|better|improve|reduction|response|decrease|less|pain)", re.I)
 
 
