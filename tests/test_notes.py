@@ -452,11 +452,24 @@ def test_undated_mention_beside_a_dated_injection_is_that_injection(tmp_path, kb
     assert [p.date_unknown for p in rec.procedures if "injection" in p.code.text.lower()] == [False]
 
 
-def test_an_undated_injection_alone_cannot_be_reviewed(tmp_path, kb):
-    from injectwise.core.errors import NotApplicable
+def test_an_undated_injection_alone_is_reviewed_with_its_timing_unknown(tmp_path, kb):
+    """No day to judge the response from, nor to place harms after it: unknown is said; what is urgent now
+    (a hot, swollen joint with fever) is still said."""
+    r = review_note(tmp_path, kb, "Had a R knee steroid injection at an outside clinic, date unknown. Now the right "
+                    "knee is hot, red and swollen, temperature 38.6 C.", "2026-04-10")
+    assert r.outcome == "unknown" and r.subject.get("date_unknown") is True and r.subject["days_since"] is None
+    assert "date" not in r.subject
+    assert "urgent.infection-suspected" in ids(r)
+    # not blamed on an injection of unknown date, nor counted in the year / given a next due date
+    assert "adverse.infection" not in ids(r) and "monitor.exposure-summary" not in ids(r)
+    calm = review_note(tmp_path, kb, "Had a R hip steroid injection elsewhere, date unknown; no better.", "2026-05-01")
+    assert calm.outcome == "unknown" and not [i for i in ids(calm) if i.startswith(("urgent", "adverse"))]
 
-    with pytest.raises(NotApplicable):
-        review_note(tmp_path, kb, "Had a R hip steroid injection elsewhere, date unknown; no better.", "2026-05-01")
+
+def test_a_dated_injection_is_reviewed_before_an_undated_one(tmp_path, kb):
+    r = review_note(tmp_path, kb, "R knee IA triamcinolone 40 mg on 3/20/2026. Had another injection years ago, "
+                    "date unknown. Pain 7/10 before, 2/10 now.", "2026-04-10")
+    assert r.subject.get("date") == "2026-03-20" and r.subject["days_since"] == 21
 
 @pytest.mark.parametrize("steroid,anesthetic,drug,local", [
     ("Kenalog-40", "Xylocaine", "triamcinolone", "lidocaine"), ("Depo-Medrol", "Marcaine 0.5%", "methylprednisolone",

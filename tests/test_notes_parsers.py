@@ -59,6 +59,17 @@ def test_future_dates_for_plans():
     assert h.when.date() == date(2026, 7, 20)
 
 
+@pytest.mark.parametrize(("text", "future", "want"), [
+    ("TKA booked on Friday", True, "2026-06-12"),  # REF is a Monday: a plan's "on Friday" is this week's
+    ("TKA booked on Friday", False, "2026-06-05"),  # read as history, the Friday before
+    ("surgery next Monday", False, "2026-06-15"), ("this coming Wednesday", False, "2026-06-10"),
+    ("last Friday", True, "2026-06-05"), ("held since Friday", True, "2026-06-05"),  # past words win in a plan
+])
+def test_weekdays_ahead_and_behind(text, future, want):
+    (h,) = find_dates(text, REF, future=future)
+    assert h.when.date().isoformat() == want
+
+
 def test_note_date_line():
     assert note_date("Date: 03/05/2026\nText", REF) == date(2026, 3, 5)
     assert note_date("Visit date: 5 Mar 2026\n", REF) == date(2026, 3, 5)

@@ -371,13 +371,15 @@ def _region_ok(ctx: Context, regions: frozenset[str], mode: str) -> bool:
 
 
 def _starts(ctx: Context, mode: str) -> list[Any]:
-    """When `after:` counts from: the injection itself, or every injection of the series in its area."""
+    """When `after:` counts from: the injection itself, or every injection of the series in its area. One with no
+    stated date has no 'after': what is wrong now is said by the rules that look at now, not blamed on it."""
     if mode == "injection":
-        return [ctx.injection.when] if ctx.injection.when else []
+        return [ctx.injection.when] if ctx.injection.when and not ctx.injection.date_unknown else []
     area = ctx.area(ctx.injection)
     starts = [i.when for i in ctx.view.steroid_injections
-              if i.when is not None and (area is None or ctx.area(i) == area) and i.when <= ctx.ref_time]
-    if ctx.mode == "review" and ctx.injection.when:
+              if i.when is not None and not i.date_unknown and (area is None or ctx.area(i) == area)
+              and i.when <= ctx.ref_time]
+    if ctx.mode == "review" and ctx.injection.when and not ctx.injection.date_unknown:
         starts.append(ctx.injection.when)
     return starts
 

@@ -142,7 +142,9 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
            view: ClinicalView | None = None) -> Result:
     view = _view(record, kb, as_of, view)
     _check_patient(view)
-    injs = [i for i in view.injections if not i.date_unknown]  # an undated one has no timeline to judge
+    # an undated injection has no timeline to judge; it is reviewed only when it is the record's only one, so
+    # that what is urgent now (a hot joint, fever) and the next steps are still said
+    injs = [i for i in view.injections if not i.date_unknown] or list(view.injections)
     if injection_id:
         want = injection_id.strip()
         chosen = [i for i in injs if i.ref == want or i.ref.split("/", 1)[-1] == want]
@@ -157,7 +159,8 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
     findings = _run(ctx, "review")
     response = ctx.fact("response").value
     subject = _subject(inj, kb)
-    subject["days_since"] = int(ctx.fact("days_since_injection").value)
+    since = ctx.fact("days_since_injection").value
+    subject["days_since"] = None if since is None else int(since)
     o = ctx.outcome(inj)
     detail: dict[str, Any] = {"anesthetic_phase": o.anesthetic_phase}
     if o.baseline:
@@ -377,7 +380,9 @@ def _patient(view: ClinicalView) -> dict[str, Any]:
 
 def _subject(inj: Injection, kb: Knowledge) -> dict[str, Any]:
     out: dict[str, Any] = {"id": inj.ref, "source": inj.source}
-    if inj.source == "record":
+    if inj.source == "record" and inj.date_unknown:
+        out["date_unknown"] = True  # the record names it with no date: no day is made up for it
+    elif inj.source == "record":
         out["date"] = fmt_date(inj.when)
     out["target"] = inj.target.id if inj.target else None
     if inj.target:

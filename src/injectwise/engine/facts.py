@@ -141,6 +141,9 @@ class Context:
     def _classify(self, inj: Injection) -> Outcome:
         v = self.view
         assert inj.when is not None
+        if inj.date_unknown:  # no day to measure the response from: said as unknown, never guessed
+            return Outcome(inj, "unknown", None, None, None, None, "unknown", None, None,
+                           [_inj_ev(inj, "reviewed injection (date not stated)")])
         t0 = inj.when
         stop = min(t0 + timedelta(days=self.p("followup_max_days")), v.now)
         nxt = v.next_steroid_injection(t0, inj.ref)  # the follow-up ends at the next injection
@@ -433,6 +436,8 @@ def response(ctx: Context) -> Fact:
 def days_since_injection(ctx: Context) -> Fact:
     inj = ctx.injection
     assert inj.when is not None
+    if inj.date_unknown:
+        return Fact(None, [_inj_ev(inj, "reviewed injection")], "unknown (the injection's date is not stated)")
     d = (ctx.view.now - inj.when).total_seconds() / 86400
     return Fact(d, [_inj_ev(inj, "reviewed injection")], f"{int(d)}")
 

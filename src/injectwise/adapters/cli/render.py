@@ -30,7 +30,7 @@ def render(r: Result, console: Console | None = None) -> None:
         if steroid else "no corticosteroid"
     sub = f"{'Planned' if r.mode == 'assess' else 'Injection'}: {what}, {s.get('guidance')}, {drug}"
     if r.mode == "review":
-        sub += f" on {s.get('date')} ({s.get('days_since')} days ago)"
+        sub += f" on {s.get('date')} ({s.get('days_since')} days ago)" if s.get("date") else ", date not stated"
     c.print(Panel(Text.assemble(head, "\n", sub), title=f"injectwise {r.mode}", subtitle=f"knowledge {r.knowledge_version}"))
     if not r.findings:
         c.print("No findings.")

@@ -62,10 +62,11 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
                               rf"({_MON})\b\.?(?!,? ?\d)", re.I)),
     # "6/52 ago" (weeks), "3/12 ago" (months), "5/7 ago" (days): the fraction-of-a-period shorthand; "10d ago", "3w ago"
     ("ago_short", re.compile(r"\b(\d{1,3}) ?(d|w|wk|m|mo|y|yr)s? (?:ago|earlier|prior|back)\b", re.I)),
-    # a past weekday: "on Sunday", "last Sunday", and after words that say when something was last done ("last dose
-    # Sunday", "held since Sunday", "taken Friday")
-    ("weekday", re.compile(r"\b(?:on|last|this past|since|dose|taken|held|stopped|from) (monday|tuesday|wednesday|thursday|"
-                           r"friday|saturday|sunday)\b", re.I)),
+    # a weekday: "on Sunday", "last Sunday", and after words that say when something was last done ("last dose
+    # Sunday", "held since Sunday", "taken Friday") - past; "next / this / coming Friday" - ahead; "on Friday" in a
+    # plan ("TKA booked on Friday") - ahead
+    ("weekday", re.compile(r"\b(on|last|this past|since|dose|taken|held|stopped|from|next|this|coming|this coming) "
+                           r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)),
     # "two and a half months ago", "a month and a half ago"
     ("ago", re.compile(rf"\b({NUMBER}|a|an|a few|few|several)( and a half)? ({_UNIT})( and a half)? "
                        rf"(?:ago|back|earlier|prior)\b", re.I)),
@@ -255,8 +256,11 @@ def _resolve(kind: str, m: re.Match[str], ref: date, base: datetime,
         per = {"d": 1, "w": 7, "wk": 7, "m": 30.44, "mo": 30.44, "y": 365.25, "yr": 365.25}[g[1].lower()]
         d = int(g[0]) * per
         return [(base - timedelta(days=round(d)), "day" if d < 60 else "month", True)]
-    if kind == "weekday":  # the latest such weekday before the note's day
-        want = WEEKDAYS.index(g[0].lower())
+    if kind == "weekday":  # the latest such weekday before the note's day, or the next one for what is ahead
+        lead, want = g[0].lower(), WEEKDAYS.index(g[1].lower())
+        if lead in ("next", "this", "coming", "this coming") or (future and lead == "on"):
+            ahead = (want - base.weekday()) % 7 or 7
+            return [(base + timedelta(days=ahead), "day", True)]
         back = (base.weekday() - want) % 7 or 7
         return [(base - timedelta(days=back), "day", True)]
     if kind == "ago":
