@@ -370,3 +370,16 @@ def test_a_steroid_on_another_day_is_its_own_injection(kb):
 
     view = ClinicalView(read_bundle(b.bundle()), kb, D("2026-01-25"))
     assert [i.steroid is not None for i in view.injections] == [False, True]
+
+
+@pytest.mark.parametrize(("code", "side"), [("24028007", "right"), ("7771000", "left"), ("51440002", "bilateral")])
+def test_a_side_sent_only_as_a_snomed_laterality_code_is_read(kb, code, side):
+    """An EHR may code the body site and its side with no text or display: the side is not lost."""
+    b = hip_candidate(f"lat{code}")
+    proc = b.injection("2025-12-01", "hip-intra-articular", None, "ultrasound", "triamcinolone", 40)
+    proc["bodySite"] = [{"coding": [{"system": SNOMED, "code": "24136001", "display": "Hip joint structure"}]},
+                        {"coding": [{"system": SNOMED, "code": code}]}]
+    r = review(read_bundle(b.bundle()), kb, D("2026-01-25"))
+    assert r.subject["side"] == side
+    proc["bodySite"][1]["coding"][0]["system"] = "urn:local:sides"  # the same digits in another system: no side
+    assert review(read_bundle(b.bundle()), kb, D("2026-01-25")).subject.get("side") is None

@@ -38,6 +38,10 @@ HANDLERS = {"Condition": "condition", "Observation": "observation", "Procedure":
             "ServiceRequest": "service_request", "DocumentReference": "document"}
 # Every resource type the reader looks at (Medications through references); any other type is ignored.
 READ_TYPES = frozenset({*HANDLERS, "Patient", "Medication", "Binary"})
+# SNOMED CT laterality qualifier values (Right, Left, Right and left): EHRs may send a body site's side as one of
+# these codes beside the site's own code, with no display or text to read the side from
+SNOMED_SYSTEM = "http://snomed.info/sct"
+SNOMED_LATERALITY = {"24028007": "right", "7771000": "left", "51440002": "bilateral"}
 BUNDLE_TYPES = {"collection", "transaction", "batch", "searchset", "transaction-response", "batch-response"}
 Json = dict[str, Any]
 # FHIR's own code systems (clinical and verification status, category): preferred over a local coding beside them.
@@ -367,6 +371,9 @@ class _Builder:
                         for c in it.get("coding") or ():
                             if isinstance(c, dict) and isinstance(c.get("display"), str):
                                 out.append(c["display"])
+                            elif isinstance(c, dict) and c.get("code") in SNOMED_LATERALITY \
+                                    and str(c.get("system", "")).startswith(SNOMED_SYSTEM):
+                                out.append(SNOMED_LATERALITY[c["code"]])  # a side sent as a bare qualifier code
         return "; ".join(out)
 
     def dt(self, r: Json, *keys: str) -> datetime | None:
