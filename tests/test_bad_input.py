@@ -129,6 +129,14 @@ def test_unknown_option_is_one_line(tmp_path):
     assert_clean_error(run_cli("assess", p, "--frobnicate"), "frobnicate")
 
 
+def test_a_note_dated_after_the_as_of_day_is_refused_not_silently_unread(tmp_path):
+    note = tmp_path / "late.txt"
+    note.write_text("Date: 2026-04-10\nR knee hot and swollen, temp 38.6 C. Plan R knee IA triamcinolone 40 mg.")
+    assert_clean_error(run_cli("assess", "--note", str(note), "--on", "2026-04-01"), "after the as-of date")
+    ok = run_cli("assess", "--note", str(note), "--on", "2026-04-10", "--format", "json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["verdict"] == "do-not-inject"
+
+
 def test_note_without_a_planned_injection(tmp_path):
     note = tmp_path / "n.txt"
     note.write_text("hip pain")

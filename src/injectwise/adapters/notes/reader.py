@@ -43,9 +43,13 @@ def read_note_text(path: str | Path) -> str:
 THERAPY_UNSTATED = "physical therapy / conservative care (the note does not say)"
 
 
-def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date) -> bool:
-    """Add one note; True when it says whether conservative care was tried."""
+def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date, given: bool = False) -> bool:
+    """Add one note; True when it says whether conservative care was tried. A note file given on the command line
+    and dated after the as-of day is refused: none of it could be seen, and silence would read as 'nothing'."""
     when = note_date(text, dated) or dated
+    if given and when > dated:
+        raise InputError(f"{source.removeprefix('note:')}: the note is dated {when.isoformat()}, after the as-of date "
+                         f"{dated.isoformat()}; nothing in it can be seen then (check --on)")
     st = extractor(kb).add(rec, NoteInput(text, source, when))
     reconcile(rec, kb, st.added)
     return st.therapy_stated
@@ -55,7 +59,7 @@ def note_only_record(path: str | Path, kb: Knowledge, as_of: date) -> PatientRec
     """A record from one note alone (no bundle): the note's date is its 'Date:' line, else the as-of date."""
     name = Path(path).name
     rec = PatientRecord(patient=Patient(ref="Patient/note"), source=str(path))
-    if not _add(rec, kb, read_note_text(path), f"note:{name}", as_of):
+    if not _add(rec, kb, read_note_text(path), f"note:{name}", as_of, given=True):
         rec.unavailable = (*rec.unavailable, THERAPY_UNSTATED)  # unmentioned is unknown, not "none"
     rec.sources.append(f"note:{path}")
     return rec
@@ -63,7 +67,7 @@ def note_only_record(path: str | Path, kb: Knowledge, as_of: date) -> PatientRec
 
 def add_note_file(rec: PatientRecord, path: str | Path, kb: Knowledge, as_of: date) -> None:
     """A note given beside a bundle adds its facts to the bundle's record."""
-    _add(rec, kb, read_note_text(path), f"note:{Path(path).name}", as_of)
+    _add(rec, kb, read_note_text(path), f"note:{Path(path).name}", as_of, given=True)
     rec.sources.append(f"note:{path}")
 
 
