@@ -383,3 +383,34 @@ def test_a_side_sent_only_as_a_snomed_laterality_code_is_read(kb, code, side):
     assert r.subject["side"] == side
     proc["bodySite"][1]["coding"][0]["system"] = "urn:local:sides"  # the same digits in another system: no side
     assert review(read_bundle(b.bundle()), kb, D("2026-01-25")).subject.get("side") is None
+
+
+def _draft_med(b: BundleBuilder, rxcui: str, name: str, mg: float, site: str | None) -> None:
+    dose: dict = {"doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "system": UCUM, "code": "mg"}}]}
+    if site:
+        dose["site"] = {"text": site}
+    b.add({"resourceType": "MedicationRequest", "status": "draft", "intent": "order", "subject": b.subject,
+           "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui, "display": name}]},
+           "dosageInstruction": [dose]})
+
+
+def test_draft_medicines_for_two_sites_without_an_order_are_two_planned_injections(kb):
+    """A steroid for each knee, no ServiceRequest: each knee is checked with its own 40 mg, not one 80 mg."""
+    b = BundleBuilder("mrsites")
+    b.condition("M17.0", "Bilateral primary osteoarthritis of knee", "2022-01-01")
+    _draft_med(b, "10759", "triamcinolone", 40, "right knee joint")
+    _draft_med(b, "10759", "triamcinolone", 40, "left knee joint")
+    _draft_med(b, "6387", "lidocaine", 40, None)  # no site: goes with each
+    r = assess(read_bundle(b.bundle()), kb, D("2026-03-05"))
+    assert sorted(p["side"] for p in r.detail["planned_injections"]) == ["left", "right"]
+    assert r.subject["steroid"]["dose_mg"] == 40 and [a["drug"] for a in r.subject["anesthetics"]] == ["lidocaine"]
+
+
+def test_a_steroid_and_anaesthetic_for_one_site_stay_one_planned_injection(kb):
+    b = BundleBuilder("mrone")
+    b.condition("M17.11", "Unilateral primary osteoarthritis, right knee", "2022-01-01")
+    _draft_med(b, "10759", "triamcinolone", 40, "right knee joint")
+    _draft_med(b, "6387", "lidocaine", 40, "right knee joint")
+    r = assess(read_bundle(b.bundle()), kb, D("2026-03-05"))
+    assert "planned_injections" not in r.detail
+    assert r.subject["side"] == "right" and r.subject["steroid"]["dose_mg"] == 40 and r.subject["anesthetics"]

@@ -722,7 +722,11 @@ class ClinicalView:
         drafts = self.draft_injections() if drafts is None else drafts
         if drafts:
             return drafts[0]
-        meds = [m for m in self.record.draft_medications]
+        return self._from_medications(list(self.record.draft_medications))
+
+    def _from_medications(self, meds: list[MedicationUse]) -> Injection | None:
+        """One planned injection from draft medicines alone (no injection order), if a corticosteroid is among
+        them; where it is given is read from their sites or dose texts."""
         agents = [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds]
         if any(a.kind == "corticosteroid" for a in agents):
             site = " ".join(m.site or m.dose_text for m in meds)
@@ -732,6 +736,25 @@ class ClinicalView:
             self._attach(inj, agents)
             return inj
         return None
+
+    def _medication_only_drafts(self) -> list[Injection]:
+        """Draft medicines with no injection order, grouped by the site each names: a steroid for each knee is two
+        planned injections, each checked on its own, not one of twice the dose. Medicines naming no site join
+        every group. One group (or none) gives nothing here: the single planned injection is built as before."""
+        groups: dict[tuple[str | None, str | None], list[MedicationUse]] = {}
+        unsited = []
+        for m in self.record.draft_medications:
+            where = m.site or m.dose_text
+            target = self.identify_target([where], set()) if where else None
+            key = (side_of(where) if where else None, target.id if target else None)
+            if key == (None, None):
+                unsited.append(m)
+            else:
+                groups.setdefault(key, []).append(m)
+        if len(groups) < 2:
+            return []
+        out = [inj for ms in groups.values() if (inj := self._from_medications(ms + unsited)) is not None]
+        return out if len(out) > 1 else []
 
     def draft_injections(self) -> list[Injection]:
         """Every draft injection order, each with the draft medicines that give it as their reason (bilateral
@@ -751,7 +774,7 @@ class ClinicalView:
             meds = [m for m in self.record.draft_medications if not m.reason_refs or sr.ref in m.reason_refs]
             self._attach(inj, [self.agent(m.medication, m.dose_value, m.dose_unit, m.ref, m.dose_text) for m in meds])
             out.append(inj)
-        return out
+        return out or self._medication_only_drafts()
 
     # ---- conservative care ----------------------------------------------------------------
     @cached
