@@ -58,6 +58,20 @@ def end_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 23, 59, 59)
 
 
+def year_before(day: date) -> date:
+    """The same calendar day a year earlier (29 February gives 28 February): where "12 months" starts."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
+def period_start(day: date, days: int) -> date:
+    """First day of a look-back period ending on `day`, that day counted: 365 days (a policy's
+    "12 months") is the same calendar day a year earlier, so leap years do not move the boundary."""
+    return year_before(day) if days == 365 else day - timedelta(days=days)
+
+
 def today_utc() -> date:
     """Today's date; only adapters call this (the engine is always told its date)."""
     return datetime.now(UTC).date()

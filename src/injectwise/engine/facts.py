@@ -12,7 +12,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
-from injectwise.core.dates import fmt_date
+from injectwise.core.dates import fmt_date, period_start
 from injectwise.core.record import Condition
 from injectwise.engine.clinical import ClinicalView, Injection, PainScore, says, side_of, sides_compatible
 from injectwise.engine.result import Evidence
@@ -287,9 +287,10 @@ def days_since_prior_site_injection(ctx: Context) -> Fact:
 
 
 def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
-    start = ctx.ref_time - timedelta(days=365)
+    start = period_start(ctx.ref_time.date(), 365)
+    # "in 12 months" counts calendar days, the day a year ago included (the stricter reading);
     # an injection with no date at all may or may not fall in the year: not counted (the interval is unknown)
-    return [i for i in items if i.when is not None and i.when >= start and not i.date_unknown]
+    return [i for i in items if i.when is not None and i.when.date() >= start and not i.date_unknown]
 
 
 def _plus_current(ctx: Context) -> int:

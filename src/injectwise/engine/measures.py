@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from injectwise.core.dates import end_of_day
+from injectwise.core.dates import end_of_day, period_start
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import ClinicalView, Injection, side_of, sides_compatible
 from injectwise.engine.dsl import Compiler, Pred, all_of
@@ -119,8 +119,8 @@ def compile_measures(kb: Knowledge, ms: MeasureSet) -> tuple[CompiledMeasure, ..
 
 
 def period_injections(view: ClinicalView, period_days: int) -> list[Injection]:
-    start = view.now - timedelta(days=period_days)
-    return [i for i in view.steroid_injections if i.when is not None and start < i.when <= view.now]
+    start = period_start(view.as_of, period_days)
+    return [i for i in view.steroid_injections if i.when is not None and start <= i.when.date() and i.when <= view.now]
 
 
 def evaluate_measures(record: PatientRecord, kb: Knowledge, ms: MeasureSet, as_of: date,

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from injectwise.adapters.web.chart import as_of_for, record_of
 from injectwise.adapters.web.stats import kaplan_meier, km_median, median, median_ci, wilson
+from injectwise.core.dates import period_start
 from injectwise.core.errors import InputError, NotApplicable
 from injectwise.engine.clinical import ClinicalView
 from injectwise.engine.evaluate import review
@@ -55,7 +56,7 @@ def injection_outcomes(rows: list[dict[str, Any]], kb: Knowledge, today: date) -
             injs = ClinicalView(record, kb, as_of).injections
         except InputError:
             continue
-        year = [i for i in injs if i.when and i.when.date() > as_of - timedelta(days=365)]
+        year = [i for i in injs if i.when and i.when.date() >= period_start(as_of, 365)]
         per_region: dict[str, int] = defaultdict(int)
         for i in year:
             per_region[i.region or "unknown"] += 1

@@ -13,6 +13,7 @@ import orjson
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.web.measures import observations
+from injectwise.core.dates import period_start
 from injectwise.core.errors import InputError, NotApplicable
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import ClinicalView, Injection
@@ -111,9 +112,18 @@ def timeline(view: ClinicalView) -> list[TimelineEntry]:
     return out
 
 
+def out_of_year(day: date) -> date:
+    """First day on which an injection given on `day` no longer counts in the rolling 12 months."""
+    try:
+        after = day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        after = day.replace(year=day.year + 1, day=28)
+    return after + timedelta(days=1)
+
+
 def _year(injs: list[Injection], as_of: date) -> list[Injection]:
-    start = as_of - timedelta(days=365)
-    return [i for i in injs if i.when is not None and i.when.date() > start]
+    start = period_start(as_of, 365)
+    return [i for i in injs if i.when is not None and i.when.date() >= start]
 
 
 def exposure(view: ClinicalView, kb: Knowledge) -> tuple[list[Exposure], float]:
@@ -131,7 +141,7 @@ def exposure(view: ClinicalView, kb: Knowledge) -> tuple[list[Exposure], float]:
     out = []
     for (tid, side), items in sorted(sites.items()):
         dates = sorted(i.when.date() for i in items if i.when is not None)
-        in_year = [d for d in dates if d > view.as_of - timedelta(days=365)]
+        in_year = [d for d in dates if d >= period_start(view.as_of, 365)]
         region = items[-1].region
         region_dates = sorted(i.when.date() for i in year if i.region == region and i.when is not None)
         nxt, why = None, []
@@ -139,12 +149,12 @@ def exposure(view: ClinicalView, kb: Knowledge) -> tuple[list[Exposure], float]:
             nxt = dates[-1] + timedelta(days=gap)
             why.append(f"{gap} days after the last injection at this site")
         if len(in_year) >= per_site:
-            d = in_year[len(in_year) - per_site] + timedelta(days=366)
+            d = out_of_year(in_year[len(in_year) - per_site])
             if nxt is None or d > nxt:
                 nxt = d
             why.append(f"at most {per_site} per site in 12 months")
         if region and len(region_dates) >= per_region:
-            d = region_dates[len(region_dates) - per_region] + timedelta(days=366)
+            d = out_of_year(region_dates[len(region_dates) - per_region])
             if nxt is None or d > nxt:
                 nxt = d
             why.append(f"at most {per_region} in the {region} region in 12 months")

@@ -1,0 +1,22 @@
+"""Look-back periods count calendar days with the first day included; leap years do not move them."""
+from datetime import date, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from injectwise.adapters.web.chart import out_of_year
+from injectwise.core.dates import period_start, year_before
+
+
+def test_twelve_months_start_on_the_same_day_a_year_earlier() -> None:
+    assert period_start(date(2026, 3, 10), 365) == date(2025, 3, 10)
+    assert period_start(date(2024, 5, 20), 365) == date(2023, 5, 20)  # 366 days: a leap day lies between
+    assert period_start(date(2024, 2, 29), 365) == date(2023, 2, 28)
+    assert period_start(date(2026, 3, 10), 84) == date(2025, 12, 16)
+
+
+@given(st.dates(min_value=date(1901, 1, 1), max_value=date(2199, 12, 31)))
+def test_an_injection_leaves_the_year_the_day_after_its_anniversary(day: date) -> None:
+    first_out = out_of_year(day)
+    assert year_before(first_out) > day  # no longer counted
+    assert year_before(first_out - timedelta(days=1)) <= day  # counted up to the day before
