@@ -191,7 +191,11 @@ def test_target_abbreviations_and_product_strengths_in_a_plan(tmp_path, kb, plan
     ("Abrasion over the R lateral hip at the planned site.", "contraindication.skin-infection-at-site", True),
     ("Healed abrasion of the L knee last year.", "contraindication.skin-infection-at-site", False),
     ("On prednisone 20 mg daily for polymyalgia.", "caution.immunosuppression", True),
-    ("On prednisone 5 mg daily for polymyalgia.", "caution.immunosuppression", False),
+    # taken now, since when unknown: maintenance until shown to be short (IDSA counts any dose for weeks)
+    ("On prednisone 5 mg daily for polymyalgia.", "caution.immunosuppression", True),
+    ("Prednisone 5 mg daily for 5 days for a gout flare.", "caution.immunosuppression", False),
+    ("Finishing a Medrol dose pack this week.", "caution.immunosuppression", False),
+    ("Prednisone taper from 40 mg, last dose tomorrow.", "caution.immunosuppression", False),
 ])
 def test_broken_skin_and_immunosuppressive_prednisone(tmp_path, kb, sentence, finding, fires):
     r = assess_note(tmp_path, kb, f"R hip OA, PT done 2025. {sentence} Plan US-guided R hip IA triamcinolone 40 mg.\n",

@@ -338,9 +338,13 @@ def _dose_vs_range(ctx: Context, above: bool) -> Fact:
     tae = ctx.fact("planned_tae")
     if t is None or tae.value is None:
         return Fact(False)
+    s = ctx.injection.steroid
+    drug = s.drug if s is not None else None
+    converted = drug is not None and drug.equivalent_mg != ctx.kb.equivalence_reference_mg
+    margin = ctx.p("dose_conversion_tolerance_pct") / 100 if converted else 0.0  # equivalence is approximate
     if above:
-        return Fact(tae.value > t.dose.max, tae.evidence, f"{tae.value:g} > {t.dose.max:g}")
-    return Fact(tae.value < t.dose.min, tae.evidence, f"{tae.value:g} < {t.dose.min:g}")
+        return Fact(tae.value > t.dose.max * (1 + margin), tae.evidence, f"{tae.value:g} > {t.dose.max:g}")
+    return Fact(tae.value < t.dose.min * (1 - margin), tae.evidence, f"{tae.value:g} < {t.dose.min:g}")
 
 
 @fact

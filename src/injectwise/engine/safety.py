@@ -21,6 +21,7 @@ PENDING_RESULT = re.compile(r"pending|preliminary|in progress|to follow|awaited|
 NOT_PREGNANT = re.compile(r"not pregnant|non-?pregnant|\bnegative\b|\bneg\b|not detected|\bno\b|unknown|\bunk\b", re.I)
 PREGNANT = re.compile(r"pregnan|positive|\bpos\b|detected|reactive|\byes\b", re.I)
 INJECTED = re.compile(r"inject|intra-?articular|intramuscular|epidural|\bIM\b|\bIA\b|depot", re.I)
+SHORT_COURSE = re.compile(r"taper|burst|dose ?pa?c?k|\bcourse\b|\bx\s*\d+\s*d(ays?)?\b|for \d+ days", re.I)
 PER_SIDE = re.compile(r"\b(each|per) (side|hip|knee|shoulder|joint)\b|\beach\b|\bper side\b", re.I)
 ENDED_STATUSES = ("stopped", "completed", "on-hold", "cancelled")
 
@@ -379,14 +380,22 @@ def pregnant(ctx: Context) -> Fact:
 
 @fact
 def immunosuppressed(ctx: Context) -> Fact:
-    """Transplant drugs, methotrexate, biologics, JAK inhibitors, a long systemic glucocorticoid course or
-    a recorded immunodeficiency (whatever its onset while active)."""
+    """Transplant drugs, methotrexate, biologics, JAK inhibitors, a long systemic glucocorticoid course (or
+    one taken now with no start recorded and not written as a short course) or a recorded immunodeficiency
+    (whatever its onset while active)."""
     v = ctx.view
     ev = [Evidence(m.ref, m.medication.label(), m.status, m.start) for m in v.current_medications("immunosuppressant")]
     ev += [v.condition_evidence(c) for c, _ in v.conditions_with(frozenset(("immunosuppressed",))) if v.condition_active(c)]
     long_days = ctx.p("long_term_glucocorticoid_days")
     for m in v.current_medications("systemic-corticosteroid"):
-        if INJECTED.search(f"{m.medication.all_text()} {m.dose_text}") or m.start is None:
+        text = f"{m.medication.all_text()} {m.dose_text}"
+        if INJECTED.search(text):
+            continue
+        if m.start is None:
+            # taken now, since when unknown: a maintenance dose until shown to be a short course
+            if not SHORT_COURSE.search(text):
+                ev.append(Evidence(m.ref, m.medication.label(),
+                                   "systemic glucocorticoid taken now; start not recorded, duration unknown", None))
             continue
         days = v.days_before_now(m.start)
         if days >= long_days:

@@ -231,6 +231,9 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
     # a trigger word inside any concept mention is part of that concept ("absent pulses"), not a modifier;
     # one that only overlaps a mention's start ("no history of" + "history of cancer") still leads it
     sc.triggers = [t for t in sc.triggers if not any(t[0] >= h.start and t[1] <= h.end for h in hits)]
+    if len(sc.triggers) > 1:  # the longest trigger wins: the "?" of "pregnant? No" is part of an answer, not a query
+        sc.triggers = [t for t in sc.triggers if not any(u[0] <= t[0] and t[1] <= u[1] and u[1] - u[0] > t[1] - t[0]
+                                                         for u in sc.triggers)]
     out = []
     for h in hits:
         ex = matcher.exclusions.get(h.concept)

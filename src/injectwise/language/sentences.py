@@ -17,6 +17,9 @@ _WORD_BEFORE = re.compile(r"([\w.]+)$")
 _NEXT = re.compile(r"\s*(\S)")
 _BULLET = re.compile(r"[\s\-*•·>]+")
 _WRAP_END = re.compile(r"[a-z,]$")
+# A question answered in a word ("Is she pregnant? No.", "Fever? None"): one sentence, so the answer reaches
+# what was asked
+_ANSWER = re.compile(r"\s*(?:no|none|nil|negative|neg|denies|denied|yes|positive)\b[ \t]*(?:[.!;,]|\n|$)", re.I)
 
 
 def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
@@ -31,6 +34,8 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
                     and "\n" not in text[f:nxt.start(1)]:
                 continue  # a wrapped line of prose
             end = b
+        elif text[b] == "?" and f - b == 1 and _ANSWER.match(text, f):
+            continue
         else:
             nxt = _NEXT.match(text, f)
             single_stop = f - b == 1 and text[b] == "."  # only a single full stop can follow an abbreviation

@@ -79,11 +79,13 @@ class Cues:
     gram_negative: tuple[re.Pattern[str], ...]
     culture_positive: tuple[re.Pattern[str], ...]
     culture_negative: tuple[re.Pattern[str], ...]
+    imaging_not_done: tuple[re.Pattern[str], ...]
     persistent: frozenset[str]
     resolvable: frozenset[str]
     medication_concepts: frozenset[str]
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
+    imaging_concepts: frozenset[str]
     joined: dict[str, re.Pattern[str] | None]
     screens: dict[str, Screen]  # for `has`: each cue as one yes/no pattern behind its literal screen
 
@@ -107,7 +109,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     simple = ("plan", "future", "injection", "no_injection", "no_benefit", "risk_discussion", "benefit", "outside",
               "allergy", "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered",
               "course_done", "last_dose", "all_of_them", "no_treatment", "joint_fluid", "gram_positive", "gram_negative",
-              "culture_positive", "culture_negative")
+              "culture_positive", "culture_negative", "imaging_not_done")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
     kw["screens"] = {k: Screen(_exists([p.pattern for p in kw[k]])) for k in simple if kw[k]}
@@ -116,6 +118,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     kw["excipients"] = {k: tuple(v) for k, v in (doc.get("excipients") or {}).items()}
     kw["labs"] = tuple((c, _rx(f"labs.{c}", pats)) for c, pats in (doc.get("labs") or {}).items() if pats)
     kw["joint_fluid_wbc_infection"] = float(doc.get("joint_fluid_wbc_infection", 50000))
-    for k in ("persistent", "resolvable", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts"):
+    for k in ("persistent", "resolvable", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts",
+              "imaging_concepts"):
         kw[k] = frozenset(doc.get(k) or [])
     return Cues(version=str(doc.get("version", "0")), **kw)

@@ -78,6 +78,9 @@ _STOP = r"(?:stopped|discontinued|ceased|d/c'?d|came off|weaned off|tapered off|
 # (only its dose or timing between: "On Xeljanz since Humira was stopped" leaves Xeljanz current)
 STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|as|then|so|until|before|for)\b)[^.;,]){{0,25}}?"
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
+# How a medicine is taken, the words right after its name up to the clause's end ("7.5 mg daily", "dose pack,
+# 6-day taper"): the note's dosage text, as Dosage.text is in FHIR (a short course is not long-term use)
+DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)[^.;,+\n]){0,40})", re.I)
 STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
 # "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
 INR_TARGET = re.compile(r"\binr\b[^.;\d]{0,12}\b(?:goal|target|therapeutic range|range)\b[^.;\d]{0,12}"
@@ -405,6 +408,9 @@ class NoteExtractor:
                 continue
             if c in cues.handled_elsewhere:
                 continue
+            if c in cues.imaging_concepts:
+                self._imaging(st, m, text, prov)
+                continue
             if c in cues.medication_concepts:
                 if is_allergy or (has_injection and c == "systemic-corticosteroid"):
                     continue
@@ -466,8 +472,10 @@ class NoteExtractor:
         elif text and (STOPPED_AFTER.match(text, m.end - base) or
                        STOPPED_BEFORE.search(text[max(0, m.start - base - 40):m.start - base])):
             status = "stopped"  # "Humira stopped last year", "discontinued methotrexate": not taken now
+        how = DOSAGE_TAIL.match(text, m.end - base).group(1).strip() if text else ""  # "7.5 mg daily", "6-day taper"
         st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
-                                                                          m.matched), status=status, end=end))
+                                                                          m.matched), status=status, end=end,
+                                                dose_text=how))
         self._keep(st, ref, prov)
 
     def _hold(self, st: _State, text: str, status: str) -> tuple[str, datetime | None]:
@@ -1116,6 +1124,20 @@ class NoteExtractor:
         self._keep(st, ref, prov)
         return False
 
+    def _imaging(self, st: _State, m: Mention, text: str, prov: Provenance) -> None:
+        """An imaging study the note reports as done -> a Procedure, dated when the sentence dates it (else its
+        day unknown); one ordered, awaited or denied is not imaging on record."""
+        if m.negated or m.possible or self.cues.has("imaging_not_done", text):
+            return
+        past = [h for h in st.dates(text) if h.when.date() <= st.note.when and not h.relative]
+        ref = st.ref("p")
+        label = f"{m.side + ' ' if m.side else ''}{m.matched}"
+        st.rec.procedures.append(Procedure(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),), label),
+                                           status="completed", start=past[0].when if past else None,
+                                           body_site=" ".join(x for x in (m.side, m.site) if x), category="imaging",
+                                           date_unknown=not past))
+        self._keep(st, ref, prov)
+
     # ---- physical therapy ---------------------------------------------------------------------
     def _therapy(self, st: _State, ms: list[Mention], text: str, prov: Provenance, offset: int = 0) -> None:
         live = [m for m in ms if not (m.negated or m.family or m.hypothetical)]
@@ -1135,10 +1157,14 @@ class NoteExtractor:
         elif len(days) == 1:
             start = days[0].when
         per = PERIOD_OF.search(text) or PERIOD_FOR.search(text)
+        years = [h for h in hits if h.precision == "year"]
+        if start is None and years:  # "12 weeks of PT in 2025": within that year, its end at the latest
+            end = min(datetime(years[-1].when.year, 12, 31), self._day(st.note.when))
+            start = datetime(years[0].when.year, 1, 1) if not per else None
         if per and start is None:
             n = 1.0 if per.group(1).lower() in ("a", "an") else (to_number(per.group(1)) or 0)
             span = timedelta(days=n * UNIT_DAYS[per.group(2)[0].lower()])
-            end = self._day(st.note.when)
+            end = end or self._day(st.note.when)
             start = end - span
         ongoing = self._has("therapy_ongoing", text) and not self._has("therapy_completed", text)
         status = "in-progress" if ongoing else "completed"
