@@ -292,11 +292,8 @@ def test_cli_missing_note_file(tmp_path):
 
 
 # ---- the public vignettes through their notes alone -------------------------------------------------
-# A count over years ("twelve injections over the past 4 years") gives no dates: spread evenly, it is
-# 3 a year in the area, the planned one makes 4, and the per-12-month policy (region max 4) is not
-# exceeded. The bundle has the real dates and passes. Closing this needs a policy decision (a multi-year
-# count), not a special case; the gap is pinned here so any other regression still fails.
-KNOWN_NOTE_GAPS = {"ex03-patient-c-overutilization": "missing defer.exposure-limit"}
+# Gaps the notes path still has on the public vignettes (each a policy decision, never a special case).
+KNOWN_NOTE_GAPS: dict[str, str] = {}
 
 
 def test_public_vignettes_pass_via_note():

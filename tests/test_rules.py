@@ -157,6 +157,23 @@ def test_cumulative_exposure_across_targets_and_drugs(kb):
     assert "defer.exposure-limit" in ids(r)
 
 
+@pytest.mark.parametrize("n,fires", [(12, True), (11, False)])
+def test_years_of_injections_add_up_though_each_year_stays_under_its_limits(kb, n, fires):
+    """Seed 000, Patient C: 12 injections in 4 years across back and hip. Three a year at rotating sites keeps every
+    12 months under the site, region and dose limits; the long-term count (12 in 4 years, planned included) does not."""
+    b = hip_candidate()
+    sites = [("lumbar-epidural", None, "fluoroscopy"), ("sacroiliac-joint", "right", "fluoroscopy"),
+             ("greater-trochanteric-bursa", "right", "ultrasound")]
+    first = D("2022-03-15")  # 12 slots, 4 months apart, the last 2025-11-15
+    for k in range(12 - n, 12):
+        month = first.month - 1 + 4 * k
+        when = f"{first.year + month // 12}-{month % 12 + 1:02d}-15"
+        target, side, guidance = sites[k % 3]
+        b.injection(when, target, side, guidance, "triamcinolone", 20)
+    r = run_assess(b, kb)
+    assert ("defer.exposure-limit" in ids(r)) is fires, ids(r)
+
+
 def test_uncontrolled_diabetes_by_hba1c_in_mmol_per_mol(kb):
     b = hip_candidate()
     b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")

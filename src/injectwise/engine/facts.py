@@ -313,6 +313,17 @@ def region_count_year(ctx: Context) -> Fact:
 
 
 @fact
+def long_term_count(ctx: Context) -> Fact:
+    """Injections at any site over the multi-year look-back, the current one included: years of injections
+    that each stay under the yearly limits still add up ("if you find yourself in a hole, stop digging")."""
+    days = int(ctx.p("long_term_window_days"))
+    start = period_start(ctx.ref_time.date(), days)
+    items = [i for i in ctx.earlier_injections() if i.when is not None and i.when.date() >= start and not i.date_unknown]
+    n = len(items) + _plus_current(ctx)
+    return Fact(n, [_inj_ev(i) for i in items], f"{n} in {days / 365.25:.0f} years")
+
+
+@fact
 def cumulative_tae_year(ctx: Context) -> Fact:
     items = _year(ctx, ctx.earlier_injections())
     total = sum(i.tae for i in items) + ctx.injection.tae
