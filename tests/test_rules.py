@@ -432,3 +432,18 @@ def test_allergy_to_another_corticosteroid_is_a_caution_the_planned_one_a_contra
     assert expected in found
     other = ({"caution.related-corticosteroid-allergy", "contraindication.drug-allergy"} - {expected}).pop()
     assert other not in found
+
+
+@pytest.mark.parametrize("allergy,planned,expected", [
+    ("Bupivacaine (anaphylaxis)", "ropivacaine", "caution.related-anesthetic-allergy"),
+    ("Bupivacaine - hives", "lidocaine", "caution.related-anesthetic-allergy"),
+    ("Ropivacaine (anaphylaxis)", "ropivacaine", "contraindication.drug-allergy"),
+    ("Bupivacaine (anaphylaxis)", None, None)])
+def test_allergy_to_another_local_anaesthetic_is_a_caution_the_planned_one_a_contraindication(kb, allergy, planned,
+                                                                                               expected):
+    b = hip_candidate()
+    b.allergy(None, allergy)
+    b.planned("hip-intra-articular", "right", "ultrasound", "triamcinolone", 40, planned, 20 if planned else None)
+    found = set(ids(assess(read_bundle(b.bundle()), kb, AS_OF)))
+    pair = {"caution.related-anesthetic-allergy", "contraindication.drug-allergy"}
+    assert found & pair == ({expected} if expected else set()), found

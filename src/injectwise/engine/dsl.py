@@ -334,8 +334,9 @@ class Compiler:
         return run
 
     def p_allergy(self, arg: Any) -> Pred:
-        if arg not in ("planned-agents", "imaging-agents", "antiseptic", "related-corticosteroid"):
-            raise self.err("allergy takes planned-agents, imaging-agents, antiseptic or related-corticosteroid")
+        if arg not in ("planned-agents", "imaging-agents", "antiseptic", "related-corticosteroid", "related-anesthetic"):
+            raise self.err("allergy takes planned-agents, imaging-agents, antiseptic, related-corticosteroid or "
+                           "related-anesthetic")
 
         def run(ctx: Context) -> tuple[bool, list[Evidence]]:
             return _allergies(ctx, arg)
@@ -435,7 +436,9 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
                 if hit:
                     break
         elif which == "related-corticosteroid":
-            hit = _related_corticosteroid(ctx, inj.steroid, codes, text)
+            hit = _related_agent(ctx, inj.steroid, codes, text)
+        elif which == "related-anesthetic":
+            hit = next((h for a in inj.anesthetics if (h := _related_agent(ctx, a, codes, text))), None)
         elif which == "imaging-agents":
             if inj.guidance == "fluoroscopy" and "allergy-contrast" in concepts:
                 hit = "contrast used with fluoroscopy"
@@ -446,17 +449,18 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
     return bool(ev), ev
 
 
-def _related_corticosteroid(ctx: Context, steroid: Any, codes: set[str], text: str) -> str | None:
-    """An allergy to a different corticosteroid than the one planned: cross-reactivity between
-    corticosteroids, or an excipient the products share, cannot be excluded from the record alone."""
-    planned = steroid.drug if steroid is not None else None
-    if planned is None or planned.kind != "corticosteroid":
+def _related_agent(ctx: Context, agent: Any, codes: set[str], text: str) -> str | None:
+    """An allergy to a different agent of the planned one's kind (another corticosteroid, another local
+    anaesthetic): cross-reactivity within the class, or an excipient the products share, cannot be excluded
+    from the record alone."""
+    planned = agent.drug if agent is not None else None
+    if planned is None or planned.kind not in ("corticosteroid", "anesthetic"):
         return None
     for d in ctx.kb.drugs.values():
-        if d.kind != "corticosteroid" or d.id == planned.id or (not d.rxnorm and not d.text):
+        if d.kind != planned.kind or d.id == planned.id or (not d.rxnorm and not d.text):
             continue
         if codes & d.rxnorm or any(p.search(text) for p in d.text):
             if codes & planned.rxnorm or any(p.search(text) for p in planned.text):
                 return None  # the planned agent itself: contraindication.drug-allergy speaks for it
-            return f"{steroid.label}; allergy recorded to {d.label}"
+            return f"{agent.label}; allergy recorded to {d.label}"
     return None
