@@ -665,3 +665,31 @@ def test_a_percent_relief_beside_a_volume_is_not_a_strength(tmp_path, kb, wordin
     assert doses == [mg], doses
     assert percent_strength("~60% relief") is None and percent_strength("12% 2 mL") is None
     assert percent_strength("lidocaine 1% 4 mL") == 1 and percent_strength("0.5% bupivacaine") == 0.5
+
+
+@pytest.mark.parametrize("sentence,infection", [
+    # an antibiotic course that is over, or one that prevents rather than treats, is no infection now
+    ("Had a UTI treated with nitrofurantoin last month, finished 3 weeks ago.", False),
+    ("On doxycycline long-term for acne.", False),
+    ("Takes amoxicillin before dental work (prophylaxis).", False),
+    ("On cephalexin for a UTI, day 2 of 7.", True),
+    # a fever that is over by the note; one masked by an antipyretic is not
+    ("Febrile 38.6 two weeks ago with flu, now well.", False),
+    ("Fever 38.5 this morning despite paracetamol, now afebrile after an antipyretic.", True),
+    ("Chills and fever since Sunday.", True),
+])
+def test_antibiotics_and_fevers_that_are_over_or_preventive_do_not_block(tmp_path, kb, sentence, infection):
+    text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-06-10", "contraindication.infection-suspected", HIP) is infection
+
+
+@pytest.mark.parametrize("sentence,pregnant", [
+    ("Is there any chance she is pregnant? No.", False),
+    ("Pregnant: no.", False),
+    ("Pregnancy status: not pregnant.", False),
+    ("Pregnant? Yes, 14 weeks.", True),
+    ("Pregnancy: ? unsure, LMP 7 weeks ago.", True),
+])
+def test_a_question_or_form_field_answered_no_is_a_negation(tmp_path, kb, sentence, pregnant):
+    text = "34 yo F, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-06-10", "caution.pregnancy", HIP) is pregnant

@@ -74,7 +74,8 @@ HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|la
                         r"clopidogrel) )", re.I)
 # A medicine the sentence says is no longer taken, the words right after it or right before it (not a hold: the
 # anticoagulants and antiplatelets read holds in `_hold`).
-_STOP = r"(?:stopped|discontinued|ceased|d/c'?d|came off|weaned off|tapered off|no longer (?:on|taking|takes))"
+_STOP = (r"(?:stopped|discontinued|ceased|d/c'?d|came off|weaned off|tapered off|no longer (?:on|taking|takes)|"
+         r"finished|completed|course (?:ended|over|done|complete))")
 # (only its dose or timing between: "On Xeljanz since Humira was stopped" leaves Xeljanz current)
 STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|as|then|so|until|before|for)\b)[^.;,]){{0,25}}?"
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
