@@ -693,3 +693,14 @@ def test_antibiotics_and_fevers_that_are_over_or_preventive_do_not_block(tmp_pat
 def test_a_question_or_form_field_answered_no_is_a_negation(tmp_path, kb, sentence, pregnant):
     text = "34 yo F, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
     assert reports(tmp_path, kb, text, "2026-06-10", "caution.pregnancy", HIP) is pregnant
+
+
+@pytest.mark.parametrize("sentence,allergy", [
+    ("Her daughter is allergic to lidocaine.", False),
+    ("Lidocaine allergy listed but tolerated it for dental work; allergy delabelled by an allergist in 2024.", False),
+    ("Her daughter is allergic to penicillin and she is allergic to lidocaine (hives).", True),
+    ("Allergic to lidocaine (hives).", True),
+])
+def test_a_relatives_or_delabelled_allergy_is_not_the_patients(tmp_path, kb, sentence, allergy):
+    text = HIP_OA + sentence + " Plan US-guided R hip IA triamcinolone 40 mg + lidocaine 1% 4 mL.\n"
+    assert reports(tmp_path, kb, text, "2026-06-10", "contraindication.drug-allergy") is allergy

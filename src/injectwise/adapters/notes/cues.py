@@ -80,6 +80,8 @@ class Cues:
     culture_positive: tuple[re.Pattern[str], ...]
     culture_negative: tuple[re.Pattern[str], ...]
     imaging_not_done: tuple[re.Pattern[str], ...]
+    allergy_other_person: tuple[re.Pattern[str], ...]
+    allergy_self: tuple[re.Pattern[str], ...]
     persistent: frozenset[str]
     resolvable: frozenset[str]
     medication_concepts: frozenset[str]
@@ -109,7 +111,7 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     simple = ("plan", "future", "injection", "no_injection", "no_benefit", "risk_discussion", "benefit", "outside",
               "allergy", "allergy_negated", "therapy_completed", "therapy_ongoing", "therapy_not_done", "therapy_ordered",
               "course_done", "last_dose", "all_of_them", "no_treatment", "joint_fluid", "gram_positive", "gram_negative",
-              "culture_positive", "culture_negative", "imaging_not_done")
+              "culture_positive", "culture_negative", "imaging_not_done", "allergy_other_person", "allergy_self")
     kw: dict[str, Any] = {k: _rx(k, doc.get(k)) for k in simple}
     kw["joined"] = {k: _one(k, doc.get(k)) for k in simple}
     kw["screens"] = {k: Screen(_exists([p.pattern for p in kw[k]])) for k in simple if kw[k]}

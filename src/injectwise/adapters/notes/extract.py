@@ -792,6 +792,8 @@ class NoteExtractor:
     def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
         if self._has("allergy_negated", text) or not self._allergy_asserted(text):
             return
+        if self._has("allergy_other_person", text) and not self._has("allergy_self", text):
+            return  # a relative's allergy, not the patient's
         reaction = ", ".join(sorted({w.lower() for w in re.findall(
             r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
             r"shortness of breath|hypotension)\b", text, re.I)}))
