@@ -704,3 +704,15 @@ def test_a_question_or_form_field_answered_no_is_a_negation(tmp_path, kb, senten
 def test_a_relatives_or_delabelled_allergy_is_not_the_patients(tmp_path, kb, sentence, allergy):
     text = HIP_OA + sentence + " Plan US-guided R hip IA triamcinolone 40 mg + lidocaine 1% 4 mL.\n"
     assert reports(tmp_path, kb, text, "2026-06-10", "contraindication.drug-allergy") is allergy
+
+
+@pytest.mark.parametrize("sentence,uncontrolled", [
+    # each value of a test keeps its own date: the latest decides
+    ("HbA1c 7.1% in 2024, 10.2% last month.", True),
+    ("HbA1c 10.2% in 2024, 7.1% last month.", False),
+    ("A1c 8.1% (3/2025) -> 9.4% (5/2026).", True),
+    ("HbA1c 7.9%, 5% weight loss since March.", False),  # a percentage of something else is no HbA1c
+])
+def test_a_series_of_lab_values_in_one_sentence_is_read_value_by_value(tmp_path, kb, sentence, uncontrolled):
+    text = "58 yo M, T2DM, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-06-10", "defer.uncontrolled-diabetes", HIP) is uncontrolled

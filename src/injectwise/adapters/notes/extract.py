@@ -99,6 +99,13 @@ VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|
                          rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
+# a later value of the same test, with its own unit and date ("HbA1c 7.1% in 2024, 10.2% last month"): only dates,
+# commas and linking words between, and a date or the clause's end after it (never "5% weight loss")
+_DATEISH = (r"(?:then|now|and|but|was|is|in|on|of|at|last|this|ago|prior|previously|recently|today|yesterday|"
+            r"since|from|to|->|→|\d{1,4}|[/\-.]|jan\w*|feb\w*|mar\w*|apr\w*|may|jun\w*|jul\w*|aug\w*|sep\w*|oct\w*|"
+            r"nov\w*|dec\w*|weeks?|months?|years?|days?|wks?|mos?|yrs?|[()])")
+VALUE_AGAIN = re.compile(rf"(?P<gap>(?:[\s,;]*{_DATEISH})*?[\s,;>→(]+)(?<![\d.,/]){NUM}\s*(?P<unit>%|mmol/mol|mg/dl|"
+                         r"mmol/l|mg/l)(?=\s*(?:$|[,;.)]|\s(?:in|on|last|this|now|today|at|from|\d|\()))", re.I)
 # more values of the same test before the unit that closes the list ("sugars 15.2, 16.8 and 17.1 mmol/L")
 VALUE_LIST = re.compile(rf"(?P<values>(?:\s*(?:,|and|or|then|to)\s*{NUM}){{1,5}})\s*"
                         rf"(?P<unit>mmol/l|mg/dl|mg/l|mm/hr?|%)(?![\w/])", re.I)
@@ -506,8 +513,11 @@ class NoteExtractor:
 
     # ---- labs and vital signs -----------------------------------------------------------------
     def _labs(self, st: _State, text: str, prov: Provenance) -> None:
-        for concept, label, value, unit, pos in self._lab_memo(text):
-            self._observation(st, concept, label, value, unit, self._date_near(st, text, pos), prov)
+        labs = self._lab_memo(text)
+        for k, (concept, label, value, unit, pos) in enumerate(labs):
+            # a value's date lies before the next value of the same test ("7.1% in 2024, 10.2% last month")
+            nxt = next((q for c2, _, _, _, q in labs[k + 1:] if c2 == concept and q > pos), None)
+            self._observation(st, concept, label, value, unit, self._date_near(st, text, pos, nxt), prov)
 
     def _inr_target(self, st: _State, text: str, prov: Provenance) -> None:
         """The patient's own INR target range ("INR goal 2.5-3.5", "target INR 2-3"): its upper end."""
@@ -550,6 +560,13 @@ class NoteExtractor:
                         continue
                     for x in (value, *more):
                         out.append((concept, m.group(0), x, unit, m.start()))
+                    while raw and not more and (again := VALUE_AGAIN.match(text, end)) is not None \
+                            and again.group("unit").lower() == raw.lower() and "." not in again.group("gap").strip(" ,;"):
+                        x2 = _num(again.group(2))
+                        if x2 is None or self._unit(concept, again.group("unit"), x2) is None:
+                            break
+                        out.append((concept, m.group(0), x2, unit, again.start(2)))  # dated from its own place
+                        end = again.end()
                     done.add(concept)
                     taken.append((m.start(), end))
         if "body-temperature" not in done:
@@ -638,17 +655,22 @@ class NoteExtractor:
                                            body_site=side_of(text) or ""))
         self._keep(st, ref, prov)
 
-    def _date_near(self, st: _State, text: str, pos: int) -> datetime:
-        """The date stated with a value (the nearest after it in the sentence, else before; "day 2" counts
-        from the injection the note describes), else the note's."""
+    def _date_near(self, st: _State, text: str, pos: int, limit: int | None = None) -> datetime:
+        """The date stated with a value (the nearest after it in the sentence, before `limit` where the next
+        value begins, else before it; "day 2" counts from the injection the note describes), else the note's.
+        A year alone dates a value only right after it ("HbA1c 9.1% in 2024": its last day)."""
         post = POST_INJECTION_DAY.search(text, pos, pos + 60)
         dated = [i.start for i in st.injections if i.start is not None]
         if post and dated and (n := to_number(post.group(1) or post.group(2))) is not None:
             return max(dated) + timedelta(days=n)
         # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead.
         # A month-only date ("A1c 9.1% (06/2024)") dates the value too: an old value is not today's.
-        hits = [h for h in st.dates(text) if h.precision in ("day", "month") and h.when.date() <= st.note.when]
+        every = [h for h in st.dates(text) if h.when.date() <= st.note.when and (limit is None or h.start < limit)]
+        hits = [h for h in every if h.precision in ("day", "month")]
         after = [h for h in hits if h.start >= pos]
+        year = next((h for h in every if h.precision == "year" and h.start >= pos), None)
+        if year is not None and year.start - pos < 30 and (not after or year.start < after[0].start):
+            return min(datetime(year.when.year, 12, 31), self._day(st.note.when))
         if after and after[0].start - pos < 60:
             return self._latest_in(after[0], st.note.when)
         before = [h for h in hits if h.end <= pos]
