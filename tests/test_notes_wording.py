@@ -716,3 +716,14 @@ def test_a_relatives_or_delabelled_allergy_is_not_the_patients(tmp_path, kb, sen
 def test_a_series_of_lab_values_in_one_sentence_is_read_value_by_value(tmp_path, kb, sentence, uncontrolled):
     text = "58 yo M, T2DM, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
     assert reports(tmp_path, kb, text, "2026-06-10", "defer.uncontrolled-diabetes", HIP) is uncontrolled
+
+
+@pytest.mark.parametrize("sentence,out_of_range", [
+    ("INR 2.4 last week, 3.6 today.", True),
+    ("INR 3.6 last week, 2.4 today.", False),
+    ("INR was 4.1 on 6/1, repeat 2.6 on 6/8.", False),
+    ("INR 1.9, 3 injections so far.", False),  # a count is no second INR
+])
+def test_a_series_of_inr_values_is_read_value_by_value(tmp_path, kb, sentence, out_of_range):
+    text = "71 yo M on warfarin for AF, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
+    assert reports(tmp_path, kb, text, "2026-06-10", "defer.anticoagulation-out-of-range", HIP) is out_of_range

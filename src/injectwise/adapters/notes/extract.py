@@ -105,8 +105,11 @@ _DATEISH = (r"(?:then|now|and|but|was|is|in|on|of|at|last|this|ago|prior|previou
             r"since|from|to|->|→|\d{1,4}|[/\-.]|jan\w*|feb\w*|mar\w*|apr\w*|may|jun\w*|jul\w*|aug\w*|sep\w*|oct\w*|"
             r"nov\w*|dec\w*|weeks?|months?|years?|days?|wks?|mos?|yrs?|[()])")
 VALUE_AGAIN = re.compile(rf"(?P<gap>(?:[\s,;]*{_DATEISH})*?[\s,;>→(]+)(?<![\d.,/]){NUM}\s*(?P<unit>%|mmol/mol|mg/dl|"
-                         r"mmol/l|mg/l)(?=\s*(?:$|[,;.)]|\s(?:in|on|last|this|now|today|at|from|\d|\()))", re.I)
+                         r"mmol/l|mg/l)(?=\s*(?:$|[,;.)]|\s(?:(?:in|on|last|this|now|today|at|from)\b|\d|\()))", re.I)
 # more values of the same test before the unit that closes the list ("sugars 15.2, 16.8 and 17.1 mmol/L")
+# the same for a unitless result such as an INR ("INR 2.4 last week, 3.6 today", "INR 4.1 on 6/1, repeat 2.6 on 6/8")
+VALUE_AGAIN_BARE = re.compile(rf"(?P<gap>(?:[\s,;]*(?:{_DATEISH}|repeat|recheck(?:ed)?|rpt))*?[\s,;>→(]+)(?<![\d.,/]){NUM}"
+                              r"(?=\s*(?:$|[,;.)]|\s(?:(?:in|on|last|this|now|today|yesterday|at|from)\b|\d|\()))", re.I)
 VALUE_LIST = re.compile(rf"(?P<values>(?:\s*(?:,|and|or|then|to)\s*{NUM}){{1,5}})\s*"
                         rf"(?P<unit>mmol/l|mg/dl|mg/l|mm/hr?|%)(?![\w/])", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
@@ -560,10 +563,16 @@ class NoteExtractor:
                         continue
                     for x in (value, *more):
                         out.append((concept, m.group(0), x, unit, m.start()))
-                    while raw and not more and (again := VALUE_AGAIN.match(text, end)) is not None \
-                            and again.group("unit").lower() == raw.lower() and "." not in again.group("gap").strip(" ,;"):
+                    bare = not raw and not more and self.kb.terminology.concepts[concept].unit.startswith("{")  # {INR}
+                    while (raw or bare) and not more:
+                        again = (VALUE_AGAIN if raw else VALUE_AGAIN_BARE).match(text, end)
+                        if again is None or "." in again.group("gap").strip(" ,;") or \
+                                (raw and again.group("unit").lower() != raw.lower()) or \
+                                (bare and not re.search(r"[,;>→]|repeat|recheck|rpt|then|now", again.group("gap"), re.I)):
+                            break
                         x2 = _num(again.group(2))
-                        if x2 is None or self._unit(concept, again.group("unit"), x2) is None:
+                        if x2 is None or self._unit(concept, again.group("unit") if raw else "", x2) is None or \
+                                (bare and not 0 < x2 <= 20):
                             break
                         out.append((concept, m.group(0), x2, unit, again.start(2)))  # dated from its own place
                         end = again.end()
