@@ -727,3 +727,16 @@ def test_a_series_of_lab_values_in_one_sentence_is_read_value_by_value(tmp_path,
 def test_a_series_of_inr_values_is_read_value_by_value(tmp_path, kb, sentence, out_of_range):
     text = "71 yo M on warfarin for AF, R hip OA, PT completed 2025. " + sentence + " Plan US-guided R hip IA.\n"
     assert reports(tmp_path, kb, text, "2026-06-10", "defer.anticoagulation-out-of-range", HIP) is out_of_range
+
+
+@pytest.mark.parametrize("sentence,planned,prosthesis", [
+    ("Awaiting THA consult; PT not tolerated due to pain.", False, False),
+    ("Referred to ortho for consultation about a total hip replacement.", False, False),
+    ("R THA booked for 2026-08-01.", True, False),
+    ("R THA in 2019, now painful.", False, True),
+])
+def test_a_surgeons_opinion_still_to_come_is_neither_a_booked_nor_a_done_replacement(tmp_path, kb, sentence, planned,
+                                                                                      prosthesis):
+    text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
+    found = ids(assess_note(tmp_path, kb, text, "2026-06-10", HIP))
+    assert ("defer.planned-arthroplasty" in found) is planned and ("caution.prosthetic-joint" in found) is prosthesis

@@ -131,7 +131,11 @@ FLARE_DAYS = re.compile(r"\b(for|over|during) (the )?(first )?(1|2|3|one|two|thr
 # surgery talked about but not booked
 TENTATIVE = re.compile(r"\b(consider(ing|s|ed)?|discuss(ed|ing)|may need|might need|will (likely|probably|eventually) need|"
                        r"eventually|in the future|some ?day|down the road|not yet (booked|scheduled)|thinking about|"
-                       r"wishes to (delay|defer|postpone)|wants to (delay|defer|postpone)|candidate for)\b", re.I)
+                       r"wishes to (delay|defer|postpone)|wants to (delay|defer|postpone)|candidate for|"
+                       # a surgeon's opinion still to come: nothing is booked ("awaiting THA consult")
+                       r"(tha|tka|arthroplasty|replacement)\s+(consult(ation)?|opinion|evaluation|assessment|review)|"
+                       r"(consult(ation)?|opinion|evaluation|assessment|referr(al|ed)) (for|re:?|about|regarding) "
+                       r"(a |an |possible |total )*(tha|tka|arthroplasty|(hip|knee|joint) replacement))\b", re.I)
 # a request to repeat the injection the note describes ("requests a fourth today", "wants another")
 REPEAT_REQUEST = re.compile(r"\b(another( one| injection| shot)?|a repeat|repeat (it|one|the injection|injection)|"
                             r"a (second|third|fourth|fifth|2nd|3rd|4th|5th)( one| injection| shot)?|one more|the same again)\b",
@@ -1151,6 +1155,8 @@ class NoteExtractor:
                                                           authored=self._day(st.note.when), body_site=m.side or ""))
             self._keep(st, ref, prov)
             return True
+        if not past and not m.historical and TENTATIVE.search(text):
+            return True  # "referred for a consultation about a hip replacement": neither done nor booked
         ref = st.ref("p")
         st.rec.procedures.append(Procedure(ref=ref, code=code, status="completed",
                                            start=past[0].when if past else None, body_site=m.side or "",
@@ -1212,7 +1218,8 @@ class NoteExtractor:
         st.rec.procedures.append(Procedure(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, "exercise-therapy", live[0].matched),),
                                                                f"Physical therapy - {live[0].matched}"),
                                            status=status, start=start, end=end, body_site=region,
-                                           notes=" ".join(text.split()), category="therapy"))
+                                           # its own clause: "awaiting THA consult; PT not tolerated" is no PT after a THA
+                                           notes=" ".join(near.split()), category="therapy"))
         self._keep(st, ref, prov)
 
 
