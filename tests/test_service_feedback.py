@@ -119,6 +119,32 @@ needs_pg = pytest.mark.skipif(not available() and not os.environ.get("CI"),
                               reason="PostgreSQL server binaries not installed (CI installs them)")
 
 
+def test_expired_jwt_ids_are_forgotten_in_the_background(tmp_path):
+    """The replay table keeps a JWT id only until its token expires: it does not grow with every call ever made."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from injectwise.adapters.storage.tables import used_tokens
+
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'p.db'}", prune_every_s=0.05)
+    try:
+        assert store.claim_token("iss", "expired", time.time() - 10).result(10) is True
+        assert store.claim_token("iss", "live", time.time() + 3600).result(10) is True
+        left = None
+        for _ in range(100):  # the pruner runs every 50 ms
+            with store.engine.connect() as conn:
+                left = sorted(r.jti for r in conn.execute(select(used_tokens.c.jti)))
+            if left == ["live"]:
+                break
+            time.sleep(0.05)
+        assert left == ["live"]
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(used_tokens)).scalar() == 1
+    finally:
+        store.close()
+
+
 @needs_pg
 def test_feedback_store_on_a_real_postgresql_server():
     with postgres() as url:

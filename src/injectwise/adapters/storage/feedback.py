@@ -8,6 +8,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ class _Job:
 
 MAX_BATCH = 1000
 CHECKPOINT_EVERY_S = 1.0
+# Used JWT ids are kept only until their token expires (its exp refuses a replay by itself after that):
+# forgotten this often, so the table holds about one token lifetime of calls, not every call ever made.
+PRUNE_TOKENS_EVERY_S = 300.0
 # A PASSIVE checkpoint never catches up with a writer that commits every few ms, and the WAL restarts
 # from its start only after a checkpoint that did: measured, it grew by ~1 MB/s at 150 calls/s without
 # bound. Past this many frames (4 KiB pages) a RESTART checkpoint holds writers back until it is done
@@ -196,7 +200,7 @@ class FeedbackStore:
     awaited commit took 170 ms p50 at 200 calls/s. On PostgreSQL (network round trips) the batch goes to
     the writer thread. Feedback is written synchronously by the caller's thread."""
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    def __init__(self, url: str, migrate: bool = True, prune_every_s: float = PRUNE_TOKENS_EVERY_S) -> None:
         self.url = url
         self.engine = _engine(url)
         self._conflict_insert = _conflict_free_insert(self.engine)
@@ -215,6 +219,22 @@ class FeedbackStore:
         self._stop = threading.Event()
         if self._sqlite is not None:
             threading.Thread(target=self._checkpoints, name="sqlite-checkpoint", daemon=True).start()
+        self._prune_every_s = prune_every_s
+        threading.Thread(target=self._prune_expired_tokens, name="jti-pruner", daemon=True).start()
+
+    def _prune_expired_tokens(self) -> None:
+        """Forget expired JWT ids now and then (on SQLite under the writer lock, like a checkpoint)."""
+        while not self._stop.wait(self._prune_every_s):
+            try:
+                if self._sqlite is not None:
+                    with self._sqlite.lock, self._sqlite.writer.held():
+                        n = self.prune_tokens(time.time())
+                else:
+                    n = self.prune_tokens(time.time())
+                if n:
+                    log.info("forgot %d expired JWT ids", n)
+            except SQLAlchemyError as e:
+                log.warning("JWT id pruning failed: %s", type(e).__name__)
 
     def _checkpoints(self) -> None:
         """Fold the WAL into the database file every second, beside the writer (PASSIVE never blocks it;
