@@ -1,11 +1,11 @@
 """Look-back periods count calendar days with the first day included; leap years do not move them."""
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from injectwise.adapters.web.chart import out_of_year
-from injectwise.core.dates import period_start, year_before
+from injectwise.core.dates import parse_fhir_datetime, period_start, year_before
 
 
 def test_twelve_months_start_on_the_same_day_a_year_earlier() -> None:
@@ -20,3 +20,10 @@ def test_an_injection_leaves_the_year_the_day_after_its_anniversary(day: date) -
     first_out = out_of_year(day)
     assert year_before(first_out) > day  # no longer counted
     assert year_before(first_out - timedelta(days=1)) <= day  # counted up to the day before
+
+
+def test_a_time_with_an_offset_keeps_its_local_calendar_day() -> None:
+    """An evening injection in New York is on the day its clinic wrote, not the next UTC day."""
+    assert parse_fhir_datetime("2026-03-10T19:30:00-05:00") == datetime(2026, 3, 10, 19, 30)
+    assert parse_fhir_datetime("2026-03-11T00:30:00+01:00").date() == date(2026, 3, 11)
+    assert parse_fhir_datetime("2026-03-10T19:30:00Z") == datetime(2026, 3, 10, 19, 30)

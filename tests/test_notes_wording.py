@@ -196,6 +196,7 @@ def test_target_abbreviations_and_product_strengths_in_a_plan(tmp_path, kb, plan
     ("Prednisone 5 mg daily for 5 days for a gout flare.", "caution.immunosuppression", False),
     ("Finishing a Medrol dose pack this week.", "caution.immunosuppression", False),
     ("Prednisone taper from 40 mg, last dose tomorrow.", "caution.immunosuppression", False),
+    ("Kenalog 40 mg.", "caution.immunosuppression", False),  # a depot steroid named alone is no daily medicine
 ])
 def test_broken_skin_and_immunosuppressive_prednisone(tmp_path, kb, sentence, finding, fires):
     r = assess_note(tmp_path, kb, f"R hip OA, PT done 2025. {sentence} Plan US-guided R hip IA triamcinolone 40 mg.\n",

@@ -15,7 +15,8 @@ _DATE_RE = re.compile(
 
 
 def parse_fhir_datetime(value: object) -> datetime | None:
-    """Parse a FHIR date/dateTime/instant; partial dates take their earliest instant. None if unusable."""
+    """Parse a FHIR date/dateTime/instant as local wall-clock time; partial dates take their earliest instant.
+    None if unusable."""
     if not isinstance(value, str):
         return None
     return _parse(value)
@@ -34,11 +35,8 @@ def _parse(value: str) -> datetime | None:
         )
     except ValueError:
         return None
-    tz = m["tz"]
-    if tz and tz != "Z":
-        sign = 1 if tz[0] == "+" else -1
-        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
-        dt = dt - sign * offset
+    # The time as written where it was recorded (its offset dropped): a clinician counts days on the local
+    # calendar, so "2026-03-10T19:30:00-05:00" is the 10th, not the 11th it is in UTC
     return dt
 
 

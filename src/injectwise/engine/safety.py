@@ -21,6 +21,10 @@ PENDING_RESULT = re.compile(r"pending|preliminary|in progress|to follow|awaited|
 NOT_PREGNANT = re.compile(r"not pregnant|non-?pregnant|\bnegative\b|\bneg\b|not detected|\bno\b|unknown|\bunk\b", re.I)
 PREGNANT = re.compile(r"pregnan|positive|\bpos\b|detected|reactive|\byes\b", re.I)
 INJECTED = re.compile(r"inject|intra-?articular|intramuscular|epidural|\bIM\b|\bIA\b|depot", re.I)
+# taken by mouth day by day (an oral glucocorticoid, or words of a daily regimen): a depot steroid named in a note
+# ("triamcinolone 40 mg") is an injection, not a medicine taken now
+ORAL_DAILY = re.compile(r"prednis|deltasone|(?<!depo-)(?<!depo )\bmedrol\b|\b(?:po|p\.o\.|oral|orally|by mouth|"
+                        r"tablets?|tabs?|daily|bid|tid|qd|od|once a day|twice a day|every (?:day|morning))\b", re.I)
 SHORT_COURSE = re.compile(r"taper|burst|dose ?pa?c?k|\bcourse\b|\bx\s*\d+\s*d(ays?)?\b|for \d+ days", re.I)
 PER_SIDE = re.compile(r"\b(each|per) (side|hip|knee|shoulder|joint)\b|\beach\b|\bper side\b", re.I)
 ENDED_STATUSES = ("stopped", "completed", "on-hold", "cancelled")
@@ -393,7 +397,7 @@ def immunosuppressed(ctx: Context) -> Fact:
             continue
         if m.start is None:
             # taken now, since when unknown: a maintenance dose until shown to be a short course
-            if not SHORT_COURSE.search(text):
+            if ORAL_DAILY.search(text) and not SHORT_COURSE.search(text):
                 ev.append(Evidence(m.ref, m.medication.label(),
                                    "systemic glucocorticoid taken now; start not recorded, duration unknown", None))
             continue

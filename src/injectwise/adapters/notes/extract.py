@@ -81,7 +81,7 @@ STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
 # How a medicine is taken, the words right after its name up to the clause's end ("7.5 mg daily", "dose pack,
 # 6-day taper"): the note's dosage text, as Dosage.text is in FHIR (a short course is not long-term use)
-DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)[^.;,+\n]){0,40})", re.I)
+DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)(?:[^.;,+\n]|\.(?=\d))){0,40})", re.I)
 STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
 # "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
 INR_TARGET = re.compile(r"\binr\b[^.;\d]{0,12}\b(?:goal|target|therapeutic range|range)\b[^.;\d]{0,12}"
