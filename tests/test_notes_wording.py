@@ -741,3 +741,11 @@ def test_a_surgeons_opinion_still_to_come_is_neither_a_booked_nor_a_done_replace
     text = HIP_OA + sentence + " Plan US-guided R hip IA.\n"
     found = ids(assess_note(tmp_path, kb, text, "2026-06-10", HIP))
     assert ("defer.planned-arthroplasty" in found) is planned and ("caution.prosthetic-joint" in found) is prosthesis
+
+
+def test_a_planned_hyaluronic_acid_injection_is_assessed_not_refused(tmp_path, kb):
+    """No steroid, still a needle into a joint: infection and the other safety checks apply."""
+    text = "R knee OA, PT completed 2025. Temp 38.4 C today. Plan: US-guided R knee IA Synvisc-One 6 mL.\n"
+    r = assess_note(tmp_path, kb, text, "2026-06-10")
+    assert r.subject["target"] == "knee-intra-articular" and r.subject["steroid"] is None
+    assert "contraindication.infection-suspected" in ids(r)
