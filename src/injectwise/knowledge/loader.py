@@ -257,7 +257,8 @@ def _load_targets(doc: dict[str, Any], citations: dict[str, Citation], term: Ter
                 text=_regexes(where, t.get("text")), indications=tuple(t["indications"]),
                 competing=tuple(t["competing"]),
                 particulate_contraindicated=bool(t.get("particulate_contraindicated", False)),
-                conservative_care_first=bool(t.get("conservative_care_first", True)))
+                # neuraxial and nerve targets treat radicular and nerve pain, not a problem exercise comes first for
+                conservative_care_first=bool(t.get("conservative_care_first", t["kind"] not in ("neuraxial", "nerve"))))
         except KeyError as e:
             raise KnowledgeError(f"{where}: missing {e.args[0]!r}") from None
     order = tuple(doc["match_order"])
