@@ -93,3 +93,34 @@ def test_first_line_injections_need_no_therapy_first(tmp_path, kb):
     res = _assess(tmp_path, kb, "R golfer's elbow for 6 weeks, no treatment yet. Plan: R medial epicondyle injection, "
                                 "triamcinolone 10 mg.")
     assert "defer.conservative-care-not-tried" in [f.id for f in res.findings]
+
+
+# ---- coded records (FHIR): each target's draft order is read as that target -------------------
+SITES_CODED = ["glenohumeral-joint", "acromioclavicular-joint", "medial-epicondyle", "cervical-epidural",
+               "cervical-transforaminal", "cervical-facet", "carpal-tunnel", "trigger-finger", "de-quervain", "thumb-cmc",
+               "wrist-intra-articular", "ankle-intra-articular", "plantar-fascia", "piriformis"]
+
+
+@pytest.mark.parametrize("target", SITES_CODED)
+def test_a_coded_draft_order_is_read_as_its_target(kb, target):
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.demo.builder import BundleBuilder
+    b = BundleBuilder("t")
+    b.therapy("2026-01-01", "2026-03-01", "Physical therapy")
+    b.planned(target, "right", "ultrasound", "dexamethasone", 4)
+    res = assess(read_bundle(b.bundle()), kb, date.fromisoformat(ON))
+    assert res.as_json()["planned"]["target"] == target
+
+
+@pytest.mark.parametrize(("steroid", "mg", "contraindicated"), [("triamcinolone", 40, True), ("methylprednisolone", 80, True),
+                                                                 ("dexamethasone", 10, False)])
+def test_coded_cervical_transforaminal_particulate(kb, steroid, mg, contraindicated):
+    from injectwise.adapters.fhir import read_bundle
+    from injectwise.demo.builder import BundleBuilder
+    b = BundleBuilder("c")
+    b.condition("M54.12", "Cervical radiculopathy", "2026-03-01")
+    b.therapy("2026-04-01", "2026-06-01", "Physical therapy - cervical")
+    b.planned("cervical-transforaminal", "right", "fluoroscopy", steroid, mg)
+    res = assess(read_bundle(b.bundle()), kb, date.fromisoformat(ON))
+    assert ("contraindication.particulate-steroid" in [f.id for f in res.findings]) == contraindicated
+    assert res.outcome == ("do-not-inject" if contraindicated else "proceed")
