@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+# What a note alone leaves unknown when it does not mention therapy (PatientRecord.unavailable).
+THERAPY_UNSTATED = "physical therapy / conservative care (the note does not say)"
+
 
 @dataclass(slots=True, frozen=True)
 class Coding:

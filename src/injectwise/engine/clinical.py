@@ -24,7 +24,7 @@ from injectwise.core.record import (
 )
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Drug, Knowledge, Target
-from injectwise.knowledge.terminology import CODED_CACHE_TEXT, Terminology, system_kind
+from injectwise.knowledge.terminology import CODED_CACHE_TEXT, CONCEPT_SYSTEM, Terminology, system_kind
 
 GUIDANCE_CPT = {"76942": "ultrasound", "77002": "fluoroscopy", "77003": "fluoroscopy", "77012": "ct",
                 "77021": "mri"}
@@ -308,7 +308,10 @@ class ClinicalView:
     def condition_concepts(self, c: Condition) -> frozenset[str]:
         hit = self._concepts.get(c.ref)
         if hit is None:
-            hit = self.concepts(c.ref, c.code, " | ".join(x for x in (c.body_site, c.notes) if x))
+            # a note's item names its concept; its body site is a side and region id ("right lumbar-spine"), which
+            # places it but is no diagnosis (a "lumbar MRI" is not a lumbar spine disorder)
+            site = "" if c.code.codings and all(x.system == CONCEPT_SYSTEM for x in c.code.codings) else c.body_site
+            hit = self.concepts(c.ref, c.code, " | ".join(x for x in (site, c.notes) if x))
         return hit
 
     def conditions_with(self, concepts: frozenset[str]) -> list[tuple[Condition, frozenset[str]]]:

@@ -160,7 +160,8 @@ class Compiler:
     def p_target(self, arg: Any) -> Pred:
         if not isinstance(arg, dict):
             raise self.err("target takes a mapping of attribute to allowed values")
-        allowed = {"id", "guidance", "kind", "region", "joint", "depth", "bleeding_risk", "avoid_particulate"}
+        allowed = {"id", "guidance", "kind", "region", "joint", "depth", "bleeding_risk", "avoid_particulate",
+                   "particulate_contraindicated", "conservative_care_first"}
         for k in arg:
             if k not in allowed:
                 raise self.err(f"unknown target attribute {k!r}")

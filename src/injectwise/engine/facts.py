@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import Any
 
 from injectwise.core.dates import fmt_date, period_start
-from injectwise.core.record import Condition
+from injectwise.core.record import THERAPY_UNSTATED, Condition
 from injectwise.engine.clinical import ClinicalView, Injection, PainScore, says, side_of, sides_compatible
 from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
@@ -821,6 +821,10 @@ def next_site_injection_date(ctx: Context) -> Fact:
 def unavailable_data(ctx: Context) -> Fact:
     """Kinds of data the source said it could not supply; absent data must not read as "none"."""
     missing = ctx.view.record.unavailable
+    t = ctx.injection.target
+    if ctx.mode == "assess" and t is not None and not t.conservative_care_first:
+        # therapy is read only where it comes first (targets.yaml): unstated, it leaves nothing unchecked here
+        missing = tuple(m for m in missing if m != THERAPY_UNSTATED)
     if not missing:
         return Fact(False, text="nothing")
     listed = ", ".join(missing)

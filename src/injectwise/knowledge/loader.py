@@ -255,7 +255,10 @@ def _load_targets(doc: dict[str, Any], citations: dict[str, Citation], term: Ter
                 dose_citations=_cites(where, t["dose_citations"], citations), bleeding_risk=t["bleeding_risk"],
                 avoid_particulate=bool(t.get("avoid_particulate", False)), cpt=frozenset(t.get("cpt", [])),
                 text=_regexes(where, t.get("text")), indications=tuple(t["indications"]),
-                competing=tuple(t["competing"]))
+                competing=tuple(t["competing"]),
+                particulate_contraindicated=bool(t.get("particulate_contraindicated", False)),
+                # neuraxial and nerve targets treat radicular and nerve pain, not a problem exercise comes first for
+                conservative_care_first=bool(t.get("conservative_care_first", t["kind"] not in ("neuraxial", "nerve"))))
         except KeyError as e:
             raise KnowledgeError(f"{where}: missing {e.args[0]!r}") from None
     order = tuple(doc["match_order"])

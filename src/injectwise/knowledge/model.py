@@ -70,6 +70,8 @@ class Target:
     text: tuple[re.Pattern[str], ...]
     indications: tuple[str, ...]
     competing: tuple[str, ...]
+    particulate_contraindicated: bool = False
+    conservative_care_first: bool = True
 
 
 @dataclass(slots=True)
@@ -170,10 +172,19 @@ class Knowledge:
         return None
 
     def target(self, key: str) -> Target | None:
+        """A target by id or alias; else the first (match order) whose text patterns match the name read as words
+        ("glenohumeral-joint", "cervical_transforaminal", "Carpal tunnel injection")."""
         k = key.strip().lower()
         if k in self.targets:
             return self.targets[k]
         for t in self.targets.values():
             if k in t.aliases:
+                return t
+        words = re.sub(r"[-_]+", " ", k).strip()
+        if not words:
+            return None
+        for tid in self.target_order:
+            t = self.targets[tid]
+            if words in t.aliases or any(p.search(words) for p in t.text):
                 return t
         return None

@@ -900,6 +900,7 @@ class NoteExtractor:
 
     def _find_targets(self, text: str) -> tuple[tuple[int, Target], ...]:
         found: list[tuple[int, Target]] = []
+        spans: list[tuple[int, int]] = []
         low = text.lower()
         passing = iter(self._target_group.passing(text, low))
         for t, screens in self._target_screens:
@@ -909,10 +910,14 @@ class NoteExtractor:
                     continue
                 pattern, string = scr.run(text, low)
                 m = pattern.search(string)
-                if m and (best is None or m.start() < best):
-                    best = m.start()
-            if best is not None and not any(abs(best - pos) < 3 for pos, _ in found):
-                found.append((best, t))
+                if m and (best is None or m.start() < best[0]):
+                    best = (m.start(), m.end())
+            # a target named inside an earlier (match order: more specific) target's phrase is that mention
+            # ("ESI" in "C6-7 ILESI", "transforaminal" in "cervical transforaminal")
+            if best is not None and not any(abs(best[0] - pos) < 3 for pos, _ in found) \
+                    and not any(a <= best[0] < b for a, b in spans):
+                found.append((best[0], t))
+                spans.append(best)
         found.sort(key=lambda x: x[0])
         if len(found) > 1:  # a generic word ("nerve", "hip") inside a more specific target's phrase
             found = [x for x in found if x[1].id not in ("peripheral-nerve",)] or found

@@ -11,7 +11,7 @@ from injectwise.adapters.notes.markup import to_plain
 from injectwise.adapters.notes.merge import reconcile
 from injectwise.adapters.notes.when import note_date
 from injectwise.core.errors import InputError
-from injectwise.core.record import Patient, PatientRecord
+from injectwise.core.record import THERAPY_UNSTATED, Patient, PatientRecord
 from injectwise.knowledge.model import Knowledge
 
 MAX_NOTE_BYTES = 1_000_000
@@ -39,8 +39,6 @@ def read_note_text(path: str | Path) -> str:
         raise InputError(f"{p}: the note is empty")
     return plain
 
-
-THERAPY_UNSTATED = "physical therapy / conservative care (the note does not say)"
 
 
 def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date, given: bool = False) -> bool:
