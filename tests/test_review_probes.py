@@ -134,3 +134,13 @@ def test_an_addendum_dated_after_the_note_but_by_the_as_of_day_is_read(tmp_path,
     text = ("Date: 07/10/2026\nUS-guided L subacromial bursa injection today, 07/10/2026 (triamcinolone 40 mg).\n"
             "Addendum 07/20/2026: patient called, L shoulder hot, red and swollen since yesterday, temperature 38.8 C.\n")
     assert "urgent.infection-suspected" in ids(review_note(tmp_path, kb, text, "2026-07-25"))
+
+
+def test_a_score_is_not_its_own_date_and_b_l_is_bilateral(tmp_path, kb):
+    text = ("Date: 10/05/2026\nF/u 6 wks s/p b/l knee IA injections (TA 40 mg each, US-guided) on 8/24/2026. "
+            "L knee pain 7 -> 2/10. R knee unchanged at 7/10.\n")
+    r = review_note(tmp_path, kb, text, "2026-10-05")
+    assert {s["side"] for s in r.detail["per_side"]} == {"left", "right"}
+    from test_notes import _record
+    rec = _record(tmp_path, kb, text, "2026-10-05")
+    assert all(o.when is None or o.when.month != 7 for o in rec.observations)

@@ -42,7 +42,7 @@ GUIDANCE_TEXT = (
     ("ct", re.compile(r"\bct[- ]guided|computed tomograph", re.I)),
 )
 INJECTION_TEXT = re.compile(r"inject|\bblock(ade)?\b|infiltrat|arthrocentesis|aspiration and injection", re.I)
-SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bboth (hips|knees|sides|shoulders)", re.I)),
+SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bbilat\b|\bb/l\b|\bboth (hips|knees|sides|shoulders)", re.I)),
               ("right", re.compile(r"\bright\b|\brt\b", re.I)), ("left", re.compile(r"\bleft\b|\blt\b", re.I)))
 SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")

@@ -674,7 +674,8 @@ class NoteExtractor:
             return max(dated) + timedelta(days=n)
         # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead.
         # A month-only date ("A1c 9.1% (06/2024)") dates the value too: an old value is not today's.
-        hits = [h for h in st.dates(text) if h.precision in ("day", "month") and h.when.date() <= st.note.when]
+        hits = [h for h in st.dates(text) if h.precision in ("day", "month") and h.when.date() <= st.note.when
+                and not h.start <= pos < h.end]  # the value itself ("unchanged at 7/10") is no date
         after = [h for h in hits if h.start >= pos]
         if after and after[0].start - pos < 60:
             return self._latest_in(after[0], st.note.when)
