@@ -18,6 +18,8 @@ HIP = "Date: 05/11/2026\nUS-guided R hip intra-articular injection on 03/02/2026
     ("good relief for a month, then it gradually wore off", 30),
     ("much better for about six weeks and is now gradually returning", 42),
     ("relief for two weeks, then the pain came back to baseline", 14),
+    ("she had two good weeks, then the pain returned", 14),
+    ("worked great for about 3 weeks but now it is back", 21),
 ])
 def test_relief_span_is_read_in_days(words, days):
     got = relief_span_days(words)

@@ -32,14 +32,18 @@ RELIEF_PERCENT_TEXT = re.compile(r"(?:\b(\d{1,3}) ?% (?:relief|better|improve\w*
 # gradually returning". The stated span is measured like a score series: relief past the durable weeks is a
 # response that faded as expected, relief from the judging day on but short of them a short-lived (partial)
 # response, relief shorter than the judging window no corticosteroid response.
+_FADED = (r"(?=[^.]{0,80}?(?:\b(?:wore off|wearing off|worn off|came back|coming back|returned|returning|recurred|back to|"
+          r"faded|fading|gone|went away|worse again|back again|crept back|creeping back)\b|"
+          r"\b(?:it|pain|it.s|pain.s|the pain) (?:is |was )?back\b))")
 _SPAN_N = (r"(?P<n>\d{1,2}|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|"
            r"several|a half|one and a half)")
 RELIEF_SPAN_TEXT = re.compile(
     r"\b(?:relief|benefit|better|helped|improved|improvement|worked|effect|response|pain[- ]free|settled)\b"
     r"[^.;]{0,30}?\b(?:for|lasted|lasting|of|over)\s+(?:only |just |the first |a good |roughly |about |around |"
     r"approximately |~ ?|nearly |almost |up to |maybe |perhaps )*" + _SPAN_N + r"\s*(?P<u>days?|weeks?|wks?|months?|mos?)\b"
-    r"(?=[^.]{0,80}?\b(?:wore off|wearing off|worn off|came back|coming back|returned|returning|recurred|back to|"
-    r"faded|fading|gone|went away|worse again|back again|crept back|creeping back)\b)", re.I)
+    + _FADED, re.I)
+# "she had two good weeks, then the pain returned"
+RELIEF_GOOD_SPAN_TEXT = re.compile(r"\b" + _SPAN_N + r"\s+good\s+(?P<u>days|weeks|months)\b" + _FADED, re.I)
 _SPAN_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a few": 3, "a couple of": 2, "several": 3,
                "a half": 0.5, "one and a half": 1.5}
@@ -48,7 +52,7 @@ _SPAN_UNIT_DAYS = {"d": 1, "w": 7, "m": 30}
 
 def relief_span_days(text: str) -> tuple[float, str] | None:
     """Days of relief the words state before it wore off, with the words; None when not stated."""
-    m = RELIEF_SPAN_TEXT.search(text or "")
+    m = RELIEF_SPAN_TEXT.search(text or "") or RELIEF_GOOD_SPAN_TEXT.search(text or "")
     if not m:
         return None
     n = m.group("n").lower()

@@ -39,7 +39,7 @@ from injectwise.core.record import (
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import (  # the ratings the review reads; notes join them to the injection
     RELIEF_PERCENT_TEXT,
-    RELIEF_SPAN_TEXT,
+    relief_span_days,
 )
 from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
 from injectwise.knowledge.model import Drug, Knowledge, Target
@@ -394,7 +394,7 @@ class NoteExtractor:
             st.repeat_requested = prov
         if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
                                                         or RELIEF_PERCENT_TEXT.search(text)
-                                                        or RELIEF_SPAN_TEXT.search(text)):
+                                                        or relief_span_days(text) is not None):
             # how the injection the note described went, marked as _past_injection marks its own sentence
             # ("Feels 80% better": the patient's own rating, read by the review when scores are missing)
             mark = (" (no lasting benefit)" if has("no_benefit", text) else
