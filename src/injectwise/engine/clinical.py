@@ -42,7 +42,7 @@ GUIDANCE_TEXT = (
     ("ct", re.compile(r"\bct[- ]guided|computed tomograph", re.I)),
 )
 INJECTION_TEXT = re.compile(r"inject|\bblock(ade)?\b|infiltrat|arthrocentesis|aspiration and injection", re.I)
-SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bboth (hips|knees|sides|shoulders)", re.I)),
+SIDE_WORDS = (("bilateral", re.compile(r"\bbilateral|\bbilat\b|\bb/l\b|\bboth (hips|knees|sides|shoulders)", re.I)),
               ("right", re.compile(r"\bright\b|\brt\b", re.I)), ("left", re.compile(r"\bleft\b|\blt\b", re.I)))
 SIDE_ABBR = (("right", re.compile(r"\bR\b")), ("left", re.compile(r"\bL\b")))
 GUIDED = ("ultrasound", "fluoroscopy", "ct", "mri")
@@ -194,6 +194,7 @@ class PainScore:
     ref: str
     when: datetime
     value: float
+    side: str | None = None  # the side the score is about ("left hip pain 2/10"), when the record says
 
 
 @dataclass(slots=True)
@@ -496,13 +497,24 @@ class ClinicalView:
     @cached
     def pain(self) -> list[PainScore]:
         out = []
+        sites = {o.ref: o.body_site for o in self.record.observations if o.body_site}
         for m in self.measurements("pain-nrs"):
             if not 0 <= m.value <= 10:
                 raise InputError(f"{m.ref}: pain score {m.value:g} is outside the 0-10 scale")
             if m.when is None:
                 continue  # a pain score with no date cannot be placed before or after an injection
-            out.append(PainScore(m.ref, m.when, m.value))
+            site = sites.get(m.ref)
+            out.append(PainScore(m.ref, m.when, m.value, side_of(site) if site else None))
         return out
+
+    def pain_for(self, side: str | None) -> tuple[list[PainScore], list[datetime]]:
+        """Pain scores (and their times) that may be about an injection on `side`: a score said of the other
+        side belongs to the other side's injection (bilateral injections are judged per side)."""
+        pain = self.pain
+        if side not in ("left", "right") or not any(s.side in ("left", "right") for s in pain):
+            return pain, self.pain_times
+        kept = [s for s in pain if sides_compatible(side, s.side)]
+        return kept, [s.when for s in kept]
 
     @cached
     def pain_times(self) -> list[datetime]:

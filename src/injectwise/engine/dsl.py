@@ -279,7 +279,9 @@ class Compiler:
                     continue
                 if after is not None and (when is None or not _after(ctx, when, after, within)):
                     continue
-                if new and _known_before(ctx, concepts & cc, after, v.condition_side(c)):
+                # new when any of its concepts is new: a foot drop (a motor deficit) after a known radiculopathy
+                # (the same nerve-pain concept) is still a new deficit
+                if new and all(_known_before(ctx, frozenset({k}), after, v.condition_side(c)) for k in concepts & cc):
                     continue
                 ev.append(v.condition_evidence(c))
             return bool(ev), ev

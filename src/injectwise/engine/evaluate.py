@@ -158,6 +158,29 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
     ctx = Context(view, kb, "review", inj)
     findings = _run(ctx, "review")
     response = ctx.fact("response").value
+    # bilateral injections (the same target on both sides the same day) are judged per side: each side's
+    # scores, failure reasons and harms; one side's answer never hides the other's
+    others = [] if injection_id else [
+        i for i in injs if i is not inj and i.when is not None and inj.when is not None
+        and i.when.date() == inj.when.date() and i.side in ("left", "right") and inj.side in ("left", "right")
+        and i.side != inj.side and (i.target is None or inj.target is None or i.target.id == inj.target.id)]
+    if not others and inj.side == "bilateral" and inj.when is not None and \
+            any(sc.side in ("left", "right") and sc.when >= inj.when for sc in view.pain):
+        # one record for both sides ("bilateral injections ... each side") with scores told per side
+        halves = [replace(inj, side="left"), replace(inj, side="right")]
+        ctx = Context(view, kb, "review", halves[0])
+        findings = _run(ctx, "review")
+        response = ctx.fact("response").value
+        others = halves[1:]
+    if others:
+        sides = [(ctx, findings, response)]
+        for other in others[:1]:
+            octx = Context(view, kb, "review", other)
+            sides.append((octx, _run(octx, "review"), octx.fact("response").value))
+        findings, response = _per_side(sides)
+        per_side = [{"side": c.injection.side, "id": c.injection.ref, "response": r} for c, _, r in sides]
+    else:
+        per_side = []
     subject = _subject(inj, kb)
     since = ctx.fact("days_since_injection").value
     subject["days_since"] = None if since is None else int(since)
@@ -168,8 +191,44 @@ def review(record: PatientRecord, kb: Knowledge, as_of: date, injection_id: str 
                                    "resource": o.baseline.ref}
     if o.latest:
         detail["latest_pain"] = {"value": o.latest.value, "date": fmt_date(o.latest.when), "resource": o.latest.ref}
+    if per_side:
+        detail["per_side"] = per_side
     return Result("review", as_of.isoformat(), kb.version, _patient(view), subject, response, findings,
                   _unknowns(ctx), detail, sources=list(record.sources))
+
+
+RESPONSE_RANK = ("responder", "partial", "non-responder")
+
+
+def _per_side(sides: list[tuple[Context, list[Finding], str]]) -> tuple[list[Finding], str]:
+    """One review of both sides: every side's findings (a finding only one side has names that side's
+    injection in `applies_to`), the less good side's first; the response is the one both sides share, else
+    partial when one side responded and the other did not (too early or unknown only when both are)."""
+    responses = [r for _, _, r in sides]
+    judged = [r for r in responses if r in RESPONSE_RANK]
+    if len(set(responses)) == 1:
+        response = responses[0]
+    elif "too-early" in responses:
+        response = "too-early"
+    elif len(set(judged)) == 1:
+        response = judged[0]
+    else:
+        response = "partial"
+    ordered = sorted(sides, key=lambda s: -RESPONSE_RANK.index(s[2]) if s[2] in RESPONSE_RANK else 0)
+    counts: dict[str, int] = {}
+    for _, fs, _ in sides:
+        for f in fs:
+            counts[f.id] = counts.get(f.id, 0) + 1
+    seen: set[str] = set()
+    merged: list[Finding] = []
+    for c, fs, _ in ordered:
+        for f in fs:
+            if f.id in seen:
+                continue
+            seen.add(f.id)
+            merged.append(f if counts[f.id] == len(sides) else replace(f, applies_to=c.injection.ref))
+    merged.sort(key=lambda f: (SEVERITY_ORDER[f.severity], _family_rank(f.id)))  # stable: each side's rank kept
+    return merged, response
 
 
 @lru_cache(maxsize=8)

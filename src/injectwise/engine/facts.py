@@ -27,6 +27,44 @@ RELIEF_PERCENT_TEXT = re.compile(r"(?:\b(\d{1,3}) ?% (?:relief|better|improve\w*
                                  r"|(?:relief|improvement|better|helped|improved)(?: by| of)?(?: about| around| ~)? "
                                  r"(\d{1,3}) ?%)(?! (?:for|in|during) (?:the first |an? |\d+ )?(?:hours?|hrs?|minutes?|mins?))",
                                  re.I)
+# How long relief lasted before it wore off, in words without scores: "the relief lasted about 3 weeks and then
+# wore off", "good relief for a month, then it gradually wore off", "much better for about six weeks and is now
+# gradually returning". The stated span is measured like a score series: relief past the durable weeks is a
+# response that faded as expected, relief from the judging day on but short of them a short-lived (partial)
+# response, relief shorter than the judging window no corticosteroid response.
+_FADED = (r"(?=[^.]{0,80}?(?:\b(?:wore off|wearing off|worn off|came back|coming back|returned|returning|recurred|back to|"
+          r"faded|fading|gone|went away|worse again|back again|crept back|creeping back)\b|"
+          r"\b(?:it|pain|it.s|pain.s|the pain) (?:is |was )?back\b))")
+_SPAN_N = (r"(?P<n>\d{1,2}|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few|a couple of|"
+           r"several|a half|one and a half)")
+RELIEF_SPAN_TEXT = re.compile(
+    r"\b(?:relief|benefit|better|helped|improved|improvement|worked|effect|response|pain[- ]free|settled)\b"
+    r"[^.;]{0,30}?\b(?:for|lasted|lasting|of|over)\s+(?:only |just |the first |a good |roughly |about |around |"
+    r"approximately |~ ?|nearly |almost |up to |maybe |perhaps )*" + _SPAN_N + r"\s*(?P<u>days?|weeks?|wks?|months?|mos?)\b"
+    + _FADED, re.I)
+# "she had two good weeks, then the pain returned"
+RELIEF_GOOD_SPAN_TEXT = re.compile(r"\b" + _SPAN_N + r"\s+good\s+(?P<u>days|weeks|months)\b" + _FADED, re.I)
+_SPAN_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+               "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "a few": 3, "a couple of": 2, "several": 3,
+               "a half": 0.5, "one and a half": 1.5}
+_SPAN_UNIT_DAYS = {"d": 1, "w": 7, "m": 30}
+
+
+def relief_span_days(text: str) -> tuple[float, str] | None:
+    """Days of relief the words state before it wore off, with the words; None when not stated."""
+    m = RELIEF_SPAN_TEXT.search(text or "") or RELIEF_GOOD_SPAN_TEXT.search(text or "")
+    if not m:
+        return None
+    n = m.group("n").lower()
+    k = float(n) if n.isdigit() else _SPAN_WORDS.get(n)
+    if not k:
+        return None
+    return k * _SPAN_UNIT_DAYS[m.group("u")[0].lower()], m.group(0)
+
+
+# The notes adapter's rating of an outcome instrument's before/after pair (outcome_measures.yaml)
+OUTCOME_MEASURE_TEXT = re.compile(r"\(outcome measure ([^()]*?) (-?\d+(?:\.\d+)?) -> (-?\d+(?:\.\d+)?): (-?\d+)% better, "
+                                  r"(-?\d+) points of 100, (important|not important) change\)")
 BENEFIT_REPORTED = "(benefit reported)"  # the notes adapter's mark for "good relief", "helped a lot"
 SHORTENING_TEXT = re.compile(r"(shorter|diminishing|decreasing|less) (relief|benefit|duration)|"
                              r"relief (is )?(getting |becoming )?shorter|each (injection|time) (helps|lasts) less", re.I)
@@ -150,7 +188,7 @@ class Context:
         if nxt is not None and nxt < stop:
             stop = nxt
         # pain scores are in time order: each window below is a slice (what filtering every score gave)
-        pain, times = v.pain, v.pain_times
+        pain, times = v.pain_for(inj.side)
         upto = bisect_right(times, t0)
         # the latest score up to the injection, if recent enough (an older one is older still)
         baseline = pain[upto - 1] if upto and (t0 - times[upto - 1]).days <= self.p("baseline_max_days") else None
@@ -173,6 +211,24 @@ class Context:
         if inj is self.injection and days < judge_after:
             return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)
         if not baseline or not follow:
+            rated = OUTCOME_MEASURE_TEXT.search(inj.notes or "")
+            if rated:  # an outcome instrument before and after (OMERACT-OARSI on its 0-100 equivalent)
+                pct, points = float(rated.group(4)), float(rated.group(5))
+                resp = ("responder" if pct >= self.p("responder_relief_percent")
+                        and points >= 10 * self.p("responder_relief_points") else
+                        "partial" if rated.group(6) == "important" else "non-responder")
+                ev.append(Evidence(inj.ref, f"{rated.group(1)} before -> after",
+                                   f"{rated.group(2)} -> {rated.group(3)} ({pct:g}% of the deficit regained)", inj.when))
+                return Outcome(inj, resp, None, baseline, None, None, anesthetic, an_score, None, ev)
+            span = relief_span_days(inj.notes or "")
+            if span is not None:  # relief told by how long it lasted before wearing off
+                lasted_days, words = span
+                durable_days = self.p("durable_relief_days")
+                resp = ("responder" if lasted_days >= durable_days else
+                        "partial" if lasted_days >= judge_after else "non-responder")
+                ev.append(Evidence(inj.ref, "relief the patient reported, then wore off", words, inj.when))
+                return Outcome(inj, resp, lasted_days >= durable_days, baseline, None, None, anesthetic, an_score,
+                               lasted_days, ev)
             said = RELIEF_PERCENT_TEXT.search(inj.notes or "")
             if said:  # the patient's own rating, in the record's words, beside the (missing) scores
                 pct = float(said.group(1) or said.group(2))
@@ -802,7 +858,8 @@ def post_injection_flare(ctx: Context) -> Fact:
         return Fact(False)
     start = inj.when + timedelta(hours=ctx.anesthetic_hours(inj) / 4)
     end = inj.when + timedelta(days=ctx.p("flare_window_days"))
-    hits = [s for s in ctx.view.pain if start < s.when <= end and s.value - o.baseline.value >= ctx.p("flare_rise_points")]
+    hits = [s for s in ctx.view.pain_for(inj.side)[0]
+            if start < s.when <= end and s.value - o.baseline.value >= ctx.p("flare_rise_points")]
     ev = [Evidence(s.ref, "pain after injection", f"{s.value:g}/10 (baseline {o.baseline.value:g})", s.when) for s in hits]
     return Fact(bool(hits), ev)
 

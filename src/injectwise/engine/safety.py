@@ -140,7 +140,7 @@ def pain_relapse_after_improvement(ctx: Context) -> Fact:
         return Fact(False)
     start = inj.when + timedelta(days=ctx.p("flare_window_days"))
     end = inj.when + timedelta(days=ctx.p("infection_window_days"))
-    scores = [s for s in ctx.view.pain if start <= s.when <= end]
+    scores = [s for s in ctx.view.pain_for(inj.side)[0] if start <= s.when <= end]
     rise = ctx.p("infection_relapse_rise_points")
     within = timedelta(days=ctx.p("infection_relapse_within_days"))
     base = o.baseline.value

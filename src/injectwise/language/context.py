@@ -250,6 +250,9 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
         for ts, te, mod, direction in sc.triggers:
             if ts < h.start and direction == "section":
                 applies = True  # a heading ("Family history:") reaches every item after it in its sentence
+            elif ts < h.start and direction == "clause":
+                # a subject that is someone else ("her husband ... and had a fever") reaches the clause's end
+                applies = not sc._ends(min(te, h.start), h.start)
             elif ts < h.start and direction in ("forward", "bidirectional"):
                 applies = sc.forward(min(te, h.start), h.start)
             elif ts >= h.end and direction in ("backward", "bidirectional"):

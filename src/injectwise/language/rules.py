@@ -14,7 +14,7 @@ from injectwise.core.errors import KnowledgeError
 from injectwise.language.phrases import PhraseIndex, Screen, Tokens, tokens
 
 MODIFIERS = ("negated", "possible", "historical", "hypothetical", "family")
-DIRECTIONS = ("forward", "backward", "bidirectional", "section")
+DIRECTIONS = ("forward", "backward", "bidirectional", "section", "clause")
 SIDES = ("bilateral", "right", "left")
 PSEUDO = "pseudo"
 

@@ -14,7 +14,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from importlib import resources
 from typing import NamedTuple
+
+import yaml
 
 from injectwise.adapters.notes.cues import Cues, load_cues
 from injectwise.adapters.notes.numbers import NUMBER, to_number
@@ -34,7 +37,10 @@ from injectwise.core.record import (
     ServiceRequest,
 )
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
-from injectwise.engine.facts import RELIEF_PERCENT_TEXT  # the rating the review reads; notes join it to the injection
+from injectwise.engine.facts import (  # the ratings the review reads; notes join them to the injection
+    RELIEF_PERCENT_TEXT,
+    relief_span_days,
+)
 from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
 from injectwise.knowledge.model import Drug, Knowledge, Target
 from injectwise.knowledge.terminology import CONCEPT_SYSTEM
@@ -188,6 +194,7 @@ class NoteInput:
     text: str
     source: str
     when: date
+    horizon: date | None = None  # the as-of day: a later entry in the note is not seen (None: the note's date)
 
 
 class _InjectionFacts(NamedTuple):
@@ -215,6 +222,7 @@ class _PainMention:
     offset_days: float
     when: datetime | None
     prov: Provenance
+    side: str = ""  # the one side the sentence speaks of ("Left lateral hip pain 7/10 before, 2/10 now")
 
 
 @dataclass(slots=True)
@@ -232,6 +240,7 @@ class _State:
     said: dict[tuple[str, bool], list[tuple[int, int, int]]] = field(default_factory=dict)
     said_upto: int = 0  # rec.conditions[:said_upto] are in `said`
     offsets: list[int] | None = None  # read text -> note text offsets when spacing was normalised (else same)
+    later_entry: bool = False  # an addendum dated after the note's date began: the rest is not seen
 
     def at(self, pos: int) -> int:
         """The note's own offset of a read-text offset (`pos` may be the text's end)."""
@@ -374,27 +383,36 @@ class NoteExtractor:
     def _sentence(self, st: _State, s: Sentence, ms: list[Mention], near: frozenset[str]) -> None:
         """`near`: the prefilters with a match starting inside this sentence (`SentenceScreens`)."""
         text = s.text
-        prov = self._prov(st, s)
         cues = self.cues
         has = self._has
+        if st.later_entry or self._dated_after_note(st, text):
+            return  # an event (or addendum) dated after the note's own date: not known as of that date
+        prov = self._prov(st, s)
         is_allergy = "allergy" in near
         injection_clauses: tuple[str, ...] = ()
+        inj_text = text
         if "injection" in near or "steroid" in near or "block" in near:
-            injection_clauses = self._injection_clauses(text)
+            # an instrument's name ("Oxford Hip Score ... before the injection") names no injection's target
+            inj_text = _mask_instruments(text)
+            injection_clauses = self._injection_clauses(inj_text)
         future_surgery = "future" in near
         if is_allergy:
             self._allergy(st, text, prov, ms)
         for clause in injection_clauses:
             if has("no_injection", clause):
                 continue
+            if st.injections and INJECTION_REFERENCE.search(clause) and all(h.relative for h in st.dates(clause)) \
+                    and not self._facts_memo(clause, inj_text).agents:
+                continue  # "hip pain 8/10 before the injection": the injection already described, not another
             if has("plan", clause):
                 self._plan(st, clause, prov)
             else:
-                self._past_injection(st, clause, prov, text)
+                self._past_injection(st, clause, prov, inj_text)
         if not injection_clauses and has("plan", text) and REPEAT_REQUEST.search(text):
             st.repeat_requested = prov
         if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
-                                                        or RELIEF_PERCENT_TEXT.search(text)):
+                                                        or RELIEF_PERCENT_TEXT.search(text)
+                                                        or relief_span_days(text) is not None):
             # how the injection the note described went, marked as _past_injection marks its own sentence
             # ("Feels 80% better": the patient's own rating, read by the review when scores are missing)
             mark = (" (no lasting benefit)" if has("no_benefit", text) else
@@ -403,6 +421,10 @@ class NoteExtractor:
             told = st.injections if has("all_of_them", text) else st.injections[-1:]
             for inj in told:
                 inj.notes += " " + " ".join(text.split()) + mark
+        if st.injections and _HAS_DIGIT.search(text):
+            rated = outcome_measure_mark(text)
+            if rated:  # "Oxford Hip Score 18/48 before, 34/48 today": how the latest injection went, rated
+                st.injections[-1].notes += " " + " ".join(text.split()) + rated
         if "lab" in near:
             self._labs(st, text, prov)
             self._inr_target(st, text, prov)
@@ -445,6 +467,19 @@ class NoteExtractor:
             self._therapy(st, therapy, text, prov, s.start)
         if "joint_fluid" in near and _HAS_DIGIT.search(text):
             self._joint_fluid(st, text, prov)
+
+    def _dated_after_note(self, st: _State, text: str) -> bool:
+        """A sentence telling of an event on a stated day after the as-of day ("Addendum 06/20/2026:
+        patient called ...", "On 4/2/2026 she developed a fever"): a later entry, unknown as of that day.
+        A plan or booking names future days on purpose and is read as usual. An addendum heading hides the rest
+        of the note too."""
+        if not _HAS_DIGIT.search(text) or self._has("plan", text) or self._has("future", text):
+            return False
+        day = max(st.note.when, st.note.horizon or st.note.when)
+        later = [h for h in st.dates(text) if h.precision == "day" and not h.relative and h.when.date() > day]
+        if later and LATER_ENTRY.match(text):
+            st.later_entry = True
+        return bool(later)
 
     # ---- problems and findings ----------------------------------------------------------------
     def _condition(self, st: _State, m: Mention, text: str, prov: Provenance, before: datetime | None = None) -> None:
@@ -630,17 +665,18 @@ class NoteExtractor:
                               prov)
 
     def _observation(self, st: _State, concept: str, label: str, value: float, unit: str, when: datetime,
-                     prov: Provenance) -> None:
+                     prov: Provenance, side: str = "") -> None:
         if when.date() > st.note.when:
             return
         timed = when.time() != datetime.min.time()  # an anaesthetic-phase score hours after: its own reading
         for o in st.rec.observations:  # the same value on the same day is already known (coded or earlier)
             if o.when is not None and (o.when == when if timed else o.when.date() == when.date()) and o.value == value and \
+                    (not side or not o.body_site or side_of(o.body_site) in (None, side)) and \
                     concept in self.kb.terminology.coded_concepts(o.code) | self.kb.terminology.text_concepts(o.code.all_text()):
                 return
         ref = st.ref("o")
         st.rec.observations.append(Observation(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, concept, label),), label),
-                                               when=when, value=value, unit=unit, status="final"))
+                                               when=when, value=value, unit=unit, status="final", body_site=side))
         self._keep(st, ref, prov)
 
     def _joint_fluid(self, st: _State, text: str, prov: Provenance) -> None:
@@ -678,7 +714,8 @@ class NoteExtractor:
             return max(dated) + timedelta(days=n)
         # a measured value is never dated in the future: "6 kg lost in 3 months, ESR 78" is not dated 3 months ahead.
         # A month-only date ("A1c 9.1% (06/2024)") dates the value too: an old value is not today's.
-        every = [h for h in st.dates(text) if h.when.date() <= st.note.when and (limit is None or h.start < limit)]
+        every = [h for h in st.dates(text) if h.when.date() <= st.note.when and (limit is None or h.start < limit)
+                 and not h.start <= pos < h.end]  # the value itself ("unchanged at 7/10") is no date
         hits = [h for h in every if h.precision in ("day", "month")]
         after = [h for h in hits if h.start >= pos]
         year = next((h for h in every if h.precision == "year" and h.start >= pos), None)
@@ -701,14 +738,19 @@ class NoteExtractor:
 
     # ---- pain scores --------------------------------------------------------------------------
     def _pain(self, st: _State, text: str, prov: Provenance) -> None:
+        side = ""
         for value, anchor, offset, pos in self._pain_memo(text):
+            if not side:
+                side = _one_side(text)
             when = self._day(st.note.when) if anchor in ("note", "after-or-note") else (
                 self._date_near(st, text, pos) if anchor == "date" else None)
-            st.pains.append(_PainMention(value, anchor, offset, when, prov))
+            st.pains.append(_PainMention(value, anchor, offset, when, prov, side))
 
     def _read_pain(self, text: str) -> tuple[tuple[float, str, float, int], ...]:
         """(score, anchor, offset, position) of each pain score a sentence states, in order: text alone
         decides them (memoised); a score dated by its sentence is dated per note (`_pain`)."""
+        if "/100" in text and PAIN_OR_VAS.search(text):
+            text = _vas_to_nrs(text)
         low = text.lower()
         free = PAIN_FREE_HOURS.search(text) if "pain" in low else None
         if "/10" not in low and "out of 10" not in low and not free and not _PAIN_FROM_TO.found(text, low):
@@ -821,7 +863,7 @@ class NoteExtractor:
                 when = anchor + timedelta(days=p.offset_days)
             if when is None or when.date() > st.note.when:
                 continue
-            self._observation(st, "pain-nrs", "pain score (NRS)", p.value, "{score}", when, p.prov)
+            self._observation(st, "pain-nrs", "pain score (NRS)", p.value, "{score}", when, p.prov, p.side)
 
     # ---- allergies ----------------------------------------------------------------------------
     def _allergy(self, st: _State, text: str, prov: Provenance, ms: list[Mention]) -> None:
@@ -1241,6 +1283,95 @@ def _risk_clauses(cues: Cues, text: str, offset: int) -> list[tuple[int, int]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _instruments() -> tuple[tuple[str, re.Pattern[str], float, float, float | None], ...]:
+    """(label, before -> after pattern, worst, best, MCID) of each instrument outcome_measures.yaml names."""
+    text = resources.files("injectwise.knowledge").joinpath("data/outcome_measures.yaml").read_text("utf-8")
+    out = []
+    num = r"(?P<{}>\d{{1,3}}(?:\.\d+)?)(?:\s*%|\s*(?:/|out of)\s*\d{{2,3}})?"
+    for key, m in (yaml.safe_load(text) or {}).items():
+        if not isinstance(m, dict) or not m.get("names") or not m.get("scale"):
+            continue
+        names = "|".join(f"(?:{n})" for n in m["names"])
+        # "<name> 18/48 before ..., 34/48 today", "<name> was 52 before and is 55 now", "<name> from 40 to 75",
+        # "<name> 40 -> 75"; the first score is the one before the injection
+        pat = re.compile(rf"(?:{names})[^\d.;]{{0,25}}?{num.format('x')}\s*(?:(?:before|pre-?(?:injection|procedure|inj)|"
+                         rf"at baseline|baseline|prior)\b[^\d.;]{{0,45}}?|(?:->|→|=>|to)\s*){num.format('y')}", re.I)
+        worst, best = (float(x) for x in m["scale"])
+        mcid = float(m["mcid"]) if m.get("mcid") is not None else None
+        label = re.sub(r"\s*\([^()]*\)", "", str(m.get("label", key))).strip()  # the mark itself is in parentheses
+        out.append((label, pat, worst, best, mcid))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _instrument_names() -> re.Pattern[str]:
+    text = resources.files("injectwise.knowledge").joinpath("data/outcome_measures.yaml").read_text("utf-8")
+    names = [n for m in (yaml.safe_load(text) or {}).values() if isinstance(m, dict) for n in m.get("names") or ()]
+    return re.compile("|".join(f"(?:{n})" for n in names) or r"(?!)", re.I)
+
+
+def _mask_instruments(text: str) -> str:
+    """The text with outcome instruments' names blanked (same length)."""
+    return _instrument_names().sub(lambda m: " " * len(m.group(0)), text)
+
+
+def outcome_measure_mark(text: str) -> str:
+    """The rating mark of an outcome instrument's before/after pair in a sentence (the review reads it when
+    there are no pain scores), or "". Scores outside the instrument's range are no reading."""
+    for label, pat, worst, best, mcid in _instruments():
+        m = pat.search(text)
+        if not m:
+            continue
+        x, y = float(m.group("x")), float(m.group("y"))
+        lo, hi = min(worst, best), max(worst, best)
+        if not (lo <= x <= hi and lo <= y <= hi) or (x == worst and y == worst):
+            continue
+        span = abs(best - worst)
+        gain = (y - x) if best > worst else (x - y)  # towards the better end
+        deficit = abs(best - x)
+        pct = gain / deficit * 100 if deficit else 0.0
+        points = gain / span * 100
+        important = gain >= mcid if mcid is not None else (pct >= 20 and points >= 10)
+        return (f" (outcome measure {label} {x:g} -> {y:g}: {pct:.0f}% better, {points:.0f} points of 100, "
+                f"{'important' if important else 'not important'} change)")
+    return ""
+
+
+_BOTH = re.compile(r"\bbilateral(ly)?\b|\bboth\b|\bb/l\b|\beach (side|knee|hip|shoulder)\b", re.I)
+
+
+def _one_side(text: str) -> str:
+    """"left" or "right" when a sentence names that side only (and not both), else ""."""
+    if _BOTH.search(text):
+        return ""
+    low = text.lower()
+    left = bool(re.search(r"\bleft\b|\blt\b", low) or re.search(r"(?<![/\-])\bL\b(?![/\-]\w|\d)", text))
+    right = bool(re.search(r"\bright\b|\brt\b", low) or re.search(r"(?<![/\-])\bR\b(?![/\-]\w)", text))
+    return "left" if left and not right else "right" if right and not left else ""
+
+
+# A pain score on a 0-100 scale (visual analogue scale, "pain was 80/100 before"): read as the 0-10 score it equals.
+PAIN_OR_VAS = re.compile(r"\b(pain|vas|visual analog(ue)?|nrs|hurts?|ache|aching|sore)\b", re.I)
+VAS_100 = re.compile(r"(?<![/\d.])\b(\d{1,3}(?:\.\d+)?)\s?(?:/|out of)\s?100\b(?![/\d])", re.I)
+
+
+def _vas_to_nrs(text: str) -> str:
+    """Each "N/100" (0-100) as "N/10 / 10", padded to the same length so positions in the sentence hold."""
+    def one(m: re.Match[str]) -> str:
+        v = float(m.group(1))
+        if v > 100:
+            return m.group(0)
+        rep = f"{v / 10:g}/10"
+        return rep.ljust(len(m.group(0))) if len(rep) <= len(m.group(0)) else rep
+    return VAS_100.sub(one, text)
+
+
+# "before the injection", "since the shot": the injection the note already described
+INJECTION_REFERENCE = re.compile(r"\b(before|after|since|pre-?|post-?|following|prior to|from|until) "
+                                 r"(the|this|that|her|his|their|last|latest|recent) (injections?|shots?|procedure|inj)\b", re.I)
+# The heading of an entry added later ("Addendum 06/20/2026:", "Late entry (6/20/26)", "Update 20 Jun 2026 -")
+LATER_ENTRY = re.compile(r"\s*[\[(]?\s*(addend(um|a)|late entry|update|amendment|correction)\b", re.I)
 _HAS_DIGIT = re.compile(r"\d")
 BLOCK_WORD = re.compile(r"\bblock(ade)?\b")
 PREFILTER = ("allergy", "injection", "future", "no_treatment", "joint_fluid")

@@ -41,14 +41,15 @@ def read_note_text(path: str | Path) -> str:
 
 
 
-def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date, given: bool = False) -> bool:
+def _add(rec: PatientRecord, kb: Knowledge, text: str, source: str, dated: date, given: bool = False,
+         horizon: date | None = None) -> bool:
     """Add one note; True when it says whether conservative care was tried. A note file given on the command line
     and dated after the as-of day is refused: none of it could be seen, and silence would read as 'nothing'."""
     when = note_date(text, dated) or dated
     if given and when > dated:
         raise InputError(f"{source.removeprefix('note:')}: the note is dated {when.isoformat()}, after the as-of date "
                          f"{dated.isoformat()}; nothing in it can be seen then (check --on)")
-    st = extractor(kb).add(rec, NoteInput(text, source, when))
+    st = extractor(kb).add(rec, NoteInput(text, source, when, horizon or (dated if given else None)))
     reconcile(rec, kb, st.added)
     return st.therapy_stated
 
@@ -96,5 +97,5 @@ def add_bundle_notes(rec: PatientRecord, kb: Knowledge, as_of: date) -> None:
         dated = d.when.date() if d.when is not None else as_of
         if dated > as_of:
             continue
-        _add(rec, kb, to_plain(d.text, d.content_type), d.ref, dated)
+        _add(rec, kb, to_plain(d.text, d.content_type), d.ref, dated, horizon=as_of)
         rec.sources.append(d.ref)
