@@ -188,19 +188,27 @@ class _Scope:
         return True
 
     def backward(self, m_end: int, t_start: int) -> bool:
-        if self._ends(m_end, t_start) or self._span_words(m_end, t_start) > self.rules.window_tokens:
+        if self._ends(m_end, t_start):
             return False
+        window = self.rules.window_tokens
         i = bisect_left(self.commas, t_start) - 1
         if i >= 0 and self.commas[i] >= m_end:  # "X, resolved" reaches back; "X, Y ruled out" only in a list
             if self._words(self.commas[i], t_start) == 0:
                 # "X 2012, treated, in remission", "X, washed out and treated, resolved": asides between commas
-                # (short, or naming no other concept) do not break the scope
+                # (short, or naming no other concept) do not break the scope, nor count towards the window
+                # ("septic arthritis of the R knee in January 2026, treated, resolved")
                 lo = bisect_left(self.commas, m_end)
                 marks = [m_end, *self.commas[lo:i + 1]]
+                asides = list(pairwise(marks[1:]))
+                short = sum(self._words(a, b) for a, b in asides if self._words(a, b) <= SHORT_ASIDE_WORDS)
+                if self._span_words(m_end, t_start) - short > window:
+                    return False
                 return all(self._words(a, b) <= SHORT_ASIDE_WORDS or not self._any(self.hit_starts, a, b)
-                           for a, b in pairwise(marks[1:]))
+                           for a, b in asides)
+            if self._span_words(m_end, t_start) > window:
+                return False
             return self.rules.list_conjunction.search(self.text, m_end, t_start) is not None
-        return True
+        return self._span_words(m_end, t_start) <= window
 
     def nearest(self, marks: list[tuple[int, int, str]], start: int, end: int) -> str | None:
         """The mark inside the mention, else the nearest in its comma segment, clause, then sentence."""
