@@ -62,6 +62,9 @@ COUNT_BEFORE = re.compile(rf"\b({NUMBER})\b((?:[\s,]+(?!injections?|shots?|block
 TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
 SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
+# a medicine taken "since 2026-05-12", "started on 3/1", "started 3 weeks ago": what lies between the name and the date
+MED_SINCE_GAP = re.compile(r"^[^.;()]{0,40}?\b(?:since|started(?: on| in)?|starting(?: on| in)?|begun|began(?: on| in)?)"
+                           r"\s*:?\s*$", re.I)
 AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)\b", re.I)
 # "64F", "15 M" (capital letter only), "age 15", "aged 64": an age without "yo"
 AGE_SHORT = re.compile(r"(?<![\w/.,:-])(\d{1,3}) ?[MF]\b|\b(?i:age[ds]?)\s*:?\s*(\d{1,3})\b(?! ?(?:%|mg|kg|y/?o))")
@@ -523,10 +526,19 @@ class NoteExtractor:
                        STOPPED_BEFORE.search(text[max(0, m.start - base - 40):m.start - base])):
             status = "stopped"  # "Humira stopped last year", "discontinued methotrexate": not taken now
         how = DOSAGE_TAIL.match(text, m.end - base).group(1).strip() if text else ""  # "7.5 mg daily", "6-day taper"
+        start = self._med_start(st, text, m.end - base) if status == "active" and text else None
         st.rec.medications.append(MedicationUse(ref=ref, medication=Coded((Coding(CONCEPT_SYSTEM, m.concept, m.matched),),
-                                                                          m.matched), status=status, end=end,
-                                                dose_text=how))
+                                                                          m.matched), status=status, start=start,
+                                                end=end, dose_text=how))
         self._keep(st, ref, prov)
+
+    def _med_start(self, st: _State, text: str, pos: int) -> datetime | None:
+        """When a medicine taken now was started, from the words after its name: "prednisone 10 mg daily since
+        2026-05-12", "methotrexate, started 3 weeks ago". None when the sentence does not say."""
+        for h in st.dates(text):
+            if h.start >= pos and h.when.date() <= st.note.when and MED_SINCE_GAP.match(text[pos:h.start]):
+                return h.when
+        return None
 
     def _hold(self, st: _State, text: str, status: str) -> tuple[str, datetime | None]:
         """An anticoagulant or antiplatelet held before the procedure: 'held for 3 days', 'last dose 4/28',
