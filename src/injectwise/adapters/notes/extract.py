@@ -63,6 +63,9 @@ TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
 SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
 # a medicine taken "since 2026-05-12", "started on 3/1", "started 3 weeks ago": what lies between the name and the date
+# an intention, not an event: "apixaban, to stop on <day>", "will hold Eliquis from <day>" (still taken today)
+INTENT = re.compile(r"\b(?:to|will|would|plans? to|going to)\s+(?:be\s+)?(?:stop|hold|held|pause|discontinu|suspend)\w*\b",
+                    re.I)
 MED_SINCE_GAP = re.compile(r"^[^.;()]{0,40}?\b(?:since|started(?: on| in)?|starting(?: on| in)?|begun|began(?: on| in)?)"
                            r"\s*:?\s*$", re.I)
 AGE = re.compile(r"\b(\d{1,3}) ?(?:yo|y/o|y\.o\.|yrs? old|years? old|year-old|-year-old)\b", re.I)
@@ -476,7 +479,7 @@ class NoteExtractor:
         patient called ...", "On 4/2/2026 she developed a fever"): a later entry, unknown as of that day.
         A plan or booking names future days on purpose and is read as usual. An addendum heading hides the rest
         of the note too."""
-        if not _HAS_DIGIT.search(text) or self._has("plan", text) or self._has("future", text):
+        if not _HAS_DIGIT.search(text) or self._has("plan", text) or self._has("future", text) or INTENT.search(text):
             return False
         day = max(st.note.when, st.note.horizon or st.note.when)
         later = [h for h in st.dates(text) if h.precision == "day" and not h.relative and h.when.date() > day]
