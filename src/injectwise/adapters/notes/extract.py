@@ -509,7 +509,7 @@ class NoteExtractor:
         if onset is None and not m.negated and not m.historical and "since" in text.lower():
             # "numbness since August", "since 1 Aug 2026": a symptom present from that day, not first seen today
             since = [h for h in st.dates(text) if h.when.date() <= st.note.when
-                     and SINCE_LEAD.search(text, 0, h.start)]
+                     and (SINCE_LEAD.search(text, 0, h.start) or text[h.start:h.start + 6].lower() == "since ")]
             if since:
                 onset = since[0].when
         site = " ".join(x for x in (m.side, m.site) if x)
