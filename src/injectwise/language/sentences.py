@@ -3,7 +3,7 @@
 A full stop ends a sentence only before whitespace and a non-lower-case word, and never after a
 listed abbreviation ("Dr.", "e.g.", "vs."); decimals ("38.7") and dates ("9/10/2025") have no
 whitespace after the dot so never split. Line breaks split too (notes are lists and headings),
-except a wrapped line (lower-case word, break, lower-case word)."""
+except a wrapped line (lower-case word, digit, comma or bracket; break; lower-case word)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _BOUNDARY = re.compile(r"[.!?]+(?=\s|$)|\n")
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 _NEXT = re.compile(r"\s*(\S)")
 _BULLET = re.compile(r"[\s\-*•·>]+")
-_WRAP_END = re.compile(r"[a-z,]$")
+_WRAP_END = re.compile(r"[a-z0-9,)%]$")  # "Pain 5/10\nbefore": a wrapped line too
 # A question answered in a word ("Is she pregnant? No.", "Fever? None"): one sentence, so the answer reaches
 # what was asked
 _ANSWER = re.compile(r"\s*(?:no|none|nil|negative|neg|denies|denied|yes|positive)\b[ \t]*(?:[.!;,]|\n|$)", re.I)

@@ -61,6 +61,7 @@ COUNT_BEFORE = re.compile(rf"\b({NUMBER})\b((?:[\s,]+(?!injections?|shots?|block
                           r"(?:injections|shots|blocks|blockades|infiltrations)\b", re.I)
 TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
+SINCE_LEAD = re.compile(r"\bsince\s+(?:(?:early|mid|late|about|around|the (?:start|end|beginning|middle) of)\s+)?$", re.I)
 SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
 # a medicine taken "since 2026-05-12", "started on 3/1", "started 3 weeks ago": what lies between the name and the date
 # an intention, not an event: "apixaban, to stop on <day>", "will hold Eliquis from <day>" (still taken today)
@@ -174,6 +175,8 @@ PAIN_FREE_HOURS = re.compile(rf"\b(?:pain[- ]free|no pain at all|no pain)\s+for\
                              rf"(an?|{NUMBER})\s+(hours?|hrs?|minutes?|mins?)\b", re.I)
 INDICATION_FOR = re.compile(r"\bfor\s+(?:[\w/-]+\s+){0,3}$", re.I)  # "... for L S1 radiculopathy"
 RESOLVED_TRIGGERS = frozenset({"resolved", "has resolved", "now resolved"})
+# a pain score right before a word such as "today" ("7/10 today"): that word dates the score, not an injection
+PAIN_SCORE_BEFORE = re.compile(r"\d\s?/\s?10\s*$")
 NOW_BEFORE = re.compile(r"\b(now|today|currently)\W*$", re.I)
 NOW_WORDS = re.compile(r"\s*(?:/10\s*)?(?:now|today|currently|at present|at this visit)\b", re.I)
 AT_WEEKS = re.compile(rf"\b(?:at|after|by|within) ({NUMBER}) (days?|weeks?|wks?|months?)\b", re.I)
@@ -509,6 +512,12 @@ class NoteExtractor:
             onset = st.injections[-1].start + timedelta(days=1)  # "worse for 2 days afterwards": then, not today
         if onset is None and before is not None and not m.negated:
             onset = before
+        if onset is None and not m.negated and not m.historical and "since" in text.lower():
+            # "numbness since August", "since 1 Aug 2026": a symptom present from that day, not first seen today
+            since = [h for h in st.dates(text) if h.when.date() <= st.note.when
+                     and (SINCE_LEAD.search(text, 0, h.start) or text[h.start:h.start + 6].lower() == "since ")]
+            if since:
+                onset = since[0].when
         site = " ".join(x for x in (m.side, m.site) if x)
         label = m.matched
         cond = Condition(ref=ref, code=Coded((Coding(CONCEPT_SYSTEM, m.concept, label),), label),
@@ -1062,6 +1071,8 @@ class NoteExtractor:
         exact = [h for h in hits if h.precision in ("day", "month") and h.kind != "last"]  # "this year": a period
         if any(not h.relative for h in exact):  # "6 weeks after the injection on 1/19": the stated date wins
             exact = [h for h in exact if h.kind not in ("post_now", "day_post")]
+            # "... on 30 Sep 2026 (7/10 before, 7/10 today)": a "today" that dates a pain score is the visit
+            exact = [h for h in exact if not (h.kind == "day_word" and PAIN_SCORE_BEFORE.search(dated_part, 0, h.start))]
         count = f.count
         period = f.span if count else None
         if period:  # "three injections in the past year": the period is not itself an injection's date
