@@ -225,7 +225,7 @@ class Compiler:
         if not isinstance(arg, dict) or "concept" not in arg:
             raise self.err("condition needs a concept")
         allowed = {"concept", "active", "recent_days", "region", "side", "after", "within_days", "unless_concept",
-                   "status_decides", "unless_indication", "new"}
+                   "status_decides", "unless_indication", "new", "new_if_new"}
         for k in arg:
             if k not in allowed:
                 raise self.err(f"unknown condition attribute {k!r}")
@@ -246,6 +246,12 @@ class Compiler:
         new = bool(arg.get("new", False))
         if new and after is None:
             raise self.err("new needs after: injection or series")
+        # new_if_new: the concepts that make a problem new by themselves (a deficit such as a foot drop after a
+        # known radiculopathy); a problem without one of them is new only if none of its concepts was known
+        # before (meralgia named today, its burning numbness noted since before the injection, is not new)
+        decisive = self.concepts(arg["new_if_new"]) if "new_if_new" in arg else None
+        if decisive is not None and not new:
+            raise self.err("new_if_new needs new: true")
         # status_decides: a problem with a current clinical status counts whatever its onset; the
         # recency window applies only to problems recorded without a status.
         status_decides = bool(arg.get("status_decides", False))
@@ -281,8 +287,14 @@ class Compiler:
                     continue
                 # new when any of its concepts is new: a foot drop (a motor deficit) after a known radiculopathy
                 # (the same nerve-pain concept) is still a new deficit
-                if new and all(_known_before(ctx, frozenset({k}), after, v.condition_side(c)) for k in concepts & cc):
-                    continue
+                if new:
+                    mine, side_c = concepts & cc, v.condition_side(c)
+                    if decisive is None or mine & decisive:
+                        pivot = mine & decisive if decisive is not None else mine
+                        if all(_known_before(ctx, frozenset({k}), after, side_c) for k in pivot):
+                            continue
+                    elif _known_before(ctx, mine, after, side_c):
+                        continue
                 ev.append(v.condition_evidence(c))
             return bool(ev), ev
         return run
