@@ -126,10 +126,14 @@ def test_a_new_foot_drop_after_a_known_radiculopathy_is_a_new_nerve_harm(tmp_pat
     assert "adverse.neuropathy" in got and "urgent.progressive-neurological-deficit" in got
 
 
-def test_a_lower_is_better_instrument_with_percent_scores(tmp_path, kb):
-    text = ("Date: 06/15/2026\nFluoroscopy-guided L4-5 interlaminar epidural steroid injection on 05/04/2026 "
-            "(triamcinolone 80 mg). ODI 48% before the injection, 22% today.\n")
-    assert review_note(tmp_path, kb, text, "2026-06-15").outcome == "responder"
+@pytest.mark.parametrize("scores,response", [
+    ("ODI 48% before the injection, 22% today.", "responder"),  # lower is better: 54% and 26 points less
+    ("ODI 48% before the injection, 44% today.", "non-responder"),
+])
+def test_a_lower_is_better_instrument_with_percent_scores(tmp_path, kb, scores, response):
+    opening = ("Date: 06/15/2026\nFluoroscopy-guided L4-5 interlaminar epidural steroid injection on 05/04/2026 "
+               "(triamcinolone 80 mg). ")
+    assert review_note(tmp_path, kb, opening + scores + "\n", "2026-06-15").outcome == response
 
 
 def test_an_addendum_dated_after_the_note_but_by_the_as_of_day_is_read(tmp_path, kb):
