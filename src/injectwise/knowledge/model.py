@@ -9,6 +9,10 @@ from typing import Any
 from injectwise.knowledge.icd10_sites import Icd10Sites
 from injectwise.knowledge.terminology import Terminology
 
+_GENERIC_TARGET_WORDS = frozenset({"joint", "injection", "inj", "block", "bursa", "intra", "articular", "ia", "steroid",
+                                   "corticosteroid", "cortisone", "the", "a", "of", "space", "left", "right", "l", "r",
+                                   "shoulder", "elbow", "wrist", "hand", "hip", "knee", "ankle", "foot", "neck", "back"})
+
 
 @dataclass(slots=True, frozen=True)
 class Citation:
@@ -185,6 +189,12 @@ class Knowledge:
             return None
         for tid in self.target_order:
             t = self.targets[tid]
-            if words in t.aliases or any(p.search(words) for p in t.text):
+            if words in t.aliases:
                 return t
+            for p in t.text:
+                m = p.search(words)
+                # the name is the target's words and nothing else but generic ones ("elbow-of-doom" is no target)
+                if m and {w.group() for w in re.finditer(r"\S+", words)
+                          if w.end() <= m.start() or w.start() >= m.end()} <= _GENERIC_TARGET_WORDS:
+                    return t
         return None

@@ -17,6 +17,9 @@ _WORD_BEFORE = re.compile(r"([\w.]+)$")
 _NEXT = re.compile(r"\s*(\S)")
 _BULLET = re.compile(r"[\s\-*•·>]+")
 _WRAP_END = re.compile(r"[a-z0-9,)%]$")  # "Pain 5/10\nbefore": a wrapped line too
+# a header line ("Date: 04/13/2026") is never wrapped into the prose under it ("six week review after ...")
+_HEADER_LINE = re.compile(r"(?:^|\n)[ \t]*(?:date|dos|date of (?:service|visit)|visit date|seen|dob|mrn|time)[ \t]*:[^\n]*$",
+                          re.I)
 # A question answered in a word ("Is she pregnant? No.", "Fever? None"): one sentence, so the answer reaches
 # what was asked
 _ANSWER = re.compile(r"\s*(?:no|none|nil|negative|neg|denies|denied|yes|positive)\b[ \t]*(?:[.!;,]|\n|$)", re.I)
@@ -31,7 +34,7 @@ def split_sentences(text: str, abbreviations: frozenset[str]) -> list[Sentence]:
             before = text[start:b].rstrip(" \t\r")
             nxt = _NEXT.match(text, f)
             if before and nxt and _WRAP_END.search(before) and nxt.group(1).islower() \
-                    and "\n" not in text[f:nxt.start(1)]:
+                    and "\n" not in text[f:nxt.start(1)] and not _HEADER_LINE.search(before):
                 continue  # a wrapped line of prose
             end = b
         elif text[b] == "?" and f - b == 1 and _ANSWER.match(text, f):

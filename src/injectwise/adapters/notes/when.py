@@ -302,7 +302,7 @@ def note_date(text: str, fallback: date) -> date | None:
     m = _NOTE_DATE.search(text[:2000])
     if not m:
         return None
-    hits = find_dates(m.group(1), fallback)
+    hits = find_dates(" ".join(m.group(1).split()), fallback)  # spacing made plain, as the reader does for the body
     hits = [h for h in hits if not h.relative]
     return hits[0].when.date() if hits else None
 
