@@ -447,3 +447,16 @@ def test_allergy_to_another_local_anaesthetic_is_a_caution_the_planned_one_a_con
     found = set(ids(assess(read_bundle(b.bundle()), kb, AS_OF)))
     pair = {"caution.related-anesthetic-allergy", "contraindication.drug-allergy"}
     assert found & pair == ({expected} if expected else set()), found
+
+
+@pytest.mark.parametrize("reaction,contraindicated", [
+    ("facial flushing", False),  # a known side effect of the steroid, recorded as an "allergy"
+    ("insomnia for two nights", False),
+    ("hives and flushing", True),  # an immune sign decides
+    ("swelling", True),  # not known to be a side effect: the allergy stands
+    (None, True),
+])
+def test_a_side_effect_recorded_as_an_allergy_does_not_contraindicate(kb, reaction, contraindicated):
+    b = hip_candidate()
+    b.allergy("10759", "Triamcinolone", reaction=reaction)
+    assert ("contraindication.drug-allergy" in ids(run_assess(b, kb))) is contraindicated

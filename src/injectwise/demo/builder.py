@@ -116,14 +116,18 @@ class BundleBuilder:
             r["valueString"] = value
         return self.add(r)
 
-    def allergy(self, rxnorm: str | None, text: str, verification: str = "confirmed") -> dict[str, Any]:
-        return self.add({
+    def allergy(self, rxnorm: str | None, text: str, verification: str = "confirmed",
+                reaction: str | None = None) -> dict[str, Any]:
+        r = {
             "resourceType": "AllergyIntolerance", "patient": self.subject,
             "clinicalStatus": _cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active",
                                   "Active"),
             "verificationStatus": _cc("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
                                       verification, verification),
-            "code": _cc(RXNORM, rxnorm, text)})
+            "code": _cc(RXNORM, rxnorm, text)}
+        if reaction:
+            r["reaction"] = [{"manifestation": [{"text": reaction}]}]
+        return self.add(r)
 
     def lab(self, loinc: str | None, text: str, value: float, unit: str | None, date: str) -> dict[str, Any]:
         q: dict[str, Any] = {"value": value}

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from injectwise.core.errors import KnowledgeError
+from injectwise.core.record import Coded
 from injectwise.engine.clinical import CURRENT_STATUSES, sides_compatible
 from injectwise.engine.facts import FACTS, Context
 from injectwise.engine.result import Evidence
@@ -422,6 +423,9 @@ def _known_before(ctx: Context, concepts: frozenset[str], mode: str, side: str |
     return False
 
 
+_REACTION = Coded((), "")  # an allergy's reaction text read on its own
+
+
 def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
     v = ctx.view
     inj = ctx.injection
@@ -431,6 +435,10 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
         if not al.present or (al.recorded is not None and al.recorded > v.now):
             continue
         concepts = v.concepts(al.ref, al.code, al.reaction)
+        if which == "planned-agents" and al.reaction:
+            reaction = v.concepts(f"{al.ref}#reaction", _REACTION, al.reaction)
+            if "side-effect-reaction" in reaction and "allergic-reaction" not in reaction:
+                continue  # a known side effect recorded as an "allergy" (steroid flushing): no allergy to the agent
         text = al.code.all_text().lower()
         codes = {c.code for c in al.code.codings}
         hit = None
