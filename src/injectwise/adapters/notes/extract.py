@@ -94,6 +94,7 @@ STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
 # How a medicine is taken, the words right after its name up to the clause's end ("7.5 mg daily", "dose pack,
 # 6-day taper"): the note's dosage text, as Dosage.text is in FHIR (a short course is not long-term use)
+NO_REACTION = re.compile(r"\b(?:no|not|without|denies|denied|nor)\b[^.;,]*(?:,\s*(?:or|nor)\b[^.;,]*)*", re.I)
 DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)(?:[^.;,+\n]|\.(?=\d))){0,40})", re.I)
 STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
 # "INR goal 2.5-3.5", "INR target range 2-3", "target INR 2.0 to 3.0", "goal INR 2.5-3.5"
@@ -895,9 +896,10 @@ class NoteExtractor:
             return
         if self._has("allergy_other_person", text) and not self._has("allergy_self", text):
             return  # a relative's allergy, not the patient's
+        said = NO_REACTION.sub("", text)  # "flushing, no rash or hives": the reaction is the flushing
         reaction = ", ".join(sorted({w.lower() for w in re.findall(
             r"\b(hives|urticaria|rash|anaphylaxis|anaphylactic|angioedema|itching|pruritus|swelling|flushing|wheez\w*|"
-            r"shortness of breath|hypotension)\b", text, re.I)}))
+            r"shortness of breath|hypotension)\b", said, re.I)}))
         agents: list[str] = []
         low = text.lower()
         for d in self.kb.drugs.values():
