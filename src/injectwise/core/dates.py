@@ -56,12 +56,17 @@ def end_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 23, 59, 59)
 
 
-def year_before(day: date) -> date:
-    """The same calendar day a year earlier (29 February gives 28 February): where "12 months" starts."""
+def years_from(day: date, years: int) -> date:
+    """The same calendar day `years` later (or earlier, when negative); 29 February gives 28 February."""
     try:
-        return day.replace(year=day.year - 1)
+        return day.replace(year=day.year + years)
     except ValueError:
-        return day.replace(year=day.year - 1, day=28)
+        return day.replace(year=day.year + years, day=28)
+
+
+def year_before(day: date) -> date:
+    """The same calendar day a year earlier: where "12 months" starts."""
+    return years_from(day, -1)
 
 
 def period_start(day: date, days: int) -> date:

@@ -342,11 +342,15 @@ def days_since_prior_site_injection(ctx: Context) -> Fact:
     return Fact(days, [_inj_ev(last, "last corticosteroid injection at this site")], f"{days}")
 
 
-def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
-    start = period_start(ctx.ref_time.date(), 365)
-    # "in 12 months" counts calendar days, the day a year ago included (the stricter reading);
-    # an injection with no date at all may or may not fall in the year: not counted (the interval is unknown)
+def _within(ctx: Context, items: list[Injection], days: int) -> list[Injection]:
+    """The injections of the look-back ending on the reference day, that day and its first day counted (365 days is
+    the same calendar day a year earlier). An injection with no date at all may or may not fall in it: not counted."""
+    start = period_start(ctx.ref_time.date(), days)
     return [i for i in items if i.when is not None and i.when.date() >= start and not i.date_unknown]
+
+
+def _year(ctx: Context, items: list[Injection]) -> list[Injection]:
+    return _within(ctx, items, 365)
 
 
 def _plus_current(ctx: Context) -> int:
@@ -373,8 +377,7 @@ def long_term_count(ctx: Context) -> Fact:
     """Injections at any site over the multi-year look-back, the current one included: years of injections
     that each stay under the yearly limits still add up ("if you find yourself in a hole, stop digging")."""
     days = int(ctx.p("long_term_window_days"))
-    start = period_start(ctx.ref_time.date(), days)
-    items = [i for i in ctx.earlier_injections() if i.when is not None and i.when.date() >= start and not i.date_unknown]
+    items = _within(ctx, ctx.earlier_injections(), days)
     n = len(items) + _plus_current(ctx)
     return Fact(n, [_inj_ev(i) for i in items], f"{n} in {days / 365.25:.0f} years")
 

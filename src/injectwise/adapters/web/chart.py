@@ -13,7 +13,7 @@ import orjson
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.web.measures import observations
-from injectwise.core.dates import period_start
+from injectwise.core.dates import period_start, years_from
 from injectwise.core.errors import InputError, NotApplicable
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import ClinicalView, Injection
@@ -114,11 +114,7 @@ def timeline(view: ClinicalView) -> list[TimelineEntry]:
 
 def out_of_year(day: date) -> date:
     """First day on which an injection given on `day` no longer counts in the rolling 12 months."""
-    try:
-        after = day.replace(year=day.year + 1)
-    except ValueError:  # 29 February
-        after = day.replace(year=day.year + 1, day=28)
-    return after + timedelta(days=1)
+    return years_from(day, 1) + timedelta(days=1)
 
 
 def _year(injs: list[Injection], as_of: date) -> list[Injection]:
