@@ -286,8 +286,8 @@ class Compiler:
                     continue
                 if after is not None and (when is None or not _after(ctx, when, after, within)):
                     continue
-                # new when any of its concepts is new: a foot drop (a motor deficit) after a known radiculopathy
-                # (the same nerve-pain concept) is still a new deficit
+                # new: without new_if_new, when any of its concepts is new (a foot drop after a known radiculopathy);
+                # with it, when a deciding concept is new, else only when none of its concepts was known before
                 if new:
                     mine, side_c = concepts & cc, v.condition_side(c)
                     if decisive is None or mine & decisive:
