@@ -263,3 +263,47 @@ def test_forearm_muscles_place_a_text_at_the_elbow(kb):
     regions = {r for r, reg in kb.regions.items() if any(p.search("eccentric wrist extensor loading") for p in reg.text)}
     assert "elbow" in regions
     assert "elbow" not in {r for r, reg in kb.regions.items() if any(p.search("wrist splint") for p in reg.text)}
+
+
+# ---- lists: a review of systems is negated to its end; a finding after a comma is not ----------------
+@pytest.mark.parametrize(("text", "concept"), [
+    ("Denies fevers, chills, night sweats, weight loss, bowel or bladder changes, saddle anesthesia.", "cauda-equina"),
+    ("Denies fever, chills, saddle anesthesia.", "cauda-equina"),
+    ("No fever, chills, night sweats, weight loss.", "weight-loss"),
+    ("ROS negative for fever, chills, night sweats, unintentional weight loss, saddle anesthesia, urinary retention.",
+     "cauda-equina"),
+    ("He denies any fever, night sweats, unexplained weight loss, history of cancer, or saddle numbness.",
+     "cauda-equina"),
+    ("Denies numbness, tingling, weakness, bowel/bladder incontinence, saddle anesthesia, fevers, chills.", "fever"),
+])
+def test_a_long_negated_list_is_negated_to_its_last_item(kb, text, concept):
+    assert mentions(kb, text, concept), (text, concept)
+    assert all(m.negated for m in mentions(kb, text, concept)), text
+
+
+@pytest.mark.parametrize(("text", "concept"), [
+    ("No trauma, hot swollen right hip.", "hot-joint"),
+    ("Denies fever, R hip hot and swollen.", "hot-joint"),
+    ("No trauma, fever, hot swollen hip.", "hot-joint"),  # a bare list naming a site may describe that site
+    ("Denies trauma, reports hot swollen right hip.", "hot-joint"),
+    ("No fever, chills, night sweats; saddle anesthesia since Monday.", "cauda-equina"),
+    ("No fever, chills, night sweats, she has had saddle anesthesia and urinary retention since Monday.",
+     "cauda-equina"),
+])
+def test_a_finding_after_the_list_is_not_negated(kb, text, concept):
+    assert mentions(kb, text, concept), (text, concept)
+    assert any(m.asserted for m in mentions(kb, text, concept)), text
+
+
+@pytest.mark.parametrize(("text", "concept", "negated"), [
+    ("ROS: Fever - no. Weight loss - no. Night pain - yes.", "fever", True),
+    ("ROS: Fever - no. Weight loss - no. Night pain - yes.", "night-pain", False),
+    ("Red flags screened and negative: fever, weight loss, night pain, saddle anaesthesia.", "cauda-equina", True),
+    ("Pertinent negatives: fever, weight loss; positive: hot swollen knee.", "hot-joint", False),
+    ("Pertinent negatives: fever, weight loss; positive: hot swollen knee.", "weight-loss", True),
+    ("Knee - hot and swollen", "hot-joint", False),
+])
+def test_form_answers_after_a_dash_and_negative_headings(kb, text, concept, negated):
+    found = mentions(kb, text, concept)
+    assert found, (text, concept)
+    assert all(m.negated for m in found) is negated, text

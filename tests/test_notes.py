@@ -73,6 +73,11 @@ ASSESS_CASES = [
     ("contraindication.red-flag", EPIDURAL,
      "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. New saddle numbness since yesterday.",
      "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. Denies saddle numbness."),
+    ("contraindication.red-flag", EPIDURAL,  # a review of systems negates to its last item; a new sentence does not
+     "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. Denies fevers, chills. "
+     "Night sweats and unintentional weight loss of 8 kg over 3 months.",
+     "58 yo M, low back pain with sciatica; completed 8 weeks of physical therapy. Denies fevers, chills, night "
+     "sweats, unintentional weight loss, bowel or bladder changes, saddle numbness."),
     ("caution.pregnancy", KNEE,
      "34 yo with R knee pain, patellofemoral OA; completed physical therapy. 21 weeks pregnant.",
      "34 yo F with R knee pain, patellofemoral OA; completed physical therapy. Not pregnant."),
@@ -161,6 +166,11 @@ REVIEW_CASES = [
      "6/10 today.",
      "Date: 20 April 2026\n67 yo M, R buttock pain when standing; pedal pulses present, no claudication. "
      "Fluoroscopy-guided R SI joint injection with betamethasone 6 mg on 3/2. Pain 6/10 before, 6/10 today."),
+    ("failure.incorrect-diagnosis",  # the negative anaesthetic test told in its own sentence
+     "Date: 2026-04-20\n61 yo F with R hip OA. US-guided R hip IA injection with triamcinolone 40 mg and lidocaine "
+     "on 2026-03-09. Pain 7/10 before, 7/10 today. No relief in the first hours after the injection either.",
+     "Date: 2026-04-20\n61 yo F with R hip OA. US-guided R hip IA injection with triamcinolone 40 mg and lidocaine "
+     "on 2026-03-09. Pain 7/10 before, 7/10 today. Immediate relief in the first hours after the injection, then back."),
 ]
 
 

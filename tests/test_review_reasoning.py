@@ -695,3 +695,47 @@ def test_skin_change_and_tendon_tear_count_only_on_the_injected_side(kb, side, h
     got = set(ids(reviewed(kb, b, "2026-05-27")))
     assert ("adverse.soft-tissue-atrophy" in got) is harm, got
     assert ("adverse.tendon-rupture" in got) is harm, got
+
+
+# ---- the anaesthetic phase told in words (no score in the first hours) ----------------------------
+def _told_hip(prefix, told, guidance="ultrasound", anesthetic="lidocaine"):
+    """A hip injection with no relief at four weeks; the procedure note tells how the first hours went."""
+    b = hip_candidate(prefix)
+    b.injection("2026-01-05", "hip-intra-articular", "right", guidance, "triamcinolone", 40, anesthetic,
+                40 if anesthetic else None, note=told)
+    b.pain("2026-01-05T09:00:00", 7)
+    b.pain("2026-02-02", 7)
+    return b
+
+
+@pytest.mark.parametrize("told", ["No relief at all, not even in the first hours.", "The lidocaine did nothing.",
+                                  "No immediate relief.", "Never had any relief, even on the day of the injection.",
+                                  "Pain unchanged immediately after the injection."])
+def test_no_relief_told_for_the_first_hours_is_the_negative_anaesthetic_test(kb, told):
+    r = reviewed(kb, _told_hip("tn", told), "2026-02-10")
+    f = finding(r, "failure.incorrect-diagnosis")
+    assert f.likelihood == "high" and any(e.what == "pain in the anaesthetic phase" for e in f.evidence)
+    landmark = reviewed(kb, _told_hip("tl", told, guidance="landmark"), "2026-02-10")
+    assert finding(landmark, "failure.incorrect-location").likelihood == "high"
+
+
+@pytest.mark.parametrize("told", ["Immediate relief for a few hours, then the pain came back.",
+                                  "Good relief for 3 hours, then back to 7/10.",
+                                  "The lidocaine helped but the pain came back that evening."])
+def test_relief_told_for_the_first_hours_shows_the_injectate_reached_the_joint(kb, told):
+    r = reviewed(kb, _told_hip("tr", told, guidance="landmark"), "2026-02-10")
+    assert "failure.incorrect-location" not in ids(r) and "failure.improper-technique" not in ids(r)
+    assert "education.anesthetic-phase" in ids(r)
+
+
+def test_no_relief_told_without_an_anaesthetic_tests_nothing(kb):
+    r = reviewed(kb, _told_hip("tx", "No relief even in the first hours.", anesthetic=None), "2026-02-10")
+    assert "failure.incorrect-diagnosis" not in ids(r)
+
+
+@pytest.mark.parametrize("told", ["Relief for 3 weeks, then it wore off.", "No relief from physiotherapy in the first weeks.",
+                                  "Not any immediate relief was expected; good relief from week 2."])
+def test_other_spans_are_not_the_anaesthetic_phase(kb, told):
+    r = reviewed(kb, _told_hip("to", told, guidance="landmark"), "2026-02-10")
+    assert "education.anesthetic-phase" not in ids(r)
+    assert finding(r, "failure.incorrect-location").likelihood == "moderate"

@@ -19,7 +19,8 @@ from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
-                            r"(relief|benefit|improvement)|did not (help|work)|unsuccessful|ineffective|not effective|"
+                            r"(relief|benefit|improvement)|\bnever (?:had|got|felt|noticed) (?:any |much )?(?:relief|benefit|improvement)|"
+                            r"did not (help|work)|unsuccessful|ineffective|not effective|"
                             r"relief (for|lasting) (only )?([1-9]|1[0-3]) days?|\b\d+ days? only\b", re.I)
 # "80% relief", "helped about 50%", "improvement of 30%": a patient's own global rating of the response, used
 # only when there are no pain scores to judge it by; relief "for the first hour" is the anaesthetic phase.
@@ -60,6 +61,43 @@ def relief_span_days(text: str) -> tuple[float, str] | None:
     if not k:
         return None
     return k * _SPAN_UNIT_DAYS[m.group("u")[0].lower()], m.group(0)
+
+
+# What the record says of the first hours after an injection given with local anaesthetic, when no pain score
+# measures them: the anaesthetic phase is the diagnostic part of the injection (relief shows the injectate reached
+# the pain generator; none, after a guided injection, points away from the target). Relief within hours can only
+# come from an anaesthetic (a steroid takes days), so told relief counts even where no anaesthetic is recorded;
+# told absence of relief counts only where one is.
+_FIRST_HOURS = (r"(?:(?:in|during|within|over|for) (?:the )?(?:first|initial) (?:few |couple of )?(?:hours?|hrs?|minutes?|mins?)|"
+                r"(?:in|during|within|for) (?:the )?(?:first |initial )?(?:an?|one|two|three|a few|a couple of|several|\d+) "
+                r"(?:hours?|hrs?|minutes?|mins?)|immediately(?: after(?:wards)?)?|right after(?:wards)?|"
+                r"(?:on )?the (?:same )?day of (?:the )?(?:injection|procedure|shot)|that (?:same )?(?:day|afternoon|evening))")
+_ANESTHETIC = (r"(?:local(?: ana?esthetic)?|ana?esthetic|lidocaine|lignocaine|xylocaine|bupivacaine|marcaine|"
+               r"ropivacaine|naropin|numbing(?: medicine| medication| agent| part)?)")
+ANESTHETIC_NO_RELIEF_TEXT = re.compile(
+    r"\b(?:no|without|not any|never (?:had|got|felt) any|never any) (?:\w+ )?(?:relief|benefit|improvement|change|effect)\b"
+    r"[^.;]{0,30}?\b(?:not )?(?:even )?" + _FIRST_HOURS +
+    r"|\bno (?:immediate|initial|early|short[- ]term|ana?esthetic[- ]phase|diagnostic) (?:pain )?(?:relief|benefit|response|"
+    r"improvement|effect)\b"
+    r"|\b(?:the )?" + _ANESTHETIC + r" (?:did nothing|did not (?:help|work)|didn.t (?:help|work)|(?:gave|provided|brought) no "
+    r"(?:relief|benefit)|had no effect|made no difference)"
+    r"|\bpain (?:was )?(?:unchanged|the same|no different) " + _FIRST_HOURS, re.I)
+ANESTHETIC_RELIEF_TEXT = re.compile(
+    r"(?<!\bno )(?<!\bnot )(?<!\bwithout )(?<!\bany )\b(?:immediate|instant) (?:pain )?(?:relief|benefit|improvement|response)\b"
+    r"|(?<!\bno )(?<!\bnot )(?<!\bwithout )(?<!\bany )\b(?:relief|pain[- ]free|numb(?: and (?:pain[- ]free|comfortable))?|"
+    r"(?:felt|feels|was|much) (?:great|good|better|fine|wonderful))[^.;]{0,20}?\b(?:for|in|during) (?:the )?(?:first )?"
+    r"(?:few |couple of |an? |one |two |three |four |several |\d+ )?(?:hours?|hrs?)\b"
+    r"|\b(?:the )?" + _ANESTHETIC + r" (?:helped|worked|gave (?:\w+ )?relief|took the pain away)", re.I)
+
+
+def anesthetic_phase_told(text: str) -> tuple[str, str] | None:
+    """("no-relief" or "relief", the words) when the text tells how the first hours went; no relief is
+    looked for first, so "no immediate relief" is never read as relief."""
+    m = ANESTHETIC_NO_RELIEF_TEXT.search(text)
+    if m:
+        return "no-relief", m.group(0)
+    m = ANESTHETIC_RELIEF_TEXT.search(text)
+    return ("relief", m.group(0)) if m else None
 
 
 # The notes adapter's rating of an outcome instrument's before/after pair (outcome_measures.yaml)
@@ -207,6 +245,11 @@ class Context:
             an_score = min(an_scores, key=lambda s: s.value)
             anesthetic = "relief" if self._important(baseline.value, an_score.value) else "no-relief"
             ev.append(Evidence(an_score.ref, "pain in the anaesthetic phase", f"{an_score.value:g}/10", an_score.when))
+        elif inj.notes and anesthetic in ("unknown", "none-given"):
+            told = anesthetic_phase_told(inj.notes)
+            if told and (told[0] == "relief" or inj.anesthetics):
+                anesthetic = told[0]
+                ev.append(Evidence(inj.ref, "pain in the anaesthetic phase", f'"{told[1]}" (as told)', inj.when))
         days = (v.now - t0).total_seconds() / 86400
         if inj is self.injection and days < judge_after:
             return Outcome(inj, "too-early", None, baseline, None, None, anesthetic, an_score, None, ev)

@@ -12,7 +12,7 @@ from typing import Any
 from injectwise.language.matcher import SITE, ConceptMatcher, Hit, split_sites
 from injectwise.language.memo import SentenceMemo
 from injectwise.language.model import Analysis, Mention, Sentence
-from injectwise.language.phrases import Tokens
+from injectwise.language.phrases import Tokens, tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
 from injectwise.language.sentences import split_sentences
 
@@ -179,13 +179,47 @@ class _Scope:
         i = bisect_left(self.terms, pos)
         return self.terms[i - 1] if i > 0 else self.s.start
 
-    def forward(self, t_end: int, m_start: int) -> bool:
-        if self._ends(t_end, m_start) or self._span_words(t_end, m_start) > self.rules.window_tokens:
+    def forward(self, t_end: int, m_start: int, list_trigger: bool = False) -> bool:
+        if self._ends(t_end, m_start):
             return False
         i = bisect_left(self.commas, m_start) - 1
-        if i >= 0 and self.commas[i] >= t_end:  # a comma between: only a list continues the scope
-            return self.rules.list_conjunction.search(self.text, self.commas[i], self._clause_end(m_start)) is not None
-        return True
+        near = self._span_words(t_end, m_start) <= self.rules.window_tokens
+        if i < 0 or self.commas[i] < t_end:
+            return near
+        # a comma between: only a list continues the scope
+        if near and self.rules.list_conjunction.search(self.text, self.commas[i], self._clause_end(m_start)):
+            return True
+        return self._in_list(t_end, m_start, i, list_trigger)
+
+    def _in_list(self, t_end: int, m_start: int, i: int, list_trigger: bool) -> bool:
+        """Whether the mention is an item of a list the trigger heads, however long: "Denies fevers, chills,
+        night sweats, weight loss, saddle anaesthesia" (a review of systems). Every item up to the mention is
+        short and names no side (an item with a side describes a finding: "no trauma, R hip hot and swollen"
+        is not negated); the list has a conjunction after the mention's comma, or a trigger that takes a list
+        ("denies", "negative for"), or at least `bare_min_items` items of at most `bare_item_words` words
+        naming no body site."""
+        lr = self.rules.lists
+        lo = bisect_left(self.commas, t_end)
+        if self._span_words(t_end, self.commas[lo]) > self.rules.window_tokens:
+            return False
+        end = self._clause_end(m_start)
+        cuts = [*self.commas[lo:bisect_left(self.commas, end)], end]
+        items = list(pairwise(cuts))
+        k = i - lo  # the mention's item
+        if k + 1 > lr.max_items:
+            return False
+        sides = [a for a, _, _ in self.sides]
+        for a, b in items[:k + 1]:
+            if self._span_words(a, b) > lr.item_words or self._any(sides, a, b):
+                return False
+        if self._any(sides, t_end, self.commas[lo]):
+            return False
+        if list_trigger or self.rules.list_conjunction.search(self.text, self.commas[i], end):
+            return True
+        # a bare list: short items naming no body site ("no trauma, fever, hot swollen hip" may describe the hip)
+        return (len(items) + 1 >= lr.bare_min_items and self._words(t_end, self.commas[lo]) <= lr.bare_item_words
+                and all(self._words(a, b) <= lr.bare_item_words for a, b in items)
+                and not self._any(sorted(a for a, _, _ in self.sites), t_end, end))
 
     def backward(self, m_end: int, t_start: int) -> bool:
         if self._ends(m_end, t_start):
@@ -227,6 +261,11 @@ class _Scope:
         return None
 
 
+def _takes_list(trigger: str, rules: LanguageRules) -> bool:
+    """A trigger that heads a list of items ("denies", "negative for"), from language.yaml `lists`."""
+    return " ".join(tokens(trigger)) in rules.lists.triggers
+
+
 def _is_word(ch: str) -> bool:
     """An ASCII token's first character is a word character (the token is a \\w+ run)."""
     return ch.isalnum() or ch == "_"
@@ -262,7 +301,7 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                 # a subject that is someone else ("her husband ... and had a fever") reaches the clause's end
                 applies = not sc._ends(min(te, h.start), h.start)
             elif ts < h.start and direction in ("forward", "bidirectional"):
-                applies = sc.forward(min(te, h.start), h.start)
+                applies = sc.forward(min(te, h.start), h.start, _takes_list(text[ts:te], rules))
             elif ts >= h.end and direction in ("backward", "bidirectional"):
                 applies = sc.backward(h.end, ts)
             else:

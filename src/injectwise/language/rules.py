@@ -23,6 +23,17 @@ Span = tuple[int, int, Any]
 
 
 @dataclass(slots=True, frozen=True)
+class ListRules:
+    """How far a forward scope reaches across the comma items of a list (language.yaml `lists`)."""
+
+    item_words: int  # longest item (words) a scope crosses into
+    max_items: int  # most items one trigger reaches
+    bare_min_items: int  # a list with no conjunction and no list trigger: at least this many items ...
+    bare_item_words: int  # ... each at most this many words
+    triggers: frozenset[str]  # triggers that take a list ("denies fever, chills, saddle anaesthesia")
+
+
+@dataclass(slots=True, frozen=True)
 class LanguageRules:
     version: str
     window_tokens: int
@@ -35,6 +46,7 @@ class LanguageRules:
     side_patterns: re.Pattern[str] | None  # case-sensitive; named groups s0..sn
     side_names: dict[str, str]
     abbreviations: frozenset[str]
+    lists: ListRules
     # the trigger, terminator and side patterns behind literal screens: most sentences run none of them
     screens: tuple[Screen | None, Screen | None, Screen | None] = (None, None, None)
 
@@ -116,11 +128,22 @@ def _named(prefix: str, alts: list[tuple[str, Any]], flags: int) -> tuple[re.Pat
     return rx, {f"{prefix}{i}": label for i, (_, label) in enumerate(alts)}
 
 
+def _lists(doc: Any, where: str) -> ListRules:
+    if not isinstance(doc, dict) or set(doc) != {"item_words", "max_items", "bare_min_items", "bare_item_words", "triggers"}:
+        raise KnowledgeError(f"{where}: lists needs item_words, max_items, bare_min_items, bare_item_words and triggers")
+    nums = {k: doc[k] for k in ("item_words", "max_items", "bare_min_items", "bare_item_words")}
+    bad = next((k for k, v in nums.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1), None)
+    if bad:
+        raise KnowledgeError(f"{where}: lists.{bad} must be a positive integer")
+    trig = frozenset(" ".join(tokens(t)).lower() for t in _strings(f"{where}: lists.triggers", doc["triggers"]))
+    return ListRules(triggers=trig, **nums)
+
+
 def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
     if not isinstance(doc, dict):
         raise KnowledgeError(f"{where}: must be a mapping")
     known = {"version", "window_tokens", "comma_list_conjunctions", "max_text_chars", "terminators", "modifiers",
-             "pseudo", "sides", "abbreviations"}
+             "pseudo", "sides", "abbreviations", "lists"}
     unknown = set(doc) - known
     if unknown:
         raise KnowledgeError(f"{where}: unknown key {sorted(unknown)[0]!r}")
@@ -176,7 +199,7 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
     abbreviations = frozenset(a.lower().rstrip(".") for a in _strings(f"{where}: abbreviations",
                                                                       doc.get("abbreviations")))
     return LanguageRules(
-        version=str(doc.get("version", "0")), window_tokens=window, max_text_chars=cap,
+        version=str(doc.get("version", "0")), window_tokens=window, max_text_chars=cap, lists=_lists(doc.get("lists"), where),
         phrases=PhraseIndex(trigger_phrases + [(p, ("x", None)) for p in term_phrases]
                             + [(p, ("s", side)) for p, side in side_phrases]),
         trigger_patterns=trigger_patterns, kinds=kinds, terminator_patterns=terminator_patterns,

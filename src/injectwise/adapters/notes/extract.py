@@ -39,6 +39,7 @@ from injectwise.core.record import (
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import (  # the ratings the review reads; notes join them to the injection
     RELIEF_PERCENT_TEXT,
+    anesthetic_phase_told,
     relief_span_days,
 )
 from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
@@ -408,6 +409,7 @@ class NoteExtractor:
         future_surgery = "future" in near
         if is_allergy:
             self._allergy(st, text, prov, ms)
+        described = len(st.injections)
         for clause in injection_clauses:
             if has("no_injection", clause):
                 continue
@@ -431,6 +433,10 @@ class NoteExtractor:
             told = st.injections if has("all_of_them", text) else st.injections[-1:]
             for inj in told:
                 inj.notes += " " + " ".join(text.split()) + mark
+        elif st.injections and len(st.injections) == described and anesthetic_phase_told(text):
+            # "No relief even in the first hours after the injection", "the lidocaine did nothing": how the
+            # anaesthetic phase of the injection the note described went (the review reads it)
+            st.injections[-1].notes += " " + " ".join(text.split())
         if st.injections and _HAS_DIGIT.search(text):
             rated = outcome_measure_mark(text)
             if rated:  # "Oxford Hip Score 18/48 before, 34/48 today": how the latest injection went, rated
