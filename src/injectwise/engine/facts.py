@@ -19,7 +19,8 @@ from injectwise.engine.result import Evidence
 from injectwise.knowledge.model import Knowledge, Target
 
 NO_RELIEF_TEXT = re.compile(r"\b(no|without|little|minimal) (lasting |durable |meaningful |significant )?"
-                            r"(relief|benefit|improvement)|\bnever (?:had|got|felt|noticed) (?:any |much )?(?:relief|benefit|improvement)|"
+                            r"(relief|benefit|improvement)|"
+                            r"\bnever (?:had|got|felt|noticed) (?:any |much )?(?:relief|benefit|improvement)|"
                             r"did not (help|work)|unsuccessful|ineffective|not effective|"
                             r"relief (for|lasting) (only )?([1-9]|1[0-3]) days?|\b\d+ days? only\b", re.I)
 # "80% relief", "helped about 50%", "improvement of 30%": a patient's own global rating of the response, used
