@@ -166,6 +166,11 @@ REVIEW_CASES = [
      "6/10 today.",
      "Date: 20 April 2026\n67 yo M, R buttock pain when standing; pedal pulses present, no claudication. "
      "Fluoroscopy-guided R SI joint injection with betamethasone 6 mg on 3/2. Pain 6/10 before, 6/10 today."),
+    ("adverse.post-injection-flare",  # "9/10 from 6/10": today's score, then the one before (no word "pain")
+     "Date: 2026-04-20\n61 yo F with R hip OA. US-guided R hip IA injection with triamcinolone 40 mg on 2026-04-18. "
+     "Much worse since the evening of the injection, 9/10 from 6/10; no fever, no redness.",
+     "Date: 2026-04-20\n61 yo F with R hip OA. US-guided R hip IA injection with triamcinolone 40 mg on 2026-04-18. "
+     "About the same since the injection, 6/10 from 6/10; no fever, no redness."),
     ("failure.incorrect-diagnosis",  # the negative anaesthetic test told in its own sentence
      "Date: 2026-04-20\n61 yo F with R hip OA. US-guided R hip IA injection with triamcinolone 40 mg and lidocaine "
      "on 2026-03-09. Pain 7/10 before, 7/10 today. No relief in the first hours after the injection either.",

@@ -135,8 +135,11 @@ PAIN_FROM_TO = re.compile(rf"\bpain (?:(?:has |have |is |now |went |came |gone |
                           rf"\bpain (?:score )?({NUMBER}) ?(?:/ ?10)? ?(?:->|=>|→|-->) ?({NUMBER})(?: ?/ ?10)?", re.I)
 _PAIN_FROM_TO = Screen(PAIN_FROM_TO)  # the per-sentence check, behind its literal screen
 # "pain 3/10 from 7/10", "pain now 3 (from 7)": today's score first, the baseline after "from"
-PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,? \(?(?:down |improved |reduced |better )?"
-                           rf"(?:from|was) ({NUMBER}) ?(?:/ ?10)?", re.I)
+PAIN_NOW_FROM = re.compile(rf"\bpain (?:is |now |today |of )*({NUMBER}) ?/ ?10,? \(?(?:down |up |improved |reduced |better |"
+                           rf"worse |increased |higher )?(?:from|was) ({NUMBER}) ?(?:/ ?10)?", re.I)
+# the same without the word pain, where both scores are out of 10: "much worse since then, 9/10 from 6/10"
+PAIN_NOW_FROM_BARE = re.compile(rf"\b({NUMBER}) ?/ ?10,? \(?(?:down |up |improved |reduced |better |worse |increased |higher )?"
+                                rf"from ({NUMBER}) ?/ ?10\b", re.I)
 HOURS_AFTER = re.compile(rf"\s*,?\s*(?:(?:for |at |within |in |after )?(an?|one|{NUMBER}) ?(hours?|hrs?|h|minutes?|mins?)\b"
                          r"(?: (?:after|later|post|afterwards))?|(immediately|right|just) (?:after|afterwards|post))", re.I)
 BACK_TO = re.compile(rf"\b(?:back (?:up )?to|returned to|rose to|up to) ({NUMBER})(?:/10)?", re.I)
@@ -793,7 +796,8 @@ class NoteExtractor:
             out.append((0.0, "after-hours", hours / 2, -1))  # pain-free through the stated hours: 0/10 inside them
         ft = PAIN_FROM_TO.search(text)
         spans: list[tuple[int, int]] = []
-        nf = PAIN_NOW_FROM.search(text) if not ft and ("from" in low or "was" in low) else None
+        nf = (PAIN_NOW_FROM.search(text) or PAIN_NOW_FROM_BARE.search(text)) if not ft and ("from" in low or "was" in low) \
+            else None
         if nf:
             now, before = to_number(nf.group(1)), to_number(nf.group(2))
             if before is not None:
