@@ -186,6 +186,30 @@ def test_review_note_fact_fires_and_counterpart_is_silent(tmp_path, kb, finding,
 
 
 # ---- what a note says, read into the record ---------------------------------------------------------
+@pytest.mark.parametrize(("said", "count", "latest"), [
+    ("He has had 3 R knee cortisone shots this year, the last on 8/15/2026.", 3, "2026-08-15"),
+    ("He has had 3 R knee cortisone shots this year.", 3, None),
+    ("Had about a dozen R knee injections over the past 4 years.", 12, None),
+    ("Half a dozen R knee injections since 2023.", 6, None),
+])
+def test_counted_injections_this_year_or_by_the_dozen(tmp_path, kb, said, count, latest):
+    """A count with a period gives that many injections inside it (dates estimated), the stated last one last;
+    a planned fourth in the year, or a thirteenth in four years, is then over the limit."""
+    text = f"Date: 2026-11-20\n66 M with R knee OA, 8 weeks of PT in 2025. {said}"
+    rec = _record(tmp_path, kb, text, "2026-11-20")
+    procs = sorted((p for p in rec.procedures if "injection" in p.code.text), key=lambda p: p.start)
+    assert len(procs) == count
+    assert all(p.start.date() <= date(2026, 11, 20) for p in procs)
+    if "this year" in said:
+        assert all(p.start.year == 2026 for p in procs)
+    if latest:
+        assert procs[-1].start.date() == date.fromisoformat(latest)
+    plan = {"target": "knee-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+            "dose": 40}
+    over = "this year" in said or count >= 12  # six in almost four years is within both limits
+    assert ("defer.exposure-limit" in ids(assess_note(tmp_path, kb, text, "2026-11-20", plan))) is over
+
+
 def test_injection_history_counts_dates_drugs_and_outcome(tmp_path, kb):
     rec = _record(tmp_path, kb, "Date: 03/05/2026\n61 yo M. Five landmark-guided (blind) L trochanteric steroid "
                   "injections since 2022, none with lasting benefit. Sacral blockade with steroid twice (Aug and Nov "

@@ -64,6 +64,8 @@ TIMES = re.compile(rf"\b(twice|thrice|({NUMBER}) times|x ?(\d+))\b", re.I)
 SINCE = re.compile(r"\bsince ((?:19|20)\d{2})\b", re.I)
 SINCE_LEAD = re.compile(r"\bsince\s+(?:(?:early|mid|late|about|around|the (?:start|end|beginning|middle) of)\s+)?$", re.I)
 SINCE_BEFORE = re.compile(r"\b(?:since|from|starting)\s*$", re.I)
+THIS_YEAR = re.compile(r"\b(?:this|so far this|the current|this calendar) year\b", re.I)
+LAST_LEAD = re.compile(r"\b(?:the )?(?:last|latest|most recent)(?: one| injection| shot)?(?: was| given)?(?: on| in)?\s*$", re.I)
 # a medicine taken "since 2026-05-12", "started on 3/1", "started 3 weeks ago": what lies between the name and the date
 # an intention, not an event: "apixaban, to stop on <day>", "will hold Eliquis from <day>" (still taken today)
 INTENT = re.compile(r"\b(?:to|will|would|plans? to|going to)\s+(?:be\s+)?(?:stop|hold|held|pause|discontinu|suspend)\w*\b",
@@ -1108,6 +1110,8 @@ class NoteExtractor:
             sp = f.span
             if sp:
                 start = self._day(ref_day) - timedelta(days=sp[0])
+            if start is None and THIS_YEAR.search(clause):  # "3 shots this year": counted from 1 January
+                start = datetime(ref_day.year, 1, 1)
             if start is None:
                 years = [h for h in hits if h.precision == "year"]
                 if years:
@@ -1118,7 +1122,10 @@ class NoteExtractor:
                 whens.extend([(self._day(ref_day), UNDATED)] * n)
             if start is not None:
                 missing = n - len(whens)
-                step = (self._day(ref_day) - start) / missing
+                # "..., the last on 8/15": the others fall before that date, not between it and the note
+                last = next((h.when for h in exact if LAST_LEAD.search(dated_part, 0, h.start)), None)
+                end = last if last is not None and last > start else self._day(ref_day)
+                step = (end - start) / missing
                 for k in range(missing):
                     est = start + step * (k + 0.5)
                     whens.append((datetime(est.year, est.month, est.day), ESTIMATED))

@@ -9,6 +9,7 @@ WORDS = {
     "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
     "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90,
+    "dozen": 12, "half a dozen": 6, "half-dozen": 6,  # "about a dozen injections over 4 years"
     "several": None, "many": None, "multiple": None, "few": None,
 }
 NUMBER = r"(?:\d+(?:\.\d+)?|" + "|".join(sorted((w for w in WORDS if w not in ("a", "an")), key=len, reverse=True)) + ")"
