@@ -263,3 +263,15 @@ def test_forearm_muscles_place_a_text_at_the_elbow(kb):
     regions = {r for r, reg in kb.regions.items() if any(p.search("eccentric wrist extensor loading") for p in reg.text)}
     assert "elbow" in regions
     assert "elbow" not in {r for r, reg in kb.regions.items() if any(p.search("wrist splint") for p in reg.text)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aB_1 ,.-\n(", max_size=40), st.integers(0, 40), st.integers(0, 40))
+def test_a_windows_tokens_are_the_whole_texts_tokens_inside_it(text, i, j):
+    """`Tokens.window` (a memo read tokenises one sentence) drops a word its edge cuts, as the whole text's do."""
+    from injectwise.language.phrases import Tokens
+    start, end = sorted((min(i, len(text)), min(j, len(text))))
+    whole = Tokens(text.lower())
+    lo, hi = whole.span(start, end)
+    got = Tokens.window(text, start, end)
+    assert (got.words, got.starts, got.ends) == (whole.words[lo:hi], whole.starts[lo:hi], whole.ends[lo:hi])
