@@ -309,12 +309,16 @@ class NoteExtractor:
         self._lab_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_labs)
         self._pain_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_pain)
         self._facts_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._injection_facts)
+        self._text_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._read_text)
+        self._told_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(self._outcome_told)
+        self._rated_memo = lru_cache(maxsize=TEXT_MEMO_SIZE)(outcome_measure_mark)
 
     def clear_memos(self) -> None:
         """Empty every per-sentence and per-clause memo (this extractor's, the language layer's, the dates'):
         the next note is read afresh (benchmarks, tests)."""
         for memo in (self._has, self._injection_clauses, self._target_memo, self._agent_memo, self._steroid_memo,
-                     self._lab_memo, self._pain_memo, self._facts_memo, _dates):
+                     self._lab_memo, self._pain_memo, self._facts_memo, self._text_memo, self._told_memo,
+                     self._rated_memo, _squeeze, _dates):
             memo.cache_clear()
         self.screens.memo.clear()
         self.screens.door.clear()
@@ -348,7 +352,7 @@ class NoteExtractor:
         return st
 
     def _prov(self, st: _State, s: Sentence) -> Provenance:
-        return Provenance(st.note.source, " ".join(s.text.split()), st.at(s.start), st.at(s.end),
+        return Provenance(st.note.source, _squeeze(s.text), st.at(s.start), st.at(s.end),
                           datetime(st.note.when.year, st.note.when.month, st.note.when.day))
 
     def _keep(self, st: _State, ref: str, prov: Provenance) -> None:
@@ -420,25 +424,22 @@ class NoteExtractor:
                 self._past_injection(st, clause, prov, inj_text)
         if not injection_clauses and has("plan", text) and REPEAT_REQUEST.search(text):
             st.repeat_requested = prov
-        if not injection_clauses and st.injections and (has("no_benefit", text) or has("benefit", text)
-                                                        or RELIEF_PERCENT_TEXT.search(text)
-                                                        or relief_span_days(text) is not None):
+        said = self._text_memo(text)
+        if not injection_clauses and st.injections and (mark := self._told_memo(text)) is not None:
             # how the injection the note described went, marked as _past_injection marks its own sentence
             # ("Feels 80% better": the patient's own rating, read by the review when scores are missing)
-            mark = (" (no lasting benefit)" if has("no_benefit", text) else
-                    " (benefit reported)" if has("benefit", text) else "")
             # "None gave lasting relief", "each helped a few days": every injection the note described
             told = st.injections if has("all_of_them", text) else st.injections[-1:]
             for inj in told:
-                inj.notes += " " + " ".join(text.split()) + mark
-        if st.injections and _HAS_DIGIT.search(text):
-            rated = outcome_measure_mark(text)
+                inj.notes += " " + _squeeze(text) + mark
+        if st.injections and said.digit:
+            rated = self._rated_memo(text)
             if rated:  # "Oxford Hip Score 18/48 before, 34/48 today": how the latest injection went, rated
-                st.injections[-1].notes += " " + " ".join(text.split()) + rated
+                st.injections[-1].notes += " " + _squeeze(text) + rated
         if "lab" in near:
             self._labs(st, text, prov)
             self._inr_target(st, text, prov)
-        if _KL_SCREEN.search(text):
+        if said.kl:
             self._kl_grade(st, text, prov)
         self._pain(st, text, prov)
         has_injection = bool(injection_clauses)
@@ -446,7 +447,7 @@ class NoteExtractor:
         for m in ms:
             if m.concept in cues.arthroplasty_concepts:
                 arthroplasty_future |= self._surgery(st, m, text, prov, future_surgery)
-        risky = _risk_clauses(cues, text, s.start)
+        risky = [(s.start + a, s.start + b) for a, b in said.risky]
         for m in ms:
             if m.family or m.hypothetical or any(a <= m.start < b for a, b in risky):
                 continue
@@ -475,7 +476,7 @@ class NoteExtractor:
             st.therapy_stated = True
         if therapy:
             self._therapy(st, therapy, text, prov, s.start)
-        if "joint_fluid" in near and _HAS_DIGIT.search(text):
+        if "joint_fluid" in near and said.digit:
             self._joint_fluid(st, text, prov)
 
     def _dated_after_note(self, st: _State, text: str) -> bool:
@@ -483,13 +484,28 @@ class NoteExtractor:
         patient called ...", "On 4/2/2026 she developed a fever"): a later entry, unknown as of that day.
         A plan or booking names future days on purpose and is read as usual. An addendum heading hides the rest
         of the note too."""
-        if not _HAS_DIGIT.search(text) or self._has("plan", text) or self._has("future", text) or INTENT.search(text):
+        if not self._text_memo(text).may_date_later:
             return False
         day = max(st.note.when, st.note.horizon or st.note.when)
         later = [h for h in st.dates(text) if h.precision == "day" and not h.relative and h.when.date() > day]
         if later and LATER_ENTRY.match(text):
             st.later_entry = True
         return bool(later)
+
+    def _read_text(self, text: str) -> _SaidInText:
+        """What `_sentence` checks in a sentence's words alone (memoised: sentences recur across notes)."""
+        digit = _HAS_DIGIT.search(text) is not None
+        later = digit and not self._has("plan", text) and not self._has("future", text) and not INTENT.search(text)
+        return _SaidInText(digit, _KL_SCREEN.search(text) is not None, tuple(_risk_clauses(self.cues, text, 0)), later)
+
+    def _outcome_told(self, text: str) -> str | None:
+        """The mark for a sentence telling how an injection went ("no lasting benefit", "benefit reported",
+        or "" for a relief percentage or span alone); None when it tells nothing of the kind."""
+        has = self._has
+        if not (has("no_benefit", text) or has("benefit", text) or RELIEF_PERCENT_TEXT.search(text)
+                or relief_span_days(text) is not None):
+            return None
+        return " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)" if has("benefit", text) else ""
 
     # ---- problems and findings ----------------------------------------------------------------
     def _condition(self, st: _State, m: Mention, text: str, prov: Provenance, before: datetime | None = None) -> None:
@@ -1562,6 +1578,21 @@ def _said_before(m: Mention, st: _State) -> bool:
         if a <= start < b:
             return True
     return False
+
+
+class _SaidInText(NamedTuple):
+    """Checks on a sentence's words alone, memoised by text (`NoteExtractor._read_text`)."""
+
+    digit: bool  # it holds a digit
+    kl: bool  # it may name a Kellgren-Lawrence grade
+    risky: tuple[tuple[int, int], ...]  # its clauses discussing risks, offsets in the sentence
+    may_date_later: bool  # a digit, and no plan, booking or intent: a stated day after the note's would be news
+
+
+@lru_cache(maxsize=4096)
+def _squeeze(text: str) -> str:
+    """The text with its runs of spacing made one space (provenance and injection notes; memoised)."""
+    return " ".join(text.split())
 
 
 @lru_cache(maxsize=4096)
