@@ -275,3 +275,19 @@ def test_a_windows_tokens_are_the_whole_texts_tokens_inside_it(text, i, j):
     lo, hi = whole.span(start, end)
     got = Tokens.window(text, start, end)
     assert (got.words, got.starts, got.ends) == (whole.words[lo:hi], whole.starts[lo:hi], whole.ends[lo:hi])
+
+
+_TRIGGER_WORDS = ["her", "husband", "mother", "has", "had", "?", "no", "none", ":", "not", "present", "should",
+                  "develop", "Family", "history", "FHx", "in", "2019", "denies", "neg", "pregnant", "fiancée", "İ",
+                  "and", ",", ".", ";", "sister", "with", "wife", "patient's", "absent"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TRIGGER_WORDS), max_size=14), st.sampled_from([" ", "  ", "\n"]))
+def test_trigger_branches_match_as_the_whole_alternation(kb, words, sep):
+    """A sentence runs only the trigger branches it could match: the same matches, spans and groups."""
+    rules = kb.terminology.language
+    text = sep.join(words)
+    whole = [(m.span(), m.lastgroup) for m in rules.trigger_patterns.finditer(text)]
+    rx = rules.trigger_branches.for_text(text, text.lower())
+    assert whole == ([(m.span(), m.lastgroup) for m in rx.finditer(text)] if rx is not None else [])
