@@ -11,6 +11,7 @@ over it, and the item says so)."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -388,8 +389,7 @@ class NoteExtractor:
                 w = (m.group(1) or m.group(2)).lower()
                 p.sex = "male" if w in ("m", "male", "man", "gentleman") else "female"
             else:
-                she = len(re.findall(r"\b(she|her|hers)\b", text, re.I))
-                he = len(re.findall(r"\b(he|him|his)\b", text, re.I))
+                she, he = _pronouns(text)
                 if she != he:
                     p.sex = "female" if she > he else "male"
 
@@ -1419,7 +1419,12 @@ LATER_ENTRY = re.compile(r"\s*[\[(]?\s*(addend(um|a)|late entry|update|amendment
 _HAS_DIGIT = re.compile(r"\d")
 BLOCK_WORD = re.compile(r"\bblock(ade)?\b")
 PREFILTER = ("allergy", "injection", "future", "no_treatment", "joint_fluid")
-_SOFT_WRAP = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
+# A soft line break: `(?<=[^\s.!?:;])[ \t]*\n(?=...)`, the spaces or tabs before a line feed after a word, when the
+# next line goes on with text. Written to open on the character class [ \t\n] (then the look-behind), so `re`
+# skips to the spacing instead of trying the look-behind at every character (2x faster on a note); the same
+# matches: a line feed first ends the match at once, a space or tab first is followed by the rest of the run.
+_SOFT_WRAP = re.compile(r"[ \t\n](?<=[^\s.!?:;][ \t\n])(?:(?<=\n)|(?<=[ \t])[ \t]*\n)"
+                        r"(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
 
 
 # "Date: 2026-04-20" or "DOS: 4/20/26" on a line of its own: a heading, not the start of a wrapped sentence
@@ -1578,6 +1583,20 @@ def _said_before(m: Mention, st: _State) -> bool:
         if a <= start < b:
             return True
     return False
+
+
+# a whole word of s or h and one of these endings, in lower-cased ASCII text: "[sh]" first lets `re` skip to
+# the candidates (4x faster than a pattern opening on \b); the words are counted afterwards
+_PRONOUN_WORD = re.compile(r"[sh](?<=\b[sh])(?:he|ers|er|e|im|is)\b")
+_SHE, _HE = ("she", "her", "hers"), ("he", "him", "his")
+
+
+def _pronouns(text: str) -> tuple[int, int]:
+    """How many times the text says she/her/hers and he/him/his (whole words, any case)."""
+    if not text.isascii():
+        return (len(re.findall(r"\b(she|her|hers)\b", text, re.I)), len(re.findall(r"\b(he|him|his)\b", text, re.I)))
+    words = Counter(_PRONOUN_WORD.findall(text.lower()))
+    return sum(words[w] for w in _SHE), sum(words[w] for w in _HE)
 
 
 class _SaidInText(NamedTuple):
