@@ -1436,9 +1436,15 @@ _HEADER_LINE = re.compile(r"[ \t]*[A-Z][\w /]{0,30}:[ \t]*\S[^\n]*[^a-z,\s][ \t]
 _ODD_SPACING = re.compile(r"\r\n?|[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\t\u00a0\u2000-\u200a\u202f\u205f\u3000\f\v]")
 
 
+# what any match of _ODD_SPACING holds in ASCII text: a CR, two spaces in a row, a tab, a form feed or vertical tab
+_ODD_IN_ASCII = ("\r", "  ", "\t", "\f", "\v")
+
+
 def normalize_spacing(text: str) -> tuple[str, list[int] | None]:
     """The note with its spacing made plain, and for each character of the result (and its end) the offset in
     the note, so provenance still points into the note as written; (text, None) when nothing changes."""
+    if text.isascii() and not any(c in text for c in _ODD_IN_ASCII):
+        return text, None  # the same answer as the search below, from five substring tests (10x faster)
     if _ODD_SPACING.search(text) is None:
         return text, None
     out: list[str] = []
