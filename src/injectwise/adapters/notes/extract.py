@@ -39,7 +39,9 @@ from injectwise.core.record import (
 )
 from injectwise.engine.clinical import MG_PER_ML_STRENGTH, percent_strength, side_of
 from injectwise.engine.facts import (  # the ratings the review reads; notes join them to the injection
+    RELIEF_GOOD_SPAN_TEXT,
     RELIEF_PERCENT_TEXT,
+    RELIEF_SPAN_TEXT,
     relief_span_days,
 )
 from injectwise.engine.safety import PER_SIDE  # "each side": a bilateral plan's doses are per side
@@ -83,6 +85,9 @@ POST_INJECTION_DAY = re.compile(rf"\b(?:on |at )?(?:post[- ]?injection )?(?:day|
                                 rf"(?! (?:of|ago))|"
                                 rf"\b(?:for (?:the )?(?:first )?)?({NUMBER}) days? (?:after(?:wards?)?|post)\b", re.I)
 _POST_INJECTION_DAY_SCREEN = Screen(POST_INJECTION_DAY)  # False only where it cannot match
+# the review's relief patterns (4-6 us a sentence each) behind their literal screens (under 1 us)
+_RELIEF_PERCENT, _RELIEF_SPAN, _RELIEF_GOOD_SPAN = (Screen(p) for p in (RELIEF_PERCENT_TEXT, RELIEF_SPAN_TEXT,
+                                                                       RELIEF_GOOD_SPAN_TEXT))
 # Antithrombotics held before a procedure (how long, or since when)
 HOLDABLE = frozenset({"anticoagulant", "vitamin-k-antagonist", "antiplatelet"})
 HOLD_WORDS = re.compile(r"\b(held|holding|on hold|stopped|discontinued|paused|last dose|off (it|them|\w+ban|warfarin|"
@@ -503,8 +508,9 @@ class NoteExtractor:
         """The mark for a sentence telling how an injection went ("no lasting benefit", "benefit reported",
         or "" for a relief percentage or span alone); None when it tells nothing of the kind."""
         has = self._has
-        if not (has("no_benefit", text) or has("benefit", text) or RELIEF_PERCENT_TEXT.search(text)
-                or relief_span_days(text) is not None):
+        if not (has("no_benefit", text) or has("benefit", text) or _RELIEF_PERCENT.found(text)
+                or ((_RELIEF_SPAN.could_match(text) or _RELIEF_GOOD_SPAN.could_match(text))
+                    and relief_span_days(text) is not None)):
             return None
         return " (no lasting benefit)" if has("no_benefit", text) else " (benefit reported)" if has("benefit", text) else ""
 
