@@ -49,6 +49,7 @@ def _patterns(kb) -> list[re.Pattern[str]]:
     pats += [p for p in (rules.trigger_patterns, rules.terminator_patterns, rules.side_patterns) if p is not None]
     pats += [re.compile(b, rules.trigger_branches.flags) for _, b in rules.trigger_branches.branches]
     pats += [POST_INJECTION_DAY, RELIEF_PERCENT_TEXT, RELIEF_SPAN_TEXT, RELIEF_GOOD_SPAN_TEXT]  # screened in the adapter
+    pats += list(kb.terminology.matcher.exclusions.values())  # screened per clause
     return pats
 
 

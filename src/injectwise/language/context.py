@@ -243,13 +243,12 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                                                          for u in sc.triggers)]
     out = []
     for h in hits:
-        ex = matcher.exclusions.get(h.concept)
         # the clause, plus a few words past a terminator that follows the mention at once ("Pt reports ...":
         # "reports" ends the clause, yet it is what makes "Pt" the patient)
         ex_end = sc._clause_end(h.end)
         if ex_end < s.end and not text[h.end:ex_end].strip():
             ex_end = min(s.end, ex_end + EXCLUSION_SLACK_CHARS)
-        if ex is not None and ex.search(text, sc._clause_start(h.start), ex_end):
+        if h.concept in matcher.exclusions and matcher.excluded(h.concept, text, sc._clause_start(h.start), ex_end):
             continue
         m = Mention(concept=h.concept, start=h.start, end=h.end, sentence=index, matched=text[h.start:h.end],
                     historical_counts=matcher.historical_counts.get(h.concept, False))

@@ -1371,6 +1371,8 @@ def _mask_instruments(text: str) -> str:
 def outcome_measure_mark(text: str) -> str:
     """The rating mark of an outcome instrument's before/after pair in a sentence (the review reads it when
     there are no pain scores), or "". Scores outside the instrument's range are no reading."""
+    if _instrument_names().search(text) is None:
+        return ""  # every instrument's pattern opens on its names: one search rules out all six
     for label, pat, worst, best, mcid in _instruments():
         m = pat.search(text)
         if not m:
