@@ -325,7 +325,7 @@ class NoteExtractor:
         the next note is read afresh (benchmarks, tests)."""
         for memo in (self._has, self._injection_clauses, self._target_memo, self._agent_memo, self._steroid_memo,
                      self._lab_memo, self._pain_memo, self._facts_memo, self._text_memo, self._told_memo,
-                     self._rated_memo, _squeeze, _dates):
+                     self._rated_memo, _squeeze, _mask_instruments, _dates):
             memo.cache_clear()
         self.screens.memo.clear()
         self.screens.door.clear()
@@ -1363,8 +1363,10 @@ def _instrument_names() -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{n})" for n in names) or r"(?!)", re.I)
 
 
+@lru_cache(maxsize=4096)
 def _mask_instruments(text: str) -> str:
-    """The text with outcome instruments' names blanked (same length)."""
+    """The text with outcome instruments' names blanked (same length; memoised: a sentence naming an injection
+    is masked before each read of its clauses, and sentences recur across notes)."""
     return _instrument_names().sub(lambda m: " " * len(m.group(0)), text)
 
 
