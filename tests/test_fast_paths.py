@@ -10,7 +10,8 @@ from conftest import SHARED
 
 from injectwise.adapters.notes import when
 from injectwise.adapters.notes.cues import load_cues
-from injectwise.adapters.notes.extract import NoteExtractor, unwrap
+from injectwise.adapters.notes.extract import POST_INJECTION_DAY, NoteExtractor, unwrap
+from injectwise.engine.facts import RELIEF_GOOD_SPAN_TEXT, RELIEF_PERCENT_TEXT, RELIEF_SPAN_TEXT
 from injectwise.language.matcher import WORD_START, _lower, _strip_boundary
 from injectwise.language.phrases import Screen, prefixes
 
@@ -46,6 +47,9 @@ def _patterns(kb) -> list[re.Pattern[str]]:
     pats += [p for c in kb.terminology.concepts.values() for p in c.text]
     rules = kb.terminology.language
     pats += [p for p in (rules.trigger_patterns, rules.terminator_patterns, rules.side_patterns) if p is not None]
+    pats += [re.compile(b, rules.trigger_branches.flags) for _, b in rules.trigger_branches.branches]
+    pats += [POST_INJECTION_DAY, RELIEF_PERCENT_TEXT, RELIEF_SPAN_TEXT, RELIEF_GOOD_SPAN_TEXT]  # screened in the adapter
+    pats += list(kb.terminology.matcher.exclusions.values())  # screened per clause
     return pats
 
 
@@ -56,6 +60,14 @@ def test_screens_never_rule_out_a_match_and_case_blind_runs_find_the_same_spans(
             found = [m.span() for m in pat.finditer(text)]
             run = scr.runner(text)
             assert ([m.span() for m in run[0].finditer(run[1])] if run else []) == found, (pat.pattern, text)
+
+
+def test_trigger_branches_a_sentence_runs_find_what_the_whole_alternation_finds(kb):
+    rules = kb.terminology.language
+    for text in TEXTS:
+        whole = [(m.span(), m.lastgroup) for m in rules.trigger_patterns.finditer(text)]
+        rx = rules.trigger_branches.for_text(text, text.lower())
+        assert ([(m.span(), m.lastgroup) for m in rx.finditer(text)] if rx is not None else []) == whole, text
 
 
 def test_scanners_find_what_the_pattern_finds(kb):

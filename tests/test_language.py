@@ -307,3 +307,29 @@ def test_form_answers_after_a_dash_and_negative_headings(kb, text, concept, nega
     found = mentions(kb, text, concept)
     assert found, (text, concept)
     assert all(m.negated for m in found) is negated, text
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aB_1 ,.-\n(", max_size=40), st.integers(0, 40), st.integers(0, 40))
+def test_a_windows_tokens_are_the_whole_texts_tokens_inside_it(text, i, j):
+    """`Tokens.window` (a memo read tokenises one sentence) drops a word its edge cuts, as the whole text's do."""
+    from injectwise.language.phrases import Tokens
+    start, end = sorted((min(i, len(text)), min(j, len(text))))
+    whole = Tokens(text.lower())
+    lo, hi = whole.span(start, end)
+    got = Tokens.window(text, start, end)
+    assert (got.words, got.starts, got.ends) == (whole.words[lo:hi], whole.starts[lo:hi], whole.ends[lo:hi])
+
+
+_TRIGGER_WORDS = ["her", "husband", "mother", "has", "had", "?", "no", "none", ":", "not", "present", "should",
+                  "develop", "Family", "history", "FHx", "in", "2019", "denies", "neg", "pregnant", "fiancée", "İ",
+                  "and", ",", ".", ";", "sister", "with", "wife", "patient's", "absent"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TRIGGER_WORDS), max_size=14), st.sampled_from([" ", "  ", "\n"]))
+def test_trigger_branches_match_as_the_whole_alternation(kb, words, sep):
+    """A sentence runs only the trigger branches it could match: the same matches, spans and groups."""
+    rules = kb.terminology.language
+    text = sep.join(words)
+    whole = [(m.span(), m.lastgroup) for m in rules.trigger_patterns.finditer(text)]
+    rx = rules.trigger_branches.for_text(text, text.lower())
+    assert whole == ([(m.span(), m.lastgroup) for m in rx.finditer(text)] if rx is not None else [])

@@ -113,3 +113,24 @@ def test_random_notes_never_crash(text):
                lambda: review(rec, KB, REF)):
         with contextlib.suppress(InputError, NotApplicable):
             fn()
+
+
+_PIECES = ["she", "He", "her", "HERS", "him", "his", "this", "shes", "hee", "she's", "_he", "he1", " ", "  ", "\t",
+           "\n", "\n\n", " \n", ".", ":", "?", ";", "- ", "1. ", "Pain: ", "Date: 2026-01-01", "B", "x", "\u00a0", "é",
+           "\r", "\f", "\v"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=16))
+def test_fast_forms_of_the_wrap_and_pronoun_patterns_match_as_the_plain_ones(pieces):
+    """The soft-wrap pattern opening on its character class, the pronoun count on lower-cased text and the
+    substring test for odd spacing: the matches and counts of the plain patterns they replace."""
+    import re
+
+    from injectwise.adapters.notes.extract import _ODD_SPACING, _SOFT_WRAP, _pronouns, normalize_spacing
+    text = "".join(pieces)
+    plain = re.compile(r"(?<=[^\s.!?:;])[ \t]*\n(?=[ \t]*(?![-*•]\s|\d+[.)]\s)(?![A-Z][\w /]{0,30}:)\S)")
+    assert [m.span() for m in _SOFT_WRAP.finditer(text)] == [m.span() for m in plain.finditer(text)]
+    assert _pronouns(text) == (len(re.findall(r"\b(she|her|hers)\b", text, re.I)),
+                               len(re.findall(r"\b(he|him|his)\b", text, re.I)))
+    assert (normalize_spacing(text)[1] is None) == (_ODD_SPACING.search(text) is None)

@@ -74,7 +74,6 @@ def _memo_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher
     if per is None:
         return None
     ascii_text = text.isascii()
-    toks: Tokens | None = None  # tokenised once, only if a sentence is read afresh (ASCII text only)
     reach = memo.reach
     for i, rel in enumerate(per):
         if not rel:
@@ -89,8 +88,8 @@ def _memo_mentions(text: str, sentences: list[Sentence], matcher: ConceptMatcher
             got = ()
             if hits:
                 sites = [(a + x, a + y, c[len(SITE):]) for c, x, y in rel if c.startswith(SITE) and a + y <= s.end]
-                if toks is None and ascii_text:
-                    toks = Tokens(text.lower())
+                # only this sentence tokenised (ASCII text only): the same tokens the whole text's have there
+                toks = Tokens.window(text, a, s.end) if ascii_text else None
                 got = tuple(_relative(m, a) for m in _sentence_mentions(text, s, i, hits, sites, matcher, rules, toks))
             memo.cache.put(key, got)
         mentions += [Mention(r[0], r[1] + a, r[2] + a, i, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12])
@@ -283,13 +282,12 @@ def _sentence_mentions(text: str, s: Sentence, index: int, hits: list[Hit], site
                                                          for u in sc.triggers)]
     out = []
     for h in hits:
-        ex = matcher.exclusions.get(h.concept)
         # the clause, plus a few words past a terminator that follows the mention at once ("Pt reports ...":
         # "reports" ends the clause, yet it is what makes "Pt" the patient)
         ex_end = sc._clause_end(h.end)
         if ex_end < s.end and not text[h.end:ex_end].strip():
             ex_end = min(s.end, ex_end + EXCLUSION_SLACK_CHARS)
-        if ex is not None and ex.search(text, sc._clause_start(h.start), ex_end):
+        if h.concept in matcher.exclusions and matcher.excluded(h.concept, text, sc._clause_start(h.start), ex_end):
             continue
         m = Mention(concept=h.concept, start=h.start, end=h.end, sentence=index, matched=text[h.start:h.end],
                     historical_counts=matcher.historical_counts.get(h.concept, False))

@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 from injectwise.language.memo import LRU, UNBOUNDED, Doorkeeper, look_ahead, look_back, never_consumed
-from injectwise.language.phrases import WORD_START, prefixes
+from injectwise.language.phrases import WORD_START, Screen, prefixes
 
 SITE = "site:"
 _START = itemgetter(1)
@@ -53,6 +53,17 @@ class ConceptMatcher:
         self.behind = look_back(_strip_boundary(p) for c in self.concepts for p in c.patterns)
         self.exclusions = {c.id: re.compile("|".join(f"(?:{p})" for p in c.exclude), re.IGNORECASE)
                            for c in self.concepts if c.exclude}
+        # each behind its literal screen: a clause holding none of an exclusion's words runs no search
+        self._exclusion_screens = {cid: Screen(rx) for cid, rx in self.exclusions.items()}
+
+    def excluded(self, concept: str, text: str, start: int, end: int) -> bool:
+        """Does the concept's exclusion match in text[start:end] (`exclusions[concept].search(text, start, end)`)?"""
+        rx = self.exclusions.get(concept)
+        if rx is None:
+            return False
+        if not self._exclusion_screens[concept].could_match(text[start:end]):
+            return False  # the words any match consumes are not there (look-arounds need none of them)
+        return rx.search(text, start, end) is not None
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[Hit]:
         out: list[Hit] = []

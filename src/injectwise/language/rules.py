@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from injectwise.core.errors import KnowledgeError
-from injectwise.language.phrases import PhraseIndex, Screen, Tokens, tokens
+from injectwise.language.phrases import PhraseIndex, Screen, ScreenedAlternation, Tokens, tokens
 
 MODIFIERS = ("negated", "possible", "historical", "hypothetical", "family")
 DIRECTIONS = ("forward", "backward", "bidirectional", "section", "clause")
@@ -49,6 +49,8 @@ class LanguageRules:
     lists: ListRules
     # the trigger, terminator and side patterns behind literal screens: most sentences run none of them
     screens: tuple[Screen | None, Screen | None, Screen | None] = (None, None, None)
+    # `trigger_patterns` branch by branch: a sentence runs only the branches it could match
+    trigger_branches: ScreenedAlternation | None = None
 
     def scan(self, text: str, start: int, end: int, toks: Tokens | None = None) -> tuple[list[Span], list[int], list[Span]]:
         """(triggers, terminator positions, side words) of text[start:end], tokenised once (or read from
@@ -66,7 +68,12 @@ class LanguageRules:
         part = text[start:end]
         low = part.lower()
         trig, term, side = self.screens
-        if self.trigger_patterns is not None and (trig is None or trig.could_match(part, low)):
+        if self.trigger_branches is not None:
+            rx = self.trigger_branches.for_text(part, low)
+            if rx is not None:
+                triggers += [(m.start(), m.end(), self.kinds[m.lastgroup or ""])
+                             for m in rx.finditer(text, start, end) if m.lastgroup]
+        elif self.trigger_patterns is not None and (trig is None or trig.could_match(part, low)):
             triggers += [(m.start(), m.end(), self.kinds[m.lastgroup or ""])
                          for m in self.trigger_patterns.finditer(text, start, end) if m.lastgroup]
         if self.terminator_patterns is not None and (term is None or term.could_match(part, low)):
@@ -121,11 +128,19 @@ def _entry(where: str, entry: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _named(prefix: str, alts: list[tuple[str, Any]], flags: int) -> tuple[re.Pattern[str] | None, dict[str, Any]]:
+    rx, names, _ = _branches(prefix, alts, flags)
+    return rx, names
+
+
+def _branches(prefix: str, alts: list[tuple[str, Any]], flags: int) -> tuple[re.Pattern[str] | None, dict[str, Any],
+                                                                             ScreenedAlternation | None]:
+    """(the alternation, group name -> label, the same alternation screened branch by branch), longest first."""
     alts = sorted(alts, key=lambda e: -len(e[0]))
     if not alts:
-        return None, {}
-    rx = re.compile("|".join(f"(?P<{prefix}{i}>{a})" for i, (a, _) in enumerate(alts)), flags)
-    return rx, {f"{prefix}{i}": label for i, (_, label) in enumerate(alts)}
+        return None, {}, None
+    branches = ScreenedAlternation([(f"{prefix}{i}", a) for i, (a, _) in enumerate(alts)], flags)
+    rx = re.compile(branches.pattern(), flags)
+    return rx, {f"{prefix}{i}": label for i, (_, label) in enumerate(alts)}, branches
 
 
 def _lists(doc: Any, where: str) -> ListRules:
@@ -176,8 +191,8 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
     pseudo_phrases, pseudo_patterns = _entry(f"{where}: pseudo", {**(doc.get("pseudo") or {})})
     trigger_phrases = [(" ".join(t), ("t", (m, d))) for (t, m), d in phrase_dirs.items()] \
         + [(p, ("t", (PSEUDO, "none"))) for p in pseudo_phrases]
-    trigger_patterns, kinds = _named("t", [(p, (m, d)) for (p, m), d in pattern_dirs.items()]
-                                     + [(p, (PSEUDO, "none")) for p in pseudo_patterns], re.IGNORECASE)
+    trigger_patterns, kinds, trigger_branches = _branches("t", [(p, (m, d)) for (p, m), d in pattern_dirs.items()]
+                                                          + [(p, (PSEUDO, "none")) for p in pseudo_patterns], re.IGNORECASE)
 
     term_phrases, term_patterns = _entry(f"{where}: terminators", {**(doc.get("terminators") or {})})
     terminator_patterns = re.compile("|".join(term_patterns), re.IGNORECASE) if term_patterns else None
@@ -204,6 +219,6 @@ def compile_language(doc: Any, where: str = "language.yaml") -> LanguageRules:
                             + [(p, ("s", side)) for p, side in side_phrases]),
         trigger_patterns=trigger_patterns, kinds=kinds, terminator_patterns=terminator_patterns,
         list_conjunction=list_conjunction, side_patterns=side_patterns,
-        side_names=side_names, abbreviations=abbreviations,
+        side_names=side_names, abbreviations=abbreviations, trigger_branches=trigger_branches,
         screens=tuple(Screen(p) if p is not None else None  # type: ignore[arg-type]
                       for p in (trigger_patterns, terminator_patterns, side_patterns)))
