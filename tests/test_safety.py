@@ -669,3 +669,16 @@ def test_an_undated_current_problem_counts_as_current(text, status, fires):
     for key in ("onsetDateTime", "recordedDate"):
         c.pop(key, None)
     assert ("contraindication.infection-suspected" in ids(assessed(b))) is fires
+
+
+# ---- a coded range of glucose readings (valueRange) --------------------------------------------------
+@pytest.mark.parametrize(("low", "high", "defers"), [(250, 350, True), (120, 180, False), (None, 320, True)])
+def test_a_coded_glucose_range_counts_by_its_upper_end(low, high, defers):
+    b = candidate()
+    b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")
+    r = b.lab("2339-0", "Glucose [Mass/volume] in Blood", 0, "mg/dL", "2026-02-25")
+    del r["valueQuantity"]
+    r["valueRange"] = {"high": {"value": high, "unit": "mg/dL", "code": "mg/dL"}}
+    if low is not None:
+        r["valueRange"]["low"] = {"value": low, "unit": "mg/dL", "code": "mg/dL"}
+    assert ("defer.uncontrolled-diabetes" in ids(assessed(b))) is defers
