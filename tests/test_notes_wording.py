@@ -766,3 +766,19 @@ def test_a_glucose_range_is_one_result_with_its_range_in_the_label(tmp_path, kb)
     rec = _record(tmp_path, kb, "Date: 1 Dec 2026. T2DM. Sugars 250-350 at home.\n", "2026-12-01")
     got = [(o.value, o.code.text) for o in rec.observations if o.code.codings[0].code == "glucose"]
     assert len(got) == 1 and got[0][0] == 350 and "250-350" in got[0][1]
+
+
+# ---- an intolerance in words: its stated side effects are its reaction when it names one agent ------------------
+@pytest.mark.parametrize("sentence,contraindicated", [
+    ("Kenalog intolerance - nausea and insomnia.", False),
+    ("Intolerant of triamcinolone (flushing).", False),
+    ("Kenalog intolerance, no rash, just insomnia.", False),
+    ("Triamcinolone intolerance (hives).", True),
+    ("Intolerance to triamcinolone.", True),                  # no reaction stated
+    ("Allergy to triamcinolone - hives.", True),
+    ("Allergy to triamcinolone; nausea with codeine.", True),  # whose nausea? not the triamcinolone's
+])
+def test_an_intolerance_with_side_effects_only_does_not_contraindicate(tmp_path, kb, sentence, contraindicated):
+    text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. {sentence}\n"
+    r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
+    assert ("contraindication.drug-allergy" in ids(r)) is contraindicated

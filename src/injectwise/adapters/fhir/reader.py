@@ -715,14 +715,19 @@ class _Builder:
     def allergy(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r, "patient")
         reaction = []
+        severe = False
         for rx in r.get("reaction") or []:
             if isinstance(rx, dict):
                 reaction.append(self.texts(rx.get("manifestation")))
+                severe = severe or rx.get("severity") == "severe"
+        kind = self.status_code(r.get("type"))  # R4 a code, R5 a CodeableConcept
+        criticality = _str(r.get("criticality"))
         rec.allergies.append(Allergy(
             ref=self.ref_now, code=self.coded(r.get("code")),
             clinical_status=self.status_code(r.get("clinicalStatus")),
             verification=self.status_code(r.get("verificationStatus")),
-            recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x)))
+            recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x),
+            kind=kind.lower() if kind else None, criticality="high" if severe else criticality))
 
     def care_plan(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)

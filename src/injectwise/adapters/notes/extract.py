@@ -94,6 +94,7 @@ STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
 # How a medicine is taken, the words right after its name up to the clause's end ("7.5 mg daily", "dose pack,
 # 6-day taper"): the note's dosage text, as Dosage.text is in FHIR (a short course is not long-term use)
+INTOLERANCE = re.compile(r"\bintoleran(?:ce|t)\b", re.I)
 NO_REACTION = re.compile(r"\b(?:no|not|without|denies|denied|nor)\b[^.;,]*(?:,\s*(?:or|nor)\b[^.;,]*)*", re.I)
 DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)(?:[^.;,+\n]|\.(?=\d))){0,40})", re.I)
 STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
@@ -938,6 +939,15 @@ class NoteExtractor:
             m2 = re.search(r"allerg(?:y|ic|ies) (?:to )?([a-z][\w-]+)", text, re.I)
             if m2:
                 agents.append(m2.group(1))
+        side = self.kb.terminology.concepts.get("side-effect-reaction")
+        if side is not None and len({a.split(" (")[0].lower() for a in agents}) == 1:
+            # one agent named: the side effects the sentence states are its reaction ("Kenalog intolerance -
+            # nausea, insomnia"); with several agents the sentence cannot say whose they are, so none are
+            words = {w.strip() for w in reaction.split(",") if w.strip()}
+            words |= {m.group(0).lower() for p in side.text for m in p.finditer(said)}
+            reaction = ", ".join(sorted(words))
+        # "intolerance" without "allergy": its recorder's own word for a non-immune reaction (FHIR type)
+        kind = "intolerance" if INTOLERANCE.search(text) and "allerg" not in low else None
         seen: set[str] = set()
         for a in agents:
             if a.lower() in seen:
@@ -946,7 +956,7 @@ class NoteExtractor:
             ref = st.ref("a")
             st.rec.allergies.append(Allergy(ref=ref, code=Coded((), a), clinical_status="active",
                                             verification="confirmed", recorded=self._day(st.note.when),
-                                            reaction=reaction))
+                                            reaction=reaction, kind=kind))
             self._keep(st, ref, prov)
 
     def _allergy_asserted(self, text: str) -> bool:
