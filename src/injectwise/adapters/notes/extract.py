@@ -1338,7 +1338,8 @@ def _instruments() -> tuple[tuple[str, re.Pattern[str], float, float, float | No
     """(label, before -> after pattern, worst, best, MCID) of each instrument outcome_measures.yaml names."""
     text = resources.files("injectwise.knowledge").joinpath("data/outcome_measures.yaml").read_text("utf-8")
     out = []
-    num = r"(?P<{}>\d{{1,3}}(?:\.\d+)?)(?:\s*%|\s*(?:/|out of)\s*\d{{2,3}})?"
+    # a score and the scale it states ("48/96", "40%", "14 out of 20"): a stated scale must be the instrument's
+    num = r"(?P<{0}>\d{{1,3}}(?:\.\d+)?)(?:\s*(?P<{0}p>%)|\s*(?:/|out of)\s*(?P<{0}d>\d{{2,3}}))?"
     for key, m in (yaml.safe_load(text) or {}).items():
         if not isinstance(m, dict) or not m.get("names") or not m.get("scale"):
             continue
@@ -1376,6 +1377,11 @@ def outcome_measure_mark(text: str) -> str:
         x, y = float(m.group("x")), float(m.group("y"))
         lo, hi = min(worst, best), max(worst, best)
         if not (lo <= x <= hi and lo <= y <= hi) or (x == worst and y == worst):
+            continue
+        # "WOMAC 48/96" is the 0-96 total, "WOMAC 48/100" or "48%" the normalised one: another scale is another reading
+        stated = {100.0 if m.group(f"{g}p") else float(m.group(f"{g}d")) for g in ("x", "y")
+                  if m.group(f"{g}p") or m.group(f"{g}d")}
+        if stated - {hi}:
             continue
         span = abs(best - worst)
         gain = (y - x) if best > worst else (x - y)  # towards the better end
