@@ -782,3 +782,17 @@ def test_an_intolerance_with_side_effects_only_does_not_contraindicate(tmp_path,
     text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. {sentence}\n"
     r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
     assert ("contraindication.drug-allergy" in ids(r)) is contraindicated
+
+
+# ---- an old, resolved septic arthritis dated in the note is not recent (its onset, not the note's date) ---------
+@pytest.mark.parametrize("sentence,defers", [
+    ("Septic arthritis of the R knee treated on 2024-03-05 and resolved.", False),
+    ("Septic arthritis of the R knee in March 2024, resolved.", False),
+    ("Septic arthritis of the R knee in August 2026, resolved.", True),
+    ("History of septic arthritis of the R knee, resolved.", True),   # undated: the note's day, conservatively
+])
+def test_a_resolved_septic_arthritis_is_dated_by_its_onset(tmp_path, kb, sentence, defers):
+    text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. {sentence}\n"
+    r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
+    assert ("defer.diagnosis-uncertain.recent-joint-infection" in ids(r)) is defers
+    assert "contraindication.infection-suspected" not in ids(r)

@@ -16,7 +16,8 @@ from injectwise.language.phrases import Tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
 from injectwise.language.sentences import split_sentences
 
-_WORD = re.compile(r"\w+")
+# a numeric date or score ("2024-03-05", "05/03/2024", "7/10", "3.5") is one word of the scope window, not three
+_WORD = re.compile(r"\d+(?:[-/.]\d+)+|\w+")
 _COMMA = re.compile(r",")
 SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
 EXCLUSION_SLACK_CHARS = 20  # how far past a terminator right after a mention its exclusions may look
@@ -128,7 +129,8 @@ class _Scope:
         if self._word_starts is None:
             toks = self.toks
             if toks is not None:
-                self._word_starts = [toks.starts[k] for k in range(*self.span) if _is_word(toks.words[k][0])]
+                self._word_starts = [toks.starts[k] for k in range(*self.span)
+                                     if _is_word(toks.words[k][0]) and not _continues_number(toks, k, self.span[0])]
             else:
                 self._word_starts = [m.start() for m in _WORD.finditer(self.text, self.s.start, self.s.end)]
         return self._word_starts
@@ -225,6 +227,14 @@ class _Scope:
             if inside:
                 return min(inside)[1]
         return None
+
+
+def _continues_number(toks: Tokens, k: int, first: int) -> bool:
+    """Token k is the digits after a "-", "/" or "." that joins them, unspaced, to digits before: a later part
+    of one date or score ("2024-03-05" is one word, as `_WORD` reads it on non-ASCII text)."""
+    w, starts, ends = toks.words, toks.starts, toks.ends
+    return (k - 2 >= first and w[k].isdigit() and w[k - 1] in ("-", "/", ".") and w[k - 2].isdigit()
+            and ends[k - 2] == starts[k - 1] and ends[k - 1] == starts[k])
 
 
 def _is_word(ch: str) -> bool:
