@@ -175,7 +175,8 @@ def test_scope_ends_after_the_window(kb):
     assert one(kb, text, "fever").asserted
 
 
-@pytest.mark.parametrize("date", ["2024-03-05", "05/03/2024", "3/5/24", "5.3.2024"])
+@pytest.mark.parametrize("date", ["2024-03-05", "05/03/2024", "3/5/24", "5.3.2024", "5 March 2024", "March 5 2024",
+                                  "the 5th of March 2024", "Mar 2024"])
 def test_a_numeric_date_is_one_word_of_the_window(kb, date):
     """Seven words with the date as one: in scope; were its parts three words each, the scope would end early."""
     m = one(kb, f"Septic arthritis of the knee treated on {date} and resolved.", "joint-infection")

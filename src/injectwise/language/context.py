@@ -18,6 +18,11 @@ from injectwise.language.sentences import split_sentences
 
 # a numeric date or score ("2024-03-05", "05/03/2024", "7/10", "3.5") is one word of the scope window, not three
 _WORD = re.compile(r"\d+(?:[-/.]\d+)+|\w+")
+# ... and so is a date in words ("5 March 2024", "March 5th, 2024", "Mar 2024"): how a date is written must not
+# move a modifier's scope
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?"
+_DATE_PHRASE = re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?(?:\s+\d{{4}})?\b|"
+                          rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b|\b{_MONTH}\s+\d{{4}}\b", re.I)
 _COMMA = re.compile(r",")
 SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
 EXCLUSION_SLACK_CHARS = 20  # how far past a terminator right after a mention its exclusions may look
@@ -133,6 +138,9 @@ class _Scope:
                                      if _is_word(toks.words[k][0]) and not _continues_number(toks, k, self.span[0])]
             else:
                 self._word_starts = [m.start() for m in _WORD.finditer(self.text, self.s.start, self.s.end)]
+            dates = [(m.start(), m.end()) for m in _DATE_PHRASE.finditer(self.text, self.s.start, self.s.end)]
+            if dates:  # a date in words is one word: its first
+                self._word_starts = [w for w in self._word_starts if not any(a < w < b for a, b in dates)]
         return self._word_starts
 
     def _ends(self, a: int, b: int) -> bool:
