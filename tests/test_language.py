@@ -175,6 +175,22 @@ def test_scope_ends_after_the_window(kb):
     assert one(kb, text, "fever").asserted
 
 
+@pytest.mark.parametrize("date", ["2024-03-05", "05/03/2024", "3/5/24", "5.3.2024", "5 March 2024", "March 5 2024",
+                                  "the 5th of March 2024", "Mar 2024"])
+def test_a_numeric_date_is_one_word_of_the_window(kb, date):
+    """Seven words with the date as one: in scope; were its parts three words each, the scope would end early."""
+    m = one(kb, f"Septic arthritis of the knee treated on {date} and resolved.", "joint-infection")
+    assert m.historical and not m.asserted
+
+
+@pytest.mark.parametrize("text", [
+    "Septic arthritis of the knee treated at the county hospital on 2024-03-05 and resolved.",  # 11 words: beyond
+    "No pain at rest overnight during the last several weeks of 2025-01-02 and fever now",
+])
+def test_a_date_still_counts_as_a_word_and_the_window_still_ends(kb, text):
+    assert one(kb, text, "fever" if "fever" in text else "joint-infection").asserted
+
+
 # ---- laterality and site ---------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "concept", "side"), [
     ("Avascular necrosis of the LEFT hip", "osteonecrosis-or-collapse", "left"),
@@ -333,3 +349,8 @@ def test_trigger_branches_match_as_the_whole_alternation(kb, words, sep):
     whole = [(m.span(), m.lastgroup) for m in rules.trigger_patterns.finditer(text)]
     rx = rules.trigger_branches.for_text(text, text.lower())
     assert whole == ([(m.span(), m.lastgroup) for m in rx.finditer(text)] if rx is not None else [])
+
+
+def test_a_numeric_date_is_one_word_in_non_ascii_text_too(kb):
+    m = one(kb, "Septic arthritis of the knee treated on 2024-03-05 and resolved. Seen by Dr Müller.", "joint-infection")
+    assert m.historical and not m.asserted

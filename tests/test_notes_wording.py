@@ -736,3 +736,63 @@ def test_a_planned_hyaluronic_acid_injection_is_assessed_not_refused(tmp_path, k
     r = assess_note(tmp_path, kb, text, "2026-06-10")
     assert r.subject["target"] == "knee-intra-articular" and r.subject["steroid"] is None
     assert "contraindication.infection-suspected" in ids(r)
+
+
+# ---- a range of home glucose readings is read as its upper end (any reading at or above 300 mg/dL) ------------
+KNEE_PLAN = {"target": "knee-intra-articular", "side": "right", "guidance": "ultrasound", "steroid": "triamcinolone",
+             "dose": 40}
+
+
+@pytest.mark.parametrize("sentence,uncontrolled", [
+    ("Sugars 250-350 at home.", True),
+    ("BGs running 300s.", True),
+    ("Home sugars ranging 250 to 340.", True),
+    ("BG 250s-300s this week.", True),
+    ("Fingerstick glucose 14-19 mmol/L this week.", True),   # 19 mmol/L is about 342 mg/dL
+    ("BSL 15-22 mmol/L.", True),
+    ("Blood sugars 180-220 mg/dL.", False),
+    ("Sugars at home 120-160, well controlled.", False),
+    ("Fingerstick glucose 6-9 mmol/L.", False),
+    ("Glucose 7.2 - 3 days ago.", False),                     # a duration, not the upper end of a range
+    ("Sugars were 250-350 in 2024, now 110-140.", False),       # the old range is dated out of the window
+])
+def test_a_home_glucose_range_counts_by_its_upper_end(tmp_path, kb, sentence, uncontrolled):
+    text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. T2DM on metformin. {sentence}\n"
+    r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
+    assert ("defer.uncontrolled-diabetes" in ids(r)) is uncontrolled
+
+
+def test_a_glucose_range_is_one_result_with_its_range_in_the_label(tmp_path, kb):
+    rec = _record(tmp_path, kb, "Date: 1 Dec 2026. T2DM. Sugars 250-350 at home.\n", "2026-12-01")
+    got = [(o.value, o.code.text) for o in rec.observations if o.code.codings[0].code == "glucose"]
+    assert len(got) == 1 and got[0][0] == 350 and "250-350" in got[0][1]
+
+
+# ---- an intolerance in words: its stated side effects are its reaction when it names one agent ------------------
+@pytest.mark.parametrize("sentence,contraindicated", [
+    ("Kenalog intolerance - nausea and insomnia.", False),
+    ("Intolerant of triamcinolone (flushing).", False),
+    ("Kenalog intolerance, no rash, just insomnia.", False),
+    ("Triamcinolone intolerance (hives).", True),
+    ("Intolerance to triamcinolone.", True),                  # no reaction stated
+    ("Allergy to triamcinolone - hives.", True),
+    ("Allergy to triamcinolone; nausea with codeine.", True),  # whose nausea? not the triamcinolone's
+])
+def test_an_intolerance_with_side_effects_only_does_not_contraindicate(tmp_path, kb, sentence, contraindicated):
+    text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. {sentence}\n"
+    r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
+    assert ("contraindication.drug-allergy" in ids(r)) is contraindicated
+
+
+# ---- an old, resolved septic arthritis dated in the note is not recent (its onset, not the note's date) ---------
+@pytest.mark.parametrize("sentence,defers", [
+    ("Septic arthritis of the R knee treated on 2024-03-05 and resolved.", False),
+    ("Septic arthritis of the R knee in March 2024, resolved.", False),
+    ("Septic arthritis of the R knee in August 2026, resolved.", True),
+    ("History of septic arthritis of the R knee, resolved.", True),   # undated: the note's day, conservatively
+])
+def test_a_resolved_septic_arthritis_is_dated_by_its_onset(tmp_path, kb, sentence, defers):
+    text = f"Date: 1 Dec 2026. R knee OA, 12 weeks of PT done. {sentence}\n"
+    r = assess_note(tmp_path, kb, text, "2026-12-01", KNEE_PLAN)
+    assert ("defer.diagnosis-uncertain.recent-joint-infection" in ids(r)) is defers
+    assert "contraindication.infection-suspected" not in ids(r)

@@ -46,6 +46,13 @@ def test_relief_that_wore_off_is_judged_by_how_long_it_lasted(tmp_path, kb, said
     ("Hip pain was 80/100 before the injection and is 20/100 today.", "responder"),
     ("Hip pain was 80/100 before the injection and is 70/100 today.", "non-responder"),
     ("Patient Global Impression of Change: much improved.", "responder"),
+    # WOMAC: lower is better; the 0-96 total, the 0-100 normalised total, the 0-20 pain subscale (MCII 3 of 20)
+    ("WOMAC 60/96 before the injection, 30/96 today.", "responder"),
+    ("WOMAC total 48/100 before the injection and 20/100 today.", "responder"),
+    ("WOMAC 60 before the injection, 55 today.", "non-responder"),
+    ("WOMAC pain 14/20 before the injection, 6/20 today.", "responder"),
+    ("WOMAC pain 12/20 before the injection, 8/20 today.", "partial"),
+    ("WOMAC pain 12/20 before the injection, 10/20 today.", "non-responder"),
 ])
 def test_outcome_instruments_and_0_100_scales_rate_the_response(tmp_path, kb, sentence, response):
     assert review_note(tmp_path, kb, HIP + sentence + "\n", "2026-05-11").outcome == response
@@ -58,6 +65,23 @@ def test_an_instrument_name_is_not_an_injection(tmp_path, kb):
 
 def test_an_out_of_range_instrument_score_is_no_reading():
     assert outcome_measure_mark("Oxford Hip Score 18 before, 60 today") == ""
+
+
+@pytest.mark.parametrize("sentence,label", [
+    ("WOMAC 60/96 before, 30/96 today.", "WOMAC total 60 -> 30"),
+    ("WOMAC 40% before, 20% today.", "WOMAC total 40 -> 20"),
+    ("WOMAC pain subscale 70/100 before, 40/100 today.", "WOMAC pain subscale 70 -> 40"),
+    ("WOMAC pain 14 before, 6 today.", "WOMAC pain subscale 14 -> 6"),
+    ("ODI 40% before, 20% now.", "Oswestry Disability Index 40 -> 20"),
+])
+def test_an_instrument_is_read_on_the_scale_it_states(sentence, label):
+    assert label in outcome_measure_mark(sentence)
+
+
+@pytest.mark.parametrize("sentence", ["WOMAC function 40 before, 20 today.", "ODI 40/50 before, 20/50 now.",
+                                      "WOMAC pain 14/40 before, 6/40 today."])
+def test_a_subscale_or_a_scale_not_read_is_no_reading(sentence):
+    assert outcome_measure_mark(sentence) == ""
 
 
 @pytest.mark.parametrize("sentence", [

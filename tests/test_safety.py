@@ -669,3 +669,51 @@ def test_an_undated_current_problem_counts_as_current(text, status, fires):
     for key in ("onsetDateTime", "recordedDate"):
         c.pop(key, None)
     assert ("contraindication.infection-suspected" in ids(assessed(b))) is fires
+
+
+# ---- a coded range of glucose readings (valueRange) --------------------------------------------------
+@pytest.mark.parametrize(("low", "high", "defers"), [(250, 350, True), (120, 180, False), (None, 320, True)])
+def test_a_coded_glucose_range_counts_by_its_upper_end(low, high, defers):
+    b = candidate()
+    b.condition("E11.9", "Type 2 diabetes mellitus", "2015-01-01")
+    r = b.lab("2339-0", "Glucose [Mass/volume] in Blood", 0, "mg/dL", "2026-02-25")
+    del r["valueQuantity"]
+    r["valueRange"] = {"high": {"value": high, "unit": "mg/dL", "code": "mg/dL"}}
+    if low is not None:
+        r["valueRange"]["low"] = {"value": low, "unit": "mg/dL", "code": "mg/dL"}
+    assert ("defer.uncontrolled-diabetes" in ids(assessed(b))) is defers
+
+
+# ---- AllergyIntolerance.type and .criticality ------------------------------------------------------
+@pytest.mark.parametrize(("kind", "criticality", "reaction", "severity", "contraindicated"), [
+    ("intolerance", "low", "Nausea", None, False),            # a non-immune side effect, typed so
+    ("intolerance", None, "Muscle cramps", None, False),      # typed intolerance, no immune sign in the reaction
+    ("intolerance", "low", "Hives", None, True),              # an immune sign is an allergy whatever the type
+    ("intolerance", None, None, None, True),                  # no reaction described: cannot be explained away
+    ("allergy", "high", "Flushing", None, True),              # high criticality: never explained away
+    ("intolerance", "high", "Nausea", None, True),
+    (None, None, "Facial flushing", "severe", True),          # a severe reaction counts as high criticality
+    (None, "low", "Facial flushing", None, False),            # the earlier side-effect rule still applies
+    ("allergy", "low", "Muscle cramps", None, True),          # an allergy with an unclassified reaction stands
+])
+def test_allergy_type_and_criticality_decide_with_the_reaction(kind, criticality, reaction, severity, contraindicated):
+    b = candidate()
+    r = b.allergy("10759", "Triamcinolone", reaction=reaction)
+    if kind:
+        r["type"] = kind
+    if criticality:
+        r["criticality"] = criticality
+    if severity:
+        r["reaction"][0]["severity"] = severity
+    assert ("contraindication.drug-allergy" in ids(assessed(b))) is contraindicated
+
+
+def test_an_intolerance_of_another_agent_is_not_read_as_this_one():
+    b = candidate()
+    r = b.allergy("6387", "Lidocaine", reaction="Nausea")
+    r["type"] = "intolerance"
+    b2 = candidate()
+    r2 = b2.allergy("6387", "Lidocaine", reaction="Nausea")
+    r2["criticality"] = "high"
+    assert "contraindication.drug-allergy" not in ids(assessed(b))
+    assert "contraindication.drug-allergy" in ids(assessed(b2))

@@ -44,6 +44,22 @@ PLANS = [
     ("Plan: US-guided R ankle joint injection, triamcinolone 40 mg.", "ankle-intra-articular"),
     ("Plan: US-guided R piriformis injection, triamcinolone 20 mg.", "piriformis"),
     ("Plan: US-guided R hip IA injection, triamcinolone 40 mg.", "hip-intra-articular"),
+    # CESI is cervical (interlaminar) unless a lumbar or caudal level is named with it; caudal stays lumbar
+    ("Plan: CESI under fluoroscopy, dexamethasone 10 mg.", "cervical-epidural"),
+    ("Plan: C6-7 CESI under fluoroscopy, dexamethasone 10 mg.", "cervical-epidural"),
+    ("Plan: CESI at L5-S1 under fluoroscopy, dexamethasone 10 mg.", "lumbar-epidural"),
+    ("Plan: caudal ESI under fluoroscopy, dexamethasone 10 mg.", "lumbar-epidural"),
+    ("Plan: caudal epidural steroid injection, triamcinolone 40 mg.", "lumbar-epidural"),
+    ("Plan: L4-5 TFESI with dexamethasone 10 mg.", "lumbar-transforaminal"),
+    ("Plan: thoracic epidural steroid injection T7-8 under fluoroscopy, dexamethasone 10 mg.", "thoracic-epidural"),
+    ("Plan: T9-10 ILESI under fluoroscopy, dexamethasone 10 mg.", "thoracic-epidural"),
+    ("Plan: interlaminar epidural at the thoracic level, dexamethasone 10 mg.", "thoracic-epidural"),
+    ("Plan: R pes anserine bursa injection, triamcinolone 40 mg.", "pes-anserine-bursa"),
+    ("Plan: US-guided L pes anserinus injection, methylprednisolone 40 mg.", "pes-anserine-bursa"),
+    ("Plan: L olecranon bursa aspiration and injection, triamcinolone 10 mg.", "olecranon-bursa"),
+    ("Plan: R olecranon bursitis injection, methylprednisolone 20 mg.", "olecranon-bursa"),
+    ("Plan: R knee IA injection, triamcinolone 40 mg.", "knee-intra-articular"),
+    ("Plan: R tennis elbow injection, triamcinolone 10 mg; no olecranon swelling.", "lateral-epicondyle"),
 ]
 
 
@@ -61,6 +77,9 @@ def test_a_plan_names_its_target_in_words(tmp_path, kb, text, target):
     ("trigger-finger", "trigger-finger"), ("first-dorsal-compartment", "de-quervain"), ("plantar-fascia", "plantar-fascia"),
     ("ankle", "ankle-intra-articular"), ("thumb-cmc", "thumb-cmc"), ("shoulder", "subacromial-bursa"),
     ("elbow", "lateral-epicondyle"), ("superior-gluteal-nerve", "peripheral-nerve"), ("left-ear", None),
+    ("thoracic-epidural", "thoracic-epidural"), ("thoracic-interlaminar", "thoracic-epidural"),
+    ("pes-anserine", "pes-anserine-bursa"), ("olecranon-bursa", "olecranon-bursa"), ("olecranon", "olecranon-bursa"),
+    ("stellate-ganglion", None), ("lumbar-sympathetic-block", None),
 ])
 def test_a_target_name_resolves_by_id_alias_or_words(kb, name, target):
     t = kb.target(name)
@@ -96,7 +115,8 @@ def test_first_line_injections_need_no_therapy_first(tmp_path, kb):
 
 
 # ---- coded records (FHIR): each target's draft order is read as that target -------------------
-SITES_CODED = ["glenohumeral-joint", "acromioclavicular-joint", "medial-epicondyle", "cervical-epidural",
+SITES_CODED = ["glenohumeral-joint", "acromioclavicular-joint", "medial-epicondyle", "cervical-epidural", "thoracic-epidural",
+               "pes-anserine-bursa", "olecranon-bursa",
                "cervical-transforaminal", "cervical-facet", "carpal-tunnel", "trigger-finger", "de-quervain", "thumb-cmc",
                "wrist-intra-articular", "ankle-intra-articular", "plantar-fascia", "piriformis"]
 
@@ -124,3 +144,49 @@ def test_coded_cervical_transforaminal_particulate(kb, steroid, mg, contraindica
     res = assess(read_bundle(b.bundle()), kb, date.fromisoformat(ON))
     assert ("contraindication.particulate-steroid" in [f.id for f in res.findings]) == contraindicated
     assert res.outcome == ("do-not-inject" if contraindicated else "proceed")
+
+
+def test_a_thoracic_epidural_is_guided_and_avoids_particulate_steroid(tmp_path, kb):
+    """Its own neuraxial target, not the lumbar one: fluoroscopy required, particulate steroid a caution."""
+    res = _assess(tmp_path, kb, "T7 radiculopathy after shingles, no blood thinners. Plan: T7-8 thoracic epidural, "
+                                "Depo-Medrol 80 mg.")
+    found = [f.id for f in res.findings]
+    assert res.as_json()["planned"]["target"] == "thoracic-epidural"
+    assert "guidance.image-guidance-recommended" in found and "caution.particulate-steroid" in found
+    assert not any(f.startswith("contraindication") for f in found)
+
+
+def test_bursa_dose_ceilings_are_local_policy(tmp_path, kb):
+    """Olecranon (superficial, 20 mg ceiling) and pes anserine (40 mg) bursae: above the ceiling is flagged."""
+    note = "Completed 8 weeks of physical therapy. Pes anserine bursitis R knee; olecranon bursitis L elbow. "
+    for plan, above in (("Plan: R pes anserine bursa injection, triamcinolone 40 mg.", False),
+                        ("Plan: R pes anserine bursa injection, triamcinolone 60 mg.", True),
+                        ("Plan: L olecranon bursa injection, triamcinolone 20 mg.", False),
+                        ("Plan: L olecranon bursa injection, methylprednisolone 40 mg.", True)):
+        found = [f.id for f in _assess(tmp_path, kb, note + plan).findings]
+        assert ("dose.above-recommended" in found) == above, (plan, found)
+
+
+@pytest.mark.parametrize("plan", [
+    "Plan: R stellate ganglion block under US, bupivacaine 0.25% 5 mL with dexamethasone 4 mg.",
+    "Plan: L lumbar sympathetic nerve block under fluoroscopy, bupivacaine, triamcinolone 40 mg.",
+    "Plan: R stellate ganglion injection with ropivacaine and dexamethasone 4 mg.",
+])
+def test_a_sympathetic_block_is_refused_with_its_reason(tmp_path, kb, plan):
+    from injectwise.core.errors import NotApplicable
+    with pytest.raises(NotApplicable, match="sympathetic block"):
+        _assess(tmp_path, kb, "CRPS of the R hand, PT done. " + plan)
+
+
+def test_a_sympathetic_block_in_the_history_does_not_stop_a_plan(tmp_path, kb):
+    res = _assess(tmp_path, kb, "CRPS, stellate ganglion block 2024 helped. R pes anserine bursitis, PT 8 weeks done. "
+                                "Plan: R pes anserine bursa injection, triamcinolone 20 mg.")
+    assert res.as_json()["planned"]["target"] == "pes-anserine-bursa"
+
+
+def test_a_sympathetic_block_named_as_target_is_refused(kb):
+    from injectwise.core.errors import InputError
+    from injectwise.engine.evaluate import check_target_name
+    with pytest.raises(InputError, match="not a corticosteroid injection target"):
+        check_target_name(kb, "stellate-ganglion-block")
+    assert check_target_name(kb, "olecranon-bursa").id == "olecranon-bursa"

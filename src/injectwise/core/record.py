@@ -147,6 +147,8 @@ class Allergy:
     verification: str | None = None
     recorded: datetime | None = None
     reaction: str = ""
+    kind: str | None = None  # FHIR type: "allergy" (immune) or "intolerance" (non-immune); None when not said
+    criticality: str | None = None  # FHIR criticality: "high" (or a severe reaction) is never explained away
 
     @property
     def present(self) -> bool:

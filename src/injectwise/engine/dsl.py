@@ -435,10 +435,13 @@ def _allergies(ctx: Context, which: str) -> tuple[bool, list[Evidence]]:
         if not al.present or (al.recorded is not None and al.recorded > v.now):
             continue
         concepts = v.concepts(al.ref, al.code, al.reaction)
-        if which == "planned-agents" and al.reaction:
+        if which == "planned-agents" and al.reaction and al.criticality != "high":
             reaction = v.concepts(f"{al.ref}#reaction", _REACTION, al.reaction)
-            if "side-effect-reaction" in reaction and "allergic-reaction" not in reaction:
-                continue  # a known side effect recorded as an "allergy" (steroid flushing): no allergy to the agent
+            # a known side effect recorded as an "allergy" (steroid flushing), or an entry its recorder typed as a
+            # (non-immune) intolerance whose reaction shows no immune sign: no allergy to the agent. High
+            # criticality (or a severe reaction) is never explained away by its reaction's wording.
+            if "allergic-reaction" not in reaction and ("side-effect-reaction" in reaction or al.kind == "intolerance"):
+                continue
         text = al.code.all_text().lower()
         codes = {c.code for c in al.code.codings}
         hit = None

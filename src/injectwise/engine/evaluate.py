@@ -16,7 +16,7 @@ from injectwise.engine.clinical import Agent, ClinicalView, Injection
 from injectwise.engine.dsl import Compiler, Pred
 from injectwise.engine.facts import ENGINE_CONCEPTS, FACTS, Context
 from injectwise.engine.result import LIKELIHOOD_ORDER, SEVERITY_ORDER, Evidence, Finding, Result
-from injectwise.knowledge.model import Knowledge, RuleSpec
+from injectwise.knowledge.model import Knowledge, RuleSpec, Target
 
 VERDICTS = ("do-not-inject", "defer", "proceed-with-caution", "proceed")
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([a-z_0-9]+)\}")
@@ -377,6 +377,17 @@ def _verdict(findings: list[Finding]) -> str:
 MAX_DOSE_MG = 10_000.0  # far above any injection dose: beyond it the number is a typing or data error
 
 
+def check_target_name(kb: Knowledge, name: str) -> Target:
+    """The target a caller names; a non-steroid block (a sympathetic block) is refused with its reason."""
+    t = kb.target(name)
+    if t is not None:
+        return t
+    site = kb.non_steroid_site(name)
+    if site is not None:
+        raise InputError(f"not assessed: a {site.label} is not a corticosteroid injection target. {site.reason}")
+    raise InputError(f"unknown target {name!r}; known: {', '.join(kb.targets)}")
+
+
 def _check_dose(name: str, mg: float | None) -> None:
     """A planned dose must be a positive, finite, plausible number of mg: inf, nan, 1e308, 0, -0 are refused."""
     if mg is not None and not (math.isfinite(mg) and 0 < mg <= MAX_DOSE_MG):
@@ -394,10 +405,7 @@ def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides, drafts: list[
         base = Injection(ref="cli:planned", when=view.now, target=None, side=None, guidance="unknown",
                          guidance_basis="not given", source="cli")
     if ov.target is not None:
-        t = kb.target(ov.target)
-        if t is None:
-            raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
-        base.target = t
+        base.target = check_target_name(kb, ov.target)
     if ov.side is not None:
         base.side = None if ov.side == "unknown" else ov.side
     if ov.guidance is not None:
@@ -422,6 +430,12 @@ def _planned(view: ClinicalView, kb: Knowledge, ov: PlanOverrides, drafts: list[
             raise InputError(f"unknown anaesthetic {ov.anesthetic!r}; known: {known}, none")
         else:
             base.anesthetics = [Agent(drug, drug.label, ov.anesthetic_dose, None, "cli:anesthetic")]
+    if base.target is None or (ov.target is None and base.target.kind == "nerve"):
+        # a sympathetic block read from the plan's words ("lumbar sympathetic nerve block") is no nerve target
+        site = next((s for text in (base.text, base.notes) if text and (s := kb.non_steroid_site(text))), None)
+        if site is not None:
+            raise NotApplicable(f"not assessed: the planned injection is a {site.label}, not a corticosteroid "
+                                f"injection target. {site.reason}")
     if base.target is None:
         raise NotApplicable("the planned injection's target is not recognised; give --target")
     return base

@@ -121,7 +121,10 @@ def prior_septic_arthritis_this_joint(ctx: Context) -> Fact:
             continue
         if not sides_compatible(ctx.injection.side, v.condition_side(c)):
             continue
-        dates = [d for d in (c.abated, c.onset, c.recorded) if d is not None and d <= v.now]
+        # when it happened (onset, abatement); the day it was written down only when neither is known ("septic
+        # arthritis in March 2024, resolved" in a 2026 note is not a recent infection)
+        dates = [d for d in (c.abated, c.onset) if d is not None and d <= v.now] or \
+            [d for d in (c.recorded,) if d is not None and d <= v.now]
         last = max(dates, default=None)
         if last is None or v.days_before_now(last) > limit:
             continue

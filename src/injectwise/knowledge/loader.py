@@ -19,6 +19,7 @@ from injectwise.knowledge.model import (
     DoseRange,
     Drug,
     Knowledge,
+    NonSteroidSite,
     PolicyValue,
     Region,
     RuleSpec,
@@ -119,6 +120,7 @@ def _load(policy_file: Path | None) -> Knowledge:
         vocabulary=vocabulary,
         icd10_sites=load_icd10_sites(_read(d / "icd10_sites.yaml"), set(regions)),
         antithrombotics=_load_antithrombotics(drugs_doc, citations),
+        non_steroid_sites=_load_non_steroid_sites(_read(d / "targets.yaml"), citations),
     )
     rules_dir = d / "rules"
     seen: dict[tuple[str, str], str] = {}  # one finding id may have one rule per mode
@@ -265,6 +267,22 @@ def _load_targets(doc: dict[str, Any], citations: dict[str, Citation], term: Ter
     if set(order) != set(out):
         raise KnowledgeError("targets.yaml: match_order must list every target exactly once")
     return out, order
+
+
+def _load_non_steroid_sites(doc: dict[str, Any], citations: dict[str, Citation]) -> tuple[NonSteroidSite, ...]:
+    """Blocks named like targets but not given with corticosteroid: each with its reason for refusing."""
+    out = []
+    for sid, s in (doc.get("non_steroid_sites") or {}).items():
+        where = f"targets.yaml: non_steroid_sites: {sid}"
+        if sid in doc["targets"]:
+            raise KnowledgeError(f"{where}: also a target")
+        try:
+            out.append(NonSteroidSite(id=sid, label=s["label"], aliases=tuple(s.get("aliases", [])),
+                                      text=_regexes(where, s["text"]), reason=" ".join(str(s["reason"]).split()),
+                                      citations=_cites(where, s["citations"], citations)))
+        except KeyError as e:
+            raise KnowledgeError(f"{where}: missing {e.args[0]!r}") from None
+    return tuple(out)
 
 
 def _products(where: str, products: Any) -> tuple[tuple[re.Pattern[str], float], ...]:

@@ -78,6 +78,21 @@ class Target:
     conservative_care_first: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class NonSteroidSite:
+    """A block clinicians name like a target but give without corticosteroid (e.g. a sympathetic block): named
+    so a plan there is refused with its reason, not as an unrecognised target."""
+    id: str
+    label: str
+    aliases: tuple[str, ...]
+    text: tuple[re.Pattern[str], ...]
+    reason: str
+    citations: tuple[str, ...]
+
+    def named_in(self, text: str) -> bool:
+        return any(p.search(text) for p in self.text)
+
+
 @dataclass(slots=True)
 class Drug:
     id: str
@@ -158,6 +173,7 @@ class Knowledge:
     rules: list[RuleSpec] = field(default_factory=list)
     icd10_sites: Icd10Sites = field(default_factory=Icd10Sites)
     antithrombotics: dict[str, Antithrombotic] = field(default_factory=dict)
+    non_steroid_sites: tuple[NonSteroidSite, ...] = ()
 
     def p(self, name: str) -> float:
         return self.policy[name].value
@@ -173,6 +189,15 @@ class Knowledge:
         for d in self.drugs.values():
             if d.kind == kind and any(p.search(name) for p in d.text):
                 return d
+        return None
+
+    def non_steroid_site(self, text: str) -> NonSteroidSite | None:
+        """The non-steroid block a plan's text or a target name means, if any ("stellate ganglion block")."""
+        k = text.strip().lower()
+        words = re.sub(r"[-_]+", " ", k)
+        for site in self.non_steroid_sites:
+            if k == site.id or k in site.aliases or site.named_in(words):
+                return site
         return None
 
     def target(self, key: str) -> Target | None:

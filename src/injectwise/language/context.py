@@ -16,7 +16,13 @@ from injectwise.language.phrases import Tokens, tokens
 from injectwise.language.rules import PSEUDO, LanguageRules
 from injectwise.language.sentences import split_sentences
 
-_WORD = re.compile(r"\w+")
+# a numeric date or score ("2024-03-05", "05/03/2024", "7/10", "3.5") is one word of the scope window, not three
+_WORD = re.compile(r"\d+(?:[-/.]\d+)+|\w+")
+# ... and so is a date in words ("5 March 2024", "March 5th, 2024", "Mar 2024"): how a date is written must not
+# move a modifier's scope
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?"
+_DATE_PHRASE = re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH},?(?:\s+\d{{4}})?\b|"
+                          rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b|\b{_MONTH}\s+\d{{4}}\b", re.I)
 _COMMA = re.compile(r",")
 SHORT_ASIDE_WORDS = 2  # a comma segment this short ("treated", "2012") is an aside, not a new clause
 EXCLUSION_SLACK_CHARS = 20  # how far past a terminator right after a mention its exclusions may look
@@ -127,9 +133,13 @@ class _Scope:
         if self._word_starts is None:
             toks = self.toks
             if toks is not None:
-                self._word_starts = [toks.starts[k] for k in range(*self.span) if _is_word(toks.words[k][0])]
+                self._word_starts = [toks.starts[k] for k in range(*self.span)
+                                     if _is_word(toks.words[k][0]) and not _continues_number(toks, k, self.span[0])]
             else:
                 self._word_starts = [m.start() for m in _WORD.finditer(self.text, self.s.start, self.s.end)]
+            dates = [(m.start(), m.end()) for m in _DATE_PHRASE.finditer(self.text, self.s.start, self.s.end)]
+            if dates:  # a date in words is one word: its first
+                self._word_starts = [w for w in self._word_starts if not any(a < w < b for a, b in dates)]
         return self._word_starts
 
     def _ends(self, a: int, b: int) -> bool:
@@ -263,6 +273,14 @@ class _Scope:
 def _takes_list(trigger: str, rules: LanguageRules) -> bool:
     """A trigger that heads a list of items ("denies", "negative for"), from language.yaml `lists`."""
     return " ".join(tokens(trigger)) in rules.lists.triggers
+
+
+def _continues_number(toks: Tokens, k: int, first: int) -> bool:
+    """Token k is the digits after a "-", "/" or "." that joins them, unspaced, to digits before: a later part
+    of one date or score ("2024-03-05" is one word, as `_WORD` reads it on non-ASCII text)."""
+    w, starts, ends = toks.words, toks.starts, toks.ends
+    return (k - 2 >= first and w[k].isdigit() and w[k - 1] in ("-", "/", ".") and w[k - 2].isdigit()
+            and ends[k - 2] == starts[k - 1] and ends[k - 1] == starts[k])
 
 
 def _is_word(ch: str) -> bool:

@@ -107,15 +107,15 @@ def assess(
     note: NoteOpt = None,
 ) -> None:
     """Before: should the planned injection be given? Verdict and findings."""
-    from injectwise.engine.evaluate import PlanOverrides
+    from injectwise.engine.evaluate import PlanOverrides, check_target_name
     from injectwise.engine.evaluate import assess as run
 
     ov = PlanOverrides(target, side.value if side else None, guidance.value if guidance else None, steroid, dose,
                        anesthetic, anesthetic_dose)
 
     def check(kb: Any) -> None:
-        if ov.target is not None and kb.target(ov.target) is None:
-            raise InputError(f"unknown target {ov.target!r}; known: {', '.join(kb.targets)}")
+        if ov.target is not None:
+            check_target_name(kb, ov.target)
 
     _run_files(files, note, policy, on, fmt, lambda rec, kb, as_of: run(rec, kb, as_of, ov), check)
 

@@ -503,6 +503,11 @@ class _Builder:
             ref=self.ref_now, code=self.coded(r.get("code")), when=when, value=value, unit=unit,
             value_text=value_text, status=_str(r.get("status")), body_site=site,
             narrative=bool(value_text) and isinstance(r.get("valueString"), str)))
+        low, low_unit = self._range_low(r)
+        if low is not None:  # a range of readings: its lower end is a reading too (a "below" test may need it)
+            rec.observations.append(Observation(
+                ref=f"{self.ref_now}#range-low", code=self.coded(r.get("code")), when=when, value=low, unit=low_unit,
+                status=_str(r.get("status")), body_site=site))
         for i, comp in enumerate(r.get("component") or ()):  # blood pressure, panels: each part its own value
             if isinstance(comp, dict):
                 cv, cu, ct = self._value(comp)
@@ -515,6 +520,12 @@ class _Builder:
         if "valueQuantity" in r:
             value, unit = self.quantity(r["valueQuantity"])
             return value, unit, ""
+        rng = r.get("valueRange")
+        if isinstance(rng, dict):  # home readings "250-350 mg/dL": the upper end, as a note's range is read
+            for end in ("high", "low"):
+                value, unit = self.quantity(rng.get(end))
+                if value is not None:
+                    return value, unit, ""
         v = r.get("valueInteger")
         if isinstance(v, int) and not isinstance(v, bool):
             return float(v), "", ""
@@ -528,6 +539,13 @@ class _Builder:
         if isinstance(r.get("valueBoolean"), bool):
             return None, "", "true" if r["valueBoolean"] else "false"
         return None, "", ""
+
+    def _range_low(self, r: Json) -> tuple[float | None, str]:
+        """The lower end of a valueRange that also has an upper end (read as the value itself)."""
+        rng = r.get("valueRange")
+        if not isinstance(rng, dict) or self.quantity(rng.get("high"))[0] is None:
+            return None, ""
+        return self.quantity(rng.get("low"))
 
     def reasons(self, r: Json, *ref_keys: str) -> tuple[tuple[str, ...], str]:
         """What a procedure, request or plan treated: referenced problems and coded reasons' text."""
@@ -697,14 +715,19 @@ class _Builder:
     def allergy(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r, "patient")
         reaction = []
+        severe = False
         for rx in r.get("reaction") or []:
             if isinstance(rx, dict):
                 reaction.append(self.texts(rx.get("manifestation")))
+                severe = severe or rx.get("severity") == "severe"
+        kind = self.status_code(r.get("type"))  # R4 a code, R5 a CodeableConcept
+        criticality = _str(r.get("criticality"))
         rec.allergies.append(Allergy(
             ref=self.ref_now, code=self.coded(r.get("code")),
             clinical_status=self.status_code(r.get("clinicalStatus")),
             verification=self.status_code(r.get("verificationStatus")),
-            recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x)))
+            recorded=self.dt(r, "recordedDate", "onsetDateTime"), reaction="; ".join(x for x in reaction if x),
+            kind=kind.lower() if kind else None, criticality="high" if severe else criticality))
 
     def care_plan(self, r: Json, rec: PatientRecord) -> None:
         self.check_subject(r)

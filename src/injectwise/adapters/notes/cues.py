@@ -88,6 +88,7 @@ class Cues:
     handled_elsewhere: frozenset[str]
     arthroplasty_concepts: frozenset[str]
     imaging_concepts: frozenset[str]
+    range_labs: frozenset[str]
     joined: dict[str, re.Pattern[str] | None]
     screens: dict[str, Screen]  # for `has`: each cue as one yes/no pattern behind its literal screen
 
@@ -121,6 +122,6 @@ def load_cues(path: Path = CUES_FILE) -> Cues:
     kw["labs"] = tuple((c, _rx(f"labs.{c}", pats)) for c, pats in (doc.get("labs") or {}).items() if pats)
     kw["joint_fluid_wbc_infection"] = float(doc.get("joint_fluid_wbc_infection", 50000))
     for k in ("persistent", "resolvable", "medication_concepts", "handled_elsewhere", "arthroplasty_concepts",
-              "imaging_concepts"):
+              "imaging_concepts", "range_labs"):
         kw[k] = frozenset(doc.get(k) or [])
     return Cues(version=str(doc.get("version", "0")), **kw)

@@ -104,6 +104,7 @@ STOPPED_AFTER = re.compile(rf"(?:(?!\b(?:since|after|because|when|and|but|while|
                            rf"(?:,\s*)?\b(?:was |were |has been |had been |now )?{_STOP}\b", re.I)
 # How a medicine is taken, the words right after its name up to the clause's end ("7.5 mg daily", "dose pack,
 # 6-day taper"): the note's dosage text, as Dosage.text is in FHIR (a short course is not long-term use)
+INTOLERANCE = re.compile(r"\bintoleran(?:ce|t)\b", re.I)
 NO_REACTION = re.compile(r"\b(?:no|not|without|denies|denied|nor)\b[^.;,]*(?:,\s*(?:or|nor)\b[^.;,]*)*", re.I)
 DOSAGE_TAIL = re.compile(r"((?:(?!\b(?:and|but|also|plus|with)\b)(?:[^.;,+\n]|\.(?=\d))){0,40})", re.I)
 STOPPED_BEFORE = re.compile(rf"\b{_STOP}\s+(?:(?:the|her|his|their)\s+)?$", re.I)
@@ -120,7 +121,8 @@ VALUE_AFTER = re.compile(rf"^[\s:=]*(?:(?:of|was|were|is|are|at|=|:|-|now|today|
                          # when it was taken, between the name and the value: "INR this morning 1.6", "A1c last week 9.2"
                          rf"this (?:morning|am|afternoon|evening)|yesterday|last (?:week|night)|earlier(?: today)?|"
                          rf"on (?:arrival|admission)|at triage|checked|drawn|measured|rechecked|repeat|"
-                         rf"in the(?: high| low| mid)?)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
+                         rf"in the(?: high| low| mid)?|"
+                         rf"(?:at )?home|ranging(?: from)?|between|averaging|mostly)\s*){{0,3}}[<>~≈]?\s*{NUM}(?:'?s\b)?"
                          r"\s*(%|mmol/mol|mg/dl|mg/dL|mmol/l|mmol/L|mg/l|mg/L|mm/hr?|mm/h|x ?10\^?9/l|x ?10\^?9/L|10\^9/L|"
                          r"x ?10\^?3/ul|K/uL|k/ul|/ul|/uL|/mm3|°\s?C|°\s?F|deg ?C|deg ?F|C\b|F\b|ratio|kgs?\b|lbs?\b)?", re.I)
 # a later value of the same test, with its own unit and date ("HbA1c 7.1% in 2024, 10.2% last month"): only dates,
@@ -134,6 +136,11 @@ VALUE_AGAIN = re.compile(rf"(?P<gap>(?:[\s,;]*{_DATEISH})*?[\s,;>→(]+)(?<![\d.
 # the same for a unitless result such as an INR ("INR 2.4 last week, 3.6 today", "INR 4.1 on 6/1, repeat 2.6 on 6/8")
 VALUE_AGAIN_BARE = re.compile(rf"(?P<gap>(?:[\s,;]*(?:{_DATEISH}|repeat|recheck(?:ed)?|rpt))*?[\s,;>→(]+)(?<![\d.,/]){NUM}"
                               r"(?=\s*(?:$|[,;.)]|\s(?:(?:in|on|last|this|now|today|yesterday|at|from)\b|\d|\()))", re.I)
+# the upper end of a range of readings right after the first ("250-350", "14 to 19 mmol/L", "250s-300s"); not a
+# duration ("7.2 - 3 days ago") nor a date ("250 - 6/1")
+RANGE_AFTER = re.compile(rf"\s*(?:-|–|—|to)\s*{NUM}(?:'?s\b)?"
+                         r"(?!\s*(?:days?|d\b|weeks?|wks?|months?|years?|yrs?|hours?|hrs?|h\b|/|\.\d))"
+                         r"\s*(?P<unit>mg/dl|mmol/l)?(?![\w/])", re.I)
 VALUE_LIST = re.compile(rf"(?P<values>(?:\s*(?:,|and|or|then|to)\s*{NUM}){{1,5}})\s*"
                         rf"(?P<unit>mmol/l|mg/dl|mg/l|mm/hr?|%)(?![\w/])", re.I)
 BARE_TEMP = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d)?)\s?(°\s?[CF]|deg ?[CF]|[CF])\b")
@@ -305,7 +312,8 @@ class NoteExtractor:
         self._steroid_group = ScreenGroup(self._steroid_screens)
         # a cheap keyword screen for sentences that may state a lab or a temperature (the exact lab patterns
         # from notes.yaml run only on those)
-        lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|platelet|"
+        lab_names = (r"inr|a1c|glucose|sugar|weigh|\bwt\b|\bc?bgl?s?\b|\bbsls?\b|crp|reactive|esr|\bsed|wbc|wcc|white|leuko|"
+                     r"platelet|"
                      r"plt|temp|tmax|fingerstick|glycated|\bt \d|\d ?°|\d ?[cf]\b")
         steroid_names = "|".join(f"(?:{p.pattern})" for d in self.steroids for p in d.text)
         prefilters = {name: re.compile(pat.pattern) for name in PREFILTER if (pat := self.cues.joined.get(name)) is not None}
@@ -651,8 +659,13 @@ class NoteExtractor:
                     value = _num(v.group(1))
                     if value is None:
                         continue
-                    raw, end, more = v.group(2) or "", m.end() + v.end(), []
-                    listed = VALUE_LIST.match(text, end) if not raw else None
+                    raw, end, more, label = v.group(2) or "", m.end() + v.end(), [], m.group(0)
+                    rng = RANGE_AFTER.match(text, end) if not raw and concept in self.cues.range_labs else None
+                    hi = _num(rng.group(1)) if rng else None
+                    if rng and hi is not None and hi > value:  # a range of readings: its upper end (see notes.yaml)
+                        label = f"{m.group(0)} {v.group(1)}-{rng.group(1)} (upper end of the range)"
+                        value, raw, end = hi, rng.group("unit") or "", rng.end()
+                    listed = VALUE_LIST.match(text, end) if not raw and not rng else None
                     if listed:  # a list of values shares the unit after its last one: each is a result
                         raw, end = listed.group("unit"), listed.end()
                         more = [x for x in (_num(n) for n in re.findall(NUM, listed.group("values"))) if x is not None]
@@ -660,7 +673,7 @@ class NoteExtractor:
                     if unit is None:
                         continue
                     for x in (value, *more):
-                        out.append((concept, m.group(0), x, unit, m.start()))
+                        out.append((concept, label, x, unit, m.start()))
                     bare = not raw and not more and self.kb.terminology.concepts[concept].unit.startswith("{")  # {INR}
                     while (raw or bare) and not more:
                         again = (VALUE_AGAIN if raw else VALUE_AGAIN_BARE).match(text, end)
@@ -962,6 +975,15 @@ class NoteExtractor:
             m2 = re.search(r"allerg(?:y|ic|ies) (?:to )?([a-z][\w-]+)", text, re.I)
             if m2:
                 agents.append(m2.group(1))
+        side = self.kb.terminology.concepts.get("side-effect-reaction")
+        if side is not None and len({a.split(" (")[0].lower() for a in agents}) == 1:
+            # one agent named: the side effects the sentence states are its reaction ("Kenalog intolerance -
+            # nausea, insomnia"); with several agents the sentence cannot say whose they are, so none are
+            words = {w.strip() for w in reaction.split(",") if w.strip()}
+            words |= {m.group(0).lower() for p in side.text for m in p.finditer(said)}
+            reaction = ", ".join(sorted(words))
+        # "intolerance" without "allergy": its recorder's own word for a non-immune reaction (FHIR type)
+        kind = "intolerance" if INTOLERANCE.search(text) and "allerg" not in low else None
         seen: set[str] = set()
         for a in agents:
             if a.lower() in seen:
@@ -970,7 +992,7 @@ class NoteExtractor:
             ref = st.ref("a")
             st.rec.allergies.append(Allergy(ref=ref, code=Coded((), a), clinical_status="active",
                                             verification="confirmed", recorded=self._day(st.note.when),
-                                            reaction=reaction))
+                                            reaction=reaction, kind=kind))
             self._keep(st, ref, prov)
 
     def _allergy_asserted(self, text: str) -> bool:
@@ -1357,7 +1379,8 @@ def _instruments() -> tuple[tuple[str, re.Pattern[str], float, float, float | No
     """(label, before -> after pattern, worst, best, MCID) of each instrument outcome_measures.yaml names."""
     text = resources.files("injectwise.knowledge").joinpath("data/outcome_measures.yaml").read_text("utf-8")
     out = []
-    num = r"(?P<{}>\d{{1,3}}(?:\.\d+)?)(?:\s*%|\s*(?:/|out of)\s*\d{{2,3}})?"
+    # a score and the scale it states ("48/96", "40%", "14 out of 20"): a stated scale must be the instrument's
+    num = r"(?P<{0}>\d{{1,3}}(?:\.\d+)?)(?:\s*(?P<{0}p>%)|\s*(?:/|out of)\s*(?P<{0}d>\d{{2,3}}))?"
     for key, m in (yaml.safe_load(text) or {}).items():
         if not isinstance(m, dict) or not m.get("names") or not m.get("scale"):
             continue
@@ -1399,6 +1422,11 @@ def outcome_measure_mark(text: str) -> str:
         x, y = float(m.group("x")), float(m.group("y"))
         lo, hi = min(worst, best), max(worst, best)
         if not (lo <= x <= hi and lo <= y <= hi) or (x == worst and y == worst):
+            continue
+        # "WOMAC 48/96" is the 0-96 total, "WOMAC 48/100" or "48%" the normalised one: another scale is another reading
+        stated = {100.0 if m.group(f"{g}p") else float(m.group(f"{g}d")) for g in ("x", "y")
+                  if m.group(f"{g}p") or m.group(f"{g}d")}
+        if stated - {hi}:
             continue
         span = abs(best - worst)
         gain = (y - x) if best > worst else (x - y)  # towards the better end
