@@ -22,6 +22,13 @@ def test_an_injection_leaves_the_year_the_day_after_its_anniversary(day: date) -
     assert year_before(first_out - timedelta(days=1)) <= day  # counted up to the day before
 
 
+def test_the_day_before_a_leap_day_counts_through_the_leap_day() -> None:
+    """28 Feb 2023 is inside "12 months" as of 29 Feb 2024 (that day's year-ago start is 28 Feb 2023)."""
+    assert out_of_year(date(2023, 2, 28)) == date(2024, 3, 1)
+    assert out_of_year(date(2024, 2, 29)) == date(2025, 3, 1)
+    assert out_of_year(date(2025, 3, 10)) == date(2026, 3, 11)
+
+
 def test_a_time_with_an_offset_keeps_its_local_calendar_day() -> None:
     """An evening injection in New York is on the day its clinic wrote, not the next UTC day."""
     assert parse_fhir_datetime("2026-03-10T19:30:00-05:00") == datetime(2026, 3, 10, 19, 30)

@@ -13,7 +13,7 @@ import orjson
 
 from injectwise.adapters.fhir import read_bundle
 from injectwise.adapters.web.measures import observations
-from injectwise.core.dates import period_start, years_from
+from injectwise.core.dates import period_start, year_before, years_from
 from injectwise.core.errors import InputError, NotApplicable
 from injectwise.core.record import PatientRecord
 from injectwise.engine.clinical import ClinicalView, Injection
@@ -113,8 +113,12 @@ def timeline(view: ClinicalView) -> list[TimelineEntry]:
 
 
 def out_of_year(day: date) -> date:
-    """First day on which an injection given on `day` no longer counts in the rolling 12 months."""
-    return years_from(day, 1) + timedelta(days=1)
+    """First day on which an injection given on `day` no longer counts in the rolling 12 months: the first day
+    whose year-ago start lies after it (28 February counts until 29 February of a leap year, both included)."""
+    out = years_from(day, 1) + timedelta(days=1)
+    while year_before(out) <= day:
+        out += timedelta(days=1)
+    return out
 
 
 def _year(injs: list[Injection], as_of: date) -> list[Injection]:
